@@ -1,0 +1,1 @@
+"""rollbot: roll Kubernetes workloads back from Slack or a terminal."""

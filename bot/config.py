@@ -1,0 +1,74 @@
+"""rollbot's configuration: one YAML file, validated at start with clear errors.
+
+With no file at all rollbot still works for any Deployment in any namespace its
+credentials reach; the file narrows that down and enriches it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import InvalidInput, NamespaceNotAllowed
+from bot.names import check_namespace
+
+
+class ConfigError(InvalidInput):
+    code = "config_error"
+
+
+class RollbotConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Namespaces rollbot may touch; empty means every namespace it can reach.
+    namespaces: list[str] = Field(default_factory=list)
+    #: How long a rollout may take before rollbot calls it failed.
+    rollout_timeout_seconds: float = Field(default=300, gt=0)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _valid_namespaces(cls, value: list[str]) -> list[str]:
+        for namespace in value:
+            try:
+                check_namespace(namespace)
+            except InvalidInput as err:
+                raise ValueError(str(err)) from err
+        return value
+
+    def check_namespace_allowed(self, namespace: str) -> None:
+        check_namespace(namespace)
+        if self.namespaces and namespace not in self.namespaces:
+            raise NamespaceNotAllowed(namespace, list(self.namespaces))
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"  {where}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> RollbotConfig:
+    """The config at `path`, or `$ROLLBOT_CONFIG`, or the defaults when neither is set."""
+    chosen = path if path is not None else os.environ.get("ROLLBOT_CONFIG")
+    if not chosen:
+        return RollbotConfig()
+    file = Path(chosen)
+    try:
+        text = file.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {file}: {err.strerror or err}") from err
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {file} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {file} must hold a mapping at the top level")
+    try:
+        return RollbotConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"config file {file} is invalid:\n{_describe(err)}") from err

@@ -1,0 +1,213 @@
+"""Kubernetes access through the official client, always as raw JSON dicts.
+
+The client's model classes drop fields they do not know, and a template written
+back through them can lose parts of itself; so every read here asks for the raw
+response (`_preload_content=False`) and every object crosses this boundary as a
+plain dict. API failures are translated into rollbot's typed errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+from bot.errors import (
+    ApiUnavailable,
+    Conflict,
+    DeploymentNotFound,
+    Forbidden,
+    InvalidInput,
+    PermanentError,
+    RollbotError,
+    WatchExpired,
+)
+
+Body = dict[str, Any]
+T = TypeVar("T")
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An ApiClient from a kubeconfig file, or from the pod's service account."""
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    try:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    except (config.ConfigException, OSError) as err:
+        raise ApiUnavailable(f"no usable kubeconfig ({err})") from err
+    return client.ApiClient(configuration=cfg)
+
+
+def _message_of(err: ApiException) -> str:
+    try:
+        body = json.loads(err.body or "{}")
+        return str(body.get("message") or err.reason)
+    except (ValueError, TypeError):
+        return str(err.reason)
+
+
+def translate(
+    err: Exception, *, kind: str = "", namespace: str = "", name: str = ""
+) -> RollbotError:
+    """The rollbot error a failed API call stands for."""
+    if isinstance(err, ApiException):
+        message = _message_of(err)
+        if err.status == 404 and kind == "deployment":
+            return DeploymentNotFound(namespace, name)
+        if err.status in (401, 403):
+            return Forbidden(message)
+        if err.status == 409:
+            return Conflict(message)
+        if err.status == 422 and "test operation" in message.lower():
+            # A JSON patch whose resourceVersion "test" failed: someone else wrote first.
+            return Conflict(message)
+        if err.status == 410:
+            return WatchExpired(message)
+        if err.status in (400, 404, 422):
+            return PermanentError(f"Kubernetes rejected the request: {message}")
+        return ApiUnavailable(f"HTTP {err.status}: {message}")
+    if isinstance(err, (urllib3.exceptions.HTTPError, OSError)):
+        return ApiUnavailable(str(err))
+    raise err
+
+
+def _call(
+    fn: Callable[..., Any],
+    *args: Any,
+    kind: str = "",
+    namespace: str = "",
+    name: str = "",
+    **kwargs: Any,
+) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+        raise translate(err, kind=kind, namespace=namespace, name=name) from err
+
+
+def _raw(response: Any) -> Body:
+    data = json.loads(response.data)
+    if not isinstance(data, dict):
+        raise ApiUnavailable("unexpected response body from the API")
+    return data
+
+
+class Kube:
+    """The Kubernetes calls rollbot makes, with raw bodies and typed errors."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.apps = client.AppsV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+        return cls(load_api_client(kubeconfig, context))
+
+    # -- Deployments ---------------------------------------------------------
+
+    def get_deployment(self, namespace: str, name: str) -> Body:
+        response = _call(
+            self.apps.read_namespaced_deployment,
+            name,
+            namespace,
+            _preload_content=False,
+            kind="deployment",
+            namespace=namespace,
+            name=name,
+        )
+        return _raw(response)
+
+    def list_deployments(self, namespace: str, label_selector: str = "") -> list[Body]:
+        response = _call(
+            self.apps.list_namespaced_deployment,
+            namespace,
+            label_selector=label_selector,
+            _preload_content=False,
+        )
+        items: list[Body] = _raw(response).get("items", [])
+        return items
+
+    def list_replica_sets(self, namespace: str, label_selector: str) -> list[Body]:
+        response = _call(
+            self.apps.list_namespaced_replica_set,
+            namespace,
+            label_selector=label_selector,
+            _preload_content=False,
+        )
+        items: list[Body] = _raw(response).get("items", [])
+        return items
+
+    def json_patch_deployment(self, namespace: str, name: str, ops: list[Body]) -> Body:
+        """Apply a JSON patch (a list body is sent as application/json-patch+json)."""
+        response = _call(
+            self.apps.patch_namespaced_deployment,
+            name,
+            namespace,
+            ops,
+            _preload_content=False,
+            kind="deployment",
+            namespace=namespace,
+            name=name,
+        )
+        return _raw(response)
+
+    def watch_deployment(
+        self, namespace: str, name: str, resource_version: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, Body]]:
+        """(event type, raw Deployment) for each change after `resource_version`."""
+        w = watch.Watch()
+        try:
+            stream = w.stream(
+                self.apps.list_namespaced_deployment,
+                namespace,
+                field_selector=f"metadata.name={name}",
+                resource_version=resource_version,
+                timeout_seconds=max(1, timeout_seconds),
+                allow_watch_bookmarks=False,
+            )
+            for event in stream:
+                yield str(event["type"]), dict(event["raw_object"])
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+            raise translate(err, kind="deployment", namespace=namespace, name=name) from err
+        finally:
+            w.stop()
+
+    # -- Pods ----------------------------------------------------------------
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
+        response = _call(
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=label_selector,
+            _preload_content=False,
+        )
+        items: list[Body] = _raw(response).get("items", [])
+        return items
+
+
+def selector_string(selector: Body) -> str:
+    """A label selector (matchLabels + matchExpressions) as the API's query string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            raise InvalidInput(f"unsupported selector operator {op!r}")
+    return ",".join(parts)

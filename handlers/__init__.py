@@ -1,0 +1,1 @@
+"""The Slack surface of rollbot: thin listeners over the domain in `bot`."""
