@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import InvalidInput, NamespaceNotAllowed
 from bot.names import check_namespace
@@ -20,23 +21,23 @@ class ConfigError(InvalidInput):
     code = "config_error"
 
 
+def _namespace_name(value: str) -> str:
+    try:
+        return check_namespace(value)
+    except InvalidInput as err:
+        raise ValueError(str(err)) from err
+
+
+NamespaceName = Annotated[str, AfterValidator(_namespace_name)]
+
+
 class RollbotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Namespaces rollbot may touch; empty means every namespace it can reach.
-    namespaces: list[str] = Field(default_factory=list)
+    namespaces: list[NamespaceName] = Field(default_factory=list)
     #: How long a rollout may take before rollbot calls it failed.
     rollout_timeout_seconds: float = Field(default=300, gt=0)
-
-    @field_validator("namespaces")
-    @classmethod
-    def _valid_namespaces(cls, value: list[str]) -> list[str]:
-        for namespace in value:
-            try:
-                check_namespace(namespace)
-            except InvalidInput as err:
-                raise ValueError(str(err)) from err
-        return value
 
     def check_namespace_allowed(self, namespace: str) -> None:
         check_namespace(namespace)

@@ -67,9 +67,6 @@ def translate(
             return Forbidden(message)
         if err.status == 409:
             return Conflict(message)
-        if err.status == 422 and "test operation" in message.lower():
-            # A JSON patch whose resourceVersion "test" failed: someone else wrote first.
-            return Conflict(message)
         if err.status == 410:
             return WatchExpired(message)
         if err.status in (400, 404, 422):
@@ -148,17 +145,28 @@ class Kube:
         return items
 
     def json_patch_deployment(self, namespace: str, name: str, ops: list[Body]) -> Body:
-        """Apply a JSON patch (a list body is sent as application/json-patch+json)."""
-        response = _call(
-            self.apps.patch_namespaced_deployment,
-            name,
-            namespace,
-            ops,
-            _preload_content=False,
-            kind="deployment",
-            namespace=namespace,
-            name=name,
-        )
+        """Apply a JSON patch (a list body is sent as application/json-patch+json).
+
+        A failed `test` op comes back as a bare 422 "Invalid"; when the tested
+        resourceVersion is no longer current, that is reported as a Conflict.
+        """
+        try:
+            response = self.apps.patch_namespaced_deployment(
+                name, namespace, ops, _preload_content=False
+            )
+        except ApiException as err:
+            tested = [
+                op["value"]
+                for op in ops
+                if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion"
+            ]
+            if err.status == 422 and tested:
+                current = self.get_deployment(namespace, name)["metadata"]["resourceVersion"]
+                if current != tested[0]:
+                    raise Conflict(f"resourceVersion {tested[0]} is now {current}") from err
+            raise translate(err, kind="deployment", namespace=namespace, name=name) from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise translate(err) from err
         return _raw(response)
 
     def watch_deployment(

@@ -8,7 +8,7 @@ missed progress deadline, on deletion or on the caller's time-out.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -125,6 +125,71 @@ class DeploymentSource(Protocol):
     ) -> Iterator[tuple[str, Body]]: ...
 
 
+def made_progress(before: RolloutState, after: RolloutState) -> bool:
+    """The controller's own test of progress (DeploymentProgressing)."""
+    return (
+        after.updated > before.updated
+        or (after.replicas - after.updated) < (before.replicas - before.updated)
+        or after.ready > before.ready
+        or after.available > before.available
+    )
+
+
+class RolloutJudge:
+    """Judges each new Deployment object of one rollout and remembers what it saw.
+
+    Besides kubectl's rules it keeps its own progress deadline: after a rollback
+    to an *existing* ReplicaSet the controller may never report
+    ProgressDeadlineExceeded (its Progressing condition still says the previous
+    rollout succeeded, and it does not estimate progress from there), so a
+    target that crash-loops would otherwise be waited on until the time-out.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        stale_deadline: str | None,
+        progress_deadline: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.stale_deadline = stale_deadline
+        self.progress_deadline = progress_deadline
+        self.clock = clock
+        self.last: RolloutState | None = None
+        self.progress_at = clock()
+
+    def judge(self, deployment: Body) -> RolloutState | None:
+        """The new state if it changed; raises RolloutFailed when the rollout is lost."""
+        current = rollout_state(deployment, self.stale_deadline)
+        if current.phase is RolloutPhase.DEADLINE_EXCEEDED:
+            raise RolloutFailed(current.message)
+        previous, self.last = self.last, current
+        if previous is None or made_progress(previous, current):
+            self.progress_at = self.clock()
+        self.check_stalled()
+        return None if current == previous else current
+
+    def seconds_until_stalled(self) -> float | None:
+        if self.progress_deadline is None:
+            return None
+        return self.progress_at + self.progress_deadline - self.clock()
+
+    def check_stalled(self) -> None:
+        left = self.seconds_until_stalled()
+        if left is None or left > 0 or self.done:
+            return
+        waiting = f": {self.last.message}" if self.last else ""
+        raise RolloutFailed(
+            f'deployment "{self.name}" made no progress for {self.progress_deadline:g}s, '
+            f"its progress deadline{waiting}"
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.last is not None and self.last.phase is RolloutPhase.COMPLETE
+
+
 def watch_rollout(
     kube: DeploymentSource,
     namespace: str,
@@ -135,56 +200,48 @@ def watch_rollout(
 ) -> Iterator[RolloutState]:
     """Yield each distinct rollout state until the rollout completes.
 
-    Raises RolloutFailed on a missed progress deadline, RolloutTimedOut when
-    `timeout` seconds pass first, DeploymentNotFound if it is deleted meanwhile.
+    Raises RolloutFailed on a missed progress deadline (the controller's, or
+    rollbot's own when the controller will not report one), RolloutTimedOut
+    when `timeout` seconds pass first, DeploymentNotFound if it is deleted.
     """
     deadline = time.monotonic() + timeout
     deployment = start if start is not None else kube.get_deployment(namespace, name)
-    last: RolloutState | None = None
+    seconds = deployment.get("spec", {}).get("progressDeadlineSeconds")
+    judge = RolloutJudge(name, stale_deadline, float(seconds) if seconds else None)
 
-    def judge(obj: Body) -> RolloutState | None:
-        """The new state if it changed; raises when the rollout is over badly."""
-        nonlocal last
-        current = rollout_state(obj, stale_deadline)
-        if current.phase is RolloutPhase.DEADLINE_EXCEEDED:
-            raise RolloutFailed(current.message)
-        if current == last:
-            return None
-        last = current
-        return current
+    def observe(obj: Body) -> Iterator[RolloutState]:
+        changed = judge.judge(obj)
+        if changed is not None:
+            yield changed
 
-    first = judge(deployment)
-    if first is not None:
-        yield first
-    while last is None or last.phase is not RolloutPhase.COMPLETE:
+    yield from observe(deployment)
+    while not judge.done:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            last = f": {judge.last.message}" if judge.last else ""
             raise RolloutTimedOut(
-                f"timed out after {timeout:g}s waiting for deployment {name!r}"
-                + (f": {last.message}" if last else "")
+                f"timed out after {timeout:g}s waiting for deployment {name!r}{last}"
             )
+        stall = judge.seconds_until_stalled()
+        wait = remaining if stall is None else max(0.0, min(remaining, stall))
         rv = str(deployment["metadata"].get("resourceVersion", ""))
         try:
             for event_type, obj in kube.watch_deployment(
-                namespace, name, rv, timeout_seconds=int(remaining) + 1
+                namespace, name, rv, timeout_seconds=int(wait) + 1
             ):
                 if event_type == "DELETED":
                     raise DeploymentNotFound(namespace, name)
                 if event_type not in ("ADDED", "MODIFIED"):
                     continue
                 deployment = obj
-                changed = judge(obj)
-                if changed is not None:
-                    yield changed
-                    if changed.phase is RolloutPhase.COMPLETE:
-                        return
-                if time.monotonic() >= deadline:
+                yield from observe(obj)
+                if judge.done or time.monotonic() >= deadline:
                     break
         except WatchExpired:
             pass
-        # The watch closed (server time-out or an expired resourceVersion):
+        if judge.done:
+            return
+        # The watch closed (its time-out, or an expired resourceVersion):
         # read afresh and go on watching from there.
         deployment = kube.get_deployment(namespace, name)
-        changed = judge(deployment)
-        if changed is not None:
-            yield changed
+        yield from observe(deployment)

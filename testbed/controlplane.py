@@ -247,10 +247,12 @@ class ControlPlane:
         )
 
     def _write_kubeconfig(self, path: Path, token: str, user: str) -> None:
+        assert self.workdir is not None
+        # The apiserver's self-signed certificate (written to --cert-dir) is its own CA.
         path.write_text(
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- name: rollbot-testbed\n  cluster:\n    server: {self.server}\n"
-            "    insecure-skip-tls-verify: true\n"
+            f"    certificate-authority: {self.workdir / 'certs' / 'apiserver.crt'}\n"
             f"users:\n- name: {user}\n  user:\n    token: {token}\n"
             f"contexts:\n- name: {user}@rollbot-testbed\n  context:\n"
             f"    cluster: rollbot-testbed\n    user: {user}\n    namespace: default\n"

@@ -1,0 +1,116 @@
+"""rollbot's rollback against `kubectl rollout undo` + `kubectl rollout status`.
+
+On one local control plane, each round creates twin Deployments (same
+revisions, replicas, strategy) in two namespaces, rolls one back with rollbot
+and the other with kubectl, both until the rollout is complete, and times the
+two. The order alternates between rounds so neither always goes first. The
+figure is the ratio rollbot / kubectl (below 1 means rollbot is faster).
+
+    python bench/rollback_vs_kubectl.py [--rounds 8] [--replicas 3]
+
+Two rollbot figures are printed: the engine called in-process (as the Slack
+worker calls it) and the `rollbot rollback --yes` command in a new process (as a
+CI job runs it, paying Python's start-up like kubectl pays its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kubernetes import config as kconfig  # noqa: E402
+
+from bot.config import RollbotConfig  # noqa: E402
+from bot.engine import rollback  # noqa: E402
+from bot.kube import Kube  # noqa: E402
+from testbed.controlplane import ControlPlane  # noqa: E402
+from testbed.sample_app import SampleApp  # noqa: E402
+
+
+def prepare(api_client: object, namespace: str, replicas: int) -> SampleApp:
+    app = SampleApp(api_client, namespace, "web")  # type: ignore[arg-type]
+    app.ensure_namespace()
+    for number, image in enumerate(["app:v1", "app:v2"], start=1):
+        app.deploy(image, f"revision {number}", replicas=replicas)
+        app.wait("complete")
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--replicas", type=int, default=3)
+    args = parser.parse_args()
+
+    with ControlPlane() as plane:
+        kubectl = str(plane.bin_dir / "kubectl") if plane.bin_dir else "kubectl"
+        env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "ROLLBOT_ACTOR": "bench"}
+        api_client = kconfig.new_client_from_config(str(plane.kubeconfig))
+        kube = Kube(api_client)
+
+        def run_kubectl(ns: str) -> float:
+            start = time.perf_counter()
+            subprocess.run(
+                [kubectl, "rollout", "undo", "deployment/web", "-n", ns],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            subprocess.run(
+                [kubectl, "rollout", "status", "deployment/web", "-n", ns, "--timeout=120s"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            return time.perf_counter() - start
+
+        def run_engine(ns: str) -> float:
+            start = time.perf_counter()
+            rollback(kube, RollbotConfig(), ns, "web", actor="bench", timeout=120)
+            return time.perf_counter() - start
+
+        def run_cli(ns: str) -> float:
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "bot", "rollback", "web", "-n", ns, "--yes"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            return time.perf_counter() - start
+
+        runners = {"kubectl": run_kubectl, "rollbot engine": run_engine, "rollbot CLI": run_cli}
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        print(
+            f"{args.rounds} rounds, {args.replicas} replicas, control plane {plane.server}",
+            flush=True,
+        )
+        for round_no in range(args.rounds):
+            order = list(runners)
+            if round_no % 2:
+                order.reverse()
+            apps = {
+                name: prepare(api_client, f"bench-{round_no}-{i}", args.replicas)
+                for i, name in enumerate(order)
+            }
+            for name in order:
+                times[name].append(runners[name](apps[name].namespace))
+            line = "  ".join(f"{n}={times[n][-1]:.2f}s" for n in runners)
+            print(f"round {round_no + 1}: {line}", flush=True)
+
+        base = statistics.median(times["kubectl"])
+        print("\nmedian seconds (ratio against kubectl rollout undo + rollout status):")
+        for name, values in times.items():
+            median = statistics.median(values)
+            print(f"  {name:15} {median:6.2f}s   ratio {median / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Fixtures over the real control plane: one per test session, a namespace per test."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from bot.kube import Kube
+from testbed.binaries import BuildError
+from testbed.controlplane import ControlPlane, ControlPlaneError
+from tests.conftest import unavailable
+from tests.integration.workloads import Workloads
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    plane = ControlPlane()
+    try:
+        plane.start()
+    except (ControlPlaneError, BuildError, OSError) as err:
+        unavailable(f"the Kubernetes control plane could not start: {err}")
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Kube:
+    return Kube.from_kubeconfig(str(control_plane.kubeconfig))
+
+
+def _new_namespace(kube: Kube, hint: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40].strip("-")
+    name = f"{base}-{secrets.token_hex(3)}"
+    kube.core.create_namespace({"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = _new_namespace(kube, request.node.name.removeprefix("test_"))
+    yield name
+    kube.core.delete_namespace(name)
+
+
+@pytest.fixture
+def other_namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = _new_namespace(kube, "twin-" + request.node.name.removeprefix("test_"))
+    yield name
+    kube.core.delete_namespace(name)
+
+
+@pytest.fixture
+def workloads(kube: Kube, namespace: str) -> Workloads:
+    return Workloads(kube.api_client, namespace)
+
+
+@pytest.fixture
+def api_client(kube: Kube) -> client.ApiClient:
+    return kube.api_client

@@ -1,0 +1,147 @@
+"""`rollbot` as a CI job runs it: a real process, real exit codes, a real cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+
+def rollbot(
+    control_plane, *args: str, kubeconfig: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig or str(control_plane.kubeconfig),
+        "ROLLBOT_ACTOR": "ci-job",
+    }
+    env.pop("ROLLBOT_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=120,
+    )
+
+
+def test_rollback_with_yes_exits_zero_once_healthy(control_plane, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    result = rollbot(
+        control_plane,
+        "rollback",
+        "web",
+        "-n",
+        workloads.namespace,
+        "--yes",
+        "--reason",
+        "smoke tests failed",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rolled back to app:v1 and healthy" in result.stdout
+    assert "successfully rolled out" in result.stdout  # CI logs get one line per state
+    dep = workloads.get("web")
+    assert dep["status"]["availableReplicas"] == 2
+    assert dep["metadata"]["annotations"]["kubernetes.io/change-cause"] == (
+        "rollbot: rolled back by ci-job from revision 2 to 1: smoke tests failed"
+    )
+
+
+def test_dry_run_shows_the_diff_and_changes_nothing(control_plane, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    generation = workloads.get("web")["metadata"]["generation"]
+    result = rollbot(control_plane, "rollback", "web", "-n", workloads.namespace, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "container app: image: app:v2 → app:v1" in result.stdout
+    assert "dry run: nothing was changed" in result.stdout
+    assert workloads.get("web")["metadata"]["generation"] == generation
+
+
+def test_without_a_terminal_and_without_yes_it_refuses_and_changes_nothing(
+    control_plane, workloads
+):
+    workloads.create("web", ["app:v1", "app:v2"])
+    result = rollbot(control_plane, "rollback", "web", "-n", workloads.namespace, stdin="y\n")
+    assert result.returncode == 2
+    assert "pass --yes" in result.stderr
+    assert workloads.images_of("web") == ["app:v2"]
+
+
+def test_a_rollout_that_fails_exits_one(control_plane, workloads):
+    workloads.create("web", ["app:v1-broken", "app:v2"], progress_deadline=4)
+    result = rollbot(
+        control_plane, "rollback", "web", "-n", workloads.namespace, "--yes", "--timeout", "60s"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "exceeded its progress deadline" in result.stderr
+
+
+def test_a_rollout_slower_than_the_timeout_exits_one(control_plane, workloads):
+    workloads.create("web", ["app:v1-broken", "app:v2"])
+    result = rollbot(
+        control_plane, "rollback", "web", "-n", workloads.namespace, "--yes", "--timeout", "2s"
+    )
+    assert result.returncode == 1
+    assert "timed out after 2s" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rollback", "web", "--to-revision", "7"], "unable to find specified revision 7"),
+        (["rollback", "ghost"], "deployment 'ghost' not found"),
+        (["rollback", "Web_App"], "not a valid deployment name"),
+        (["rollback", "web", "--timeout", "soon"], "is not a duration"),
+        (["rollback", "web", "--to-revision", "-1"], "--to-revision must be 0"),
+        (["rollback", "web", "--to-revision", "two"], "invalid int value"),
+        (["rollback"], "the following arguments are required: deployment"),
+    ],
+)
+def test_bad_input_exits_two_with_a_clear_message(control_plane, workloads, args, message):
+    workloads.create("web", ["app:v1", "app:v2"])
+    result = rollbot(control_plane, *args, "-n", workloads.namespace)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert workloads.images_of("web") == ["app:v2"]
+
+
+def test_already_at_target_is_a_success_that_changes_nothing(control_plane, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    result = rollbot(
+        control_plane, "rollback", "web", "-n", workloads.namespace, "--to-revision", "2", "--yes"
+    )
+    assert result.returncode == 0
+    assert "already matches revision 2" in result.stdout
+
+
+def test_history_lists_revisions_with_change_causes_and_images(control_plane, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    result = rollbot(control_plane, "history", "web", "-n", workloads.namespace, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert '"change_cause": "revision 2: app:v2"' in result.stdout
+    assert '"images": [\n      "app=app:v1"' in result.stdout
+
+
+def test_status_reports_a_missed_deadline_with_exit_one(control_plane, workloads):
+    workloads.create("web", ["app:v1", "app:v2-broken"], progress_deadline=3, wait=False)
+    workloads.wait_deadline_exceeded("web")
+    result = rollbot(control_plane, "status", "web", "-n", workloads.namespace, "--no-watch")
+    assert result.returncode == 1
+    assert 'deployment "web" exceeded its progress deadline' in result.stdout
+
+
+def test_an_unreachable_api_exits_three(control_plane, tmp_path, workloads):
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        control_plane.kubeconfig.read_text().replace(control_plane.server, "https://127.0.0.1:1")
+    )
+    result = rollbot(
+        control_plane, "rollback", "web", "-n", workloads.namespace, "--yes", kubeconfig=str(config)
+    )
+    assert result.returncode == 3
+    assert "Kubernetes API is unavailable" in result.stderr

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.durations import parse_duration
+from bot.errors import InvalidInput
+from bot.names import check_namespace, check_object_name
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5m", 90)]
+)
+def test_durations_read_as_people_write_them(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5 minutes", "m5", "-5m", "0s", "5mx"])
+def test_a_bad_duration_says_how_to_write_one(text):
+    with pytest.raises(InvalidInput):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("name", ["Web", "web_app", "-web", "web-", "a" * 254, "we b", ""])
+def test_names_that_are_not_dns_1123_are_refused_before_any_api_call(name):
+    with pytest.raises(InvalidInput, match="DNS-1123"):
+        check_object_name(name)
+
+
+def test_namespaces_are_labels_so_dots_are_refused():
+    assert check_namespace("prod-eu") == "prod-eu"
+    with pytest.raises(InvalidInput, match="namespace"):
+        check_namespace("prod.eu")
