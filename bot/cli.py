@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _images(revision: Revision | None) -> str:
     if revision is None:
         return "?"
-    return ", ".join(image.split("=", 1)[1] for image in revision.images)
+    # The registry path is noise in a table: "ghcr.io/acme/web:1.5" reads as "web:1.5".
+    return ", ".join(image.split("=", 1)[1].rsplit("/", 1)[-1] for image in revision.images)
 
 
 def history_table(name: str, history: list[Revision]) -> Table:

@@ -9,6 +9,7 @@ of which crash-loops and misses its progress deadline, and then runs
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -60,7 +61,7 @@ def main() -> int:
             app.wait("deadline" if broken else "complete")
 
         def rollbot(*args: str) -> int:
-            console.print(f"\n[bold]$ rollbot {' '.join(args)}[/]")
+            console.print(f"\n[bold]$ rollbot {shlex.join(args)}[/]", markup=True)
             return subprocess.call([sys.executable, "-m", "bot", *args], env=env)
 
         console.print(Rule("The release is broken: what does rollbot see?"))
