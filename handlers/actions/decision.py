@@ -1,0 +1,94 @@
+"""Approve / Cancel on a confirmation: policy checked again at the click, the
+state change made once (a double click or a retry finds it made), then ack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.errors import RollbotError
+from bot.policy import check_may_approve
+from bot.records import RollbackRecord, RollbackState
+from bot.store import Job
+from handlers.blocks import as_dicts, outcome_blocks
+from handlers.ids import ActionId
+from handlers.services import Services
+
+S = RollbackState
+
+
+def _clicked(body: dict[str, Any]) -> tuple[str, str]:
+    action = body["actions"][0]
+    return str(action["value"]), str(body["user"]["id"])
+
+
+def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None:
+    """None when approved; otherwise the reason, for the clicker alone."""
+    record_id, user = _clicked(body)
+    store = services.store
+    try:
+        record = store.get(record_id)
+        if record.state is not S.AWAITING_APPROVAL:
+            return f"This rollback is already {record.state.value.replace('_', ' ')}."
+        if record.expired():
+            store.update(
+                record_id, lambda r: r.transition(S.EXPIRED, "confirmation expired before approval")
+            )
+            services.queue.enqueue(Job(kind="expire", record_id=record_id))
+            return "This confirmation has expired; run /rollback again."
+        check_may_approve(services.config, record, user)
+
+        def approve(current: RollbackRecord) -> RollbackRecord:
+            return current.transition(
+                S.APPROVED, f"approved by <@{user}>", actor=user, approved_by=user
+            )
+
+        store.update(record_id, approve)
+        services.queue.enqueue(Job(kind="execute", record_id=record_id))
+        return None
+    except RollbotError as err:
+        problem = str(err)
+        store.update(record_id, lambda r: r.note(f"click by <@{user}> refused: {problem}", user))
+        return problem
+
+
+def handle_cancel_click(services: Services, body: dict[str, Any]) -> RollbackRecord | str:
+    """The cancelled record, or why it could not be cancelled."""
+    record_id, user = _clicked(body)
+    try:
+        return services.store.update(
+            record_id, lambda r: r.transition(S.CANCELLED, f"cancelled by <@{user}>", actor=user)
+        )
+    except RollbotError as err:
+        return str(err)
+
+
+def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
+    client.chat_postEphemeral(
+        channel=body["channel"]["id"], user=body["user"]["id"], text=f":warning: {text}"
+    )
+
+
+def register(app: App, services: Services) -> None:
+    @app.action(ActionId.APPROVE.value)
+    def approve_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        problem = handle_approve_click(services, body)
+        if problem:
+            _tell(client, body, problem)
+
+    @app.action(ActionId.CANCEL.value)
+    def cancel_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        outcome = handle_cancel_click(services, body)
+        if isinstance(outcome, str):
+            _tell(client, body, outcome)
+            return
+        client.chat_update(
+            channel=outcome.channel,
+            ts=body["message"]["ts"],
+            text=f"Rollback of {outcome.workload}: cancelled",
+            blocks=as_dicts(outcome_blocks(outcome)),
+        )

@@ -1,0 +1,45 @@
+"""The app factory: a Bolt App with every listener registered, no module globals."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from handlers import actions, commands
+from handlers.services import Services
+
+log = logging.getLogger("rollbot.slack")
+
+
+def slack_client(token: str, base_url: str | None = None) -> WebClient:
+    """A WebClient that waits out Slack's 429s (Retry-After) a few times."""
+    kwargs: dict[str, Any] = {"token": token}
+    if base_url:
+        kwargs["base_url"] = base_url
+    client = WebClient(**kwargs)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    return client
+
+
+def create_app(
+    services: Services, *, token: str, signing_secret: str, base_url: str | None = None
+) -> App:
+    app = App(
+        client=slack_client(token, base_url),
+        signing_secret=signing_secret,
+        token_verification_enabled=False,
+    )
+    commands.register(app, services)
+    actions.register(app, services)
+
+    @app.error
+    def report_error(error: Exception, body: dict[str, Any]) -> None:
+        log.exception(
+            "listener failed on %s", body.get("type") or body.get("command"), exc_info=error
+        )
+
+    return app

@@ -1,0 +1,90 @@
+"""`/rollback …`: parse, authorize, record, enqueue, ack. Nothing slow here."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.commands import USAGE, Command, parse_command
+from bot.errors import RollbotError
+from bot.policy import check_may_request
+from bot.records import RollbackState, requested
+from bot.store import Job
+from handlers.services import Services
+
+
+def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
+    """The ephemeral answer to a `/rollback` command (its side effects done)."""
+    config, store = services.config, services.store
+    user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
+    try:
+        command = parse_command(str(body.get("text", "")), config.default_namespace)
+        if command.action == "help":
+            return f"```{USAGE}```"
+        if command.action == "status":
+            return _status(services, command)
+        if command.action == "cancel":
+            return _cancel(services, command, user)
+        if command.action == "history":
+            return (
+                "History is shown in the confirmation of a rollback for now; from a "
+                f"terminal: `rollbot history {command.workload} -n {command.namespace}`"
+            )
+        check_may_request(config, user)
+        config.check_namespace_allowed(command.namespace)
+        holder = store.lock_holder(f"{command.namespace}/{command.workload}")
+        if holder is not None:
+            running = store.get(holder)
+            return (
+                f"A rollback of {command.workload} is already in progress "
+                f"(`{holder}`, requested by <@{running.requested_by}>): see its thread."
+            )
+        record = store.create(
+            requested(
+                command.namespace,
+                command.workload,
+                user,
+                reason=command.reason,
+                revision=command.to_revision,
+                channel=channel,
+                dry_run=command.dry_run,
+                ttl=timedelta(seconds=config.confirmation_ttl_seconds),
+            )
+        )
+        services.queue.enqueue(Job(kind="assess", record_id=record.id))
+        return (
+            f"Assessing {command.namespace}/{command.workload} (`{record.id}`): "
+            "a confirmation will be posted here."
+        )
+    except RollbotError as err:
+        return f":warning: {err}"
+
+
+def _status(services: Services, command: Command) -> str:
+    if command.record_id:
+        records = [services.store.get(command.record_id)]
+    else:
+        records = services.store.recent(5)
+    if not records:
+        return "No rollbacks yet."
+    return "\n".join(
+        f"`{r.id}` {r.namespace}/{r.workload}: *{r.state.value.replace('_', ' ')}* — "
+        f"{r.timeline[-1].message if r.timeline else ''}"
+        for r in records
+    )
+
+
+def _cancel(services: Services, command: Command, user: str) -> str:
+    record = services.store.update(
+        command.record_id,
+        lambda r: r.transition(RollbackState.CANCELLED, f"cancelled by <@{user}>", actor=user),
+    )
+    return f"Cancelled `{record.id}`."
+
+
+def register(app: App, services: Services) -> None:
+    @app.command("/rollback")
+    def rollback_command(ack: Ack, body: dict[str, Any]) -> None:
+        ack(text=handle_rollback_command(services, body), response_type="ephemeral")

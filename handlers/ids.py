@@ -1,0 +1,17 @@
+"""Every action_id and block_id rollbot's messages use, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    APPROVE = "rollback_approve"
+    CANCEL = "rollback_cancel"
+
+
+class BlockId(StrEnum):
+    SUMMARY = "rollback_summary"
+    CHANGES = "rollback_changes"
+    DECISION = "rollback_decision"
+    OUTCOME = "rollback_outcome"

@@ -1,0 +1,96 @@
+"""The rollback's thread in Slack: the ProgressSink the worker reports to.
+
+Live rollout progress edits one status message at most about once a second
+(Slack rate-limits chat.update); milestones are replies of their own; the root
+message is updated with the outcome. 429s are retried after Retry-After by the
+client's retry handler.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.records import RollbackRecord
+from bot.rollout import RolloutPhase, RolloutState
+from handlers.blocks import as_dicts, confirmation_blocks, outcome_blocks
+
+MIN_EDIT_INTERVAL = 1.0
+
+
+class SlackThreadSink:
+    def __init__(self, client: WebClient, min_interval: float = MIN_EDIT_INTERVAL) -> None:
+        self.client = client
+        self.min_interval = min_interval
+        self._status: dict[str, tuple[str, float, str]] = {}  # record → (ts, at, text)
+        self._lock = threading.Lock()
+
+    def confirmation(self, record: RollbackRecord) -> str | None:
+        response = self.client.chat_postMessage(
+            channel=record.channel,
+            text=f"Roll back {record.workload}?",
+            blocks=as_dicts(confirmation_blocks(record)),
+        )
+        return str(response["ts"])
+
+    def milestone(self, record: RollbackRecord, text: str) -> None:
+        self.client.chat_postMessage(channel=record.channel, thread_ts=record.thread_ts, text=text)
+
+    def rollout(self, record: RollbackRecord, state: RolloutState) -> None:
+        text = (
+            f":arrows_counterclockwise: {state.message} "
+            f"({state.available}/{state.desired} available)"
+        )
+        with self._lock:
+            current = self._status.get(record.id)
+            if current is None:
+                response = self.client.chat_postMessage(
+                    channel=record.channel, thread_ts=record.thread_ts, text=text
+                )
+                self._status[record.id] = (str(response["ts"]), time.monotonic(), text)
+                return
+            ts, at, shown = current
+            final = state.phase is RolloutPhase.COMPLETE
+            if text == shown or (not final and time.monotonic() - at < self.min_interval):
+                return  # coalesced: the next edit (or the final one) shows it
+            self.client.chat_update(channel=record.channel, ts=ts, text=text)
+            self._status[record.id] = (ts, time.monotonic(), text)
+
+    def finished(self, record: RollbackRecord) -> None:
+        with self._lock:
+            self._status.pop(record.id, None)
+        if record.thread_ts:
+            self.client.chat_update(
+                channel=record.channel,
+                ts=record.thread_ts,
+                text=f"Rollback of {record.workload}: {record.state.value}",
+                blocks=as_dicts(outcome_blocks(record)),
+            )
+            self.client.chat_postMessage(
+                channel=record.channel,
+                thread_ts=record.thread_ts,
+                text=f"Rollback {record.id} {record.state.value.replace('_', ' ')}: "
+                f"{record.timeline[-1].message if record.timeline else ''}",
+            )
+        else:
+            self.client.chat_postMessage(
+                channel=record.channel,
+                text=f"Rollback {record.id}: {record.state.value}",
+                blocks=as_dicts(outcome_blocks(record)),
+            )
+
+    def refused(self, record: RollbackRecord, text: str) -> None:
+        try:
+            self.client.chat_postEphemeral(
+                channel=record.channel, user=record.requested_by, text=f":warning: {text}"
+            )
+        except SlackApiError:
+            # Ephemeral messages fail outside channels the bot is in; say it in the open.
+            self.client.chat_postMessage(channel=record.channel, text=f":warning: {text}")
+        if record.thread_ts:
+            self.client.chat_postMessage(
+                channel=record.channel, thread_ts=record.thread_ts, text=f":warning: {text}"
+            )

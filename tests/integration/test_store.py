@@ -1,0 +1,113 @@
+"""Records, locks, idempotency and the job queue on a real redis-server, and the
+embedded Redis that one process uses when REDIS_URL is unset."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from bot.records import RollbackState, requested
+from bot.store import Job, JobQueue, RecordNotFound, RollbackStore, StoreUnavailable, connect
+
+
+def test_a_record_round_trips_with_its_timeline(redis_client):
+    store = RollbackStore(redis_client)
+    record = store.create(requested("prod", "web", "U1", reason="5xx"))
+    assert store.get(record.id) == record
+    assert store.recent() == [record]
+    with pytest.raises(RecordNotFound, match="no rollback with id 'rb-nope'"):
+        store.get("rb-nope")
+
+
+def test_concurrent_updates_lose_nothing(redis_client):
+    store = RollbackStore(redis_client)
+    record = store.create(requested("prod", "web", "U1"))
+
+    def add_notes(who: str) -> None:
+        for i in range(20):
+            store.update(record.id, lambda r, i=i: r.note(f"{who} {i}"))
+
+    threads = [threading.Thread(target=add_notes, args=(w,)) for w in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = store.get(record.id)
+    assert len(final.timeline) == 41
+    assert final.version == 41
+
+
+def test_a_transition_is_made_once_even_when_two_clicks_race(redis_client):
+    store = RollbackStore(redis_client)
+    record = store.create(requested("prod", "web", "U1"))
+    store.update(record.id, lambda r: r.transition(RollbackState.ASSESSED, "ok"))
+    results: list[str] = []
+
+    def cancel(who: str) -> None:
+        try:
+            store.update(record.id, lambda r: r.transition(RollbackState.CANCELLED, who))
+            results.append("done")
+        except Exception as err:  # the loser's InvalidTransition
+            results.append(type(err).__name__)
+
+    threads = [threading.Thread(target=cancel, args=(w,)) for w in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["InvalidTransition", "done"]
+
+
+def test_the_workload_lock_has_one_holder_and_only_it_releases(redis_client):
+    store = RollbackStore(redis_client)
+    assert store.lock_workload("prod/web", "rb-1") is None
+    assert store.lock_workload("prod/web", "rb-1") is None  # re-entrant for its holder
+    assert store.lock_workload("prod/web", "rb-2") == "rb-1"
+    store.unlock_workload("prod/web", "rb-2")
+    assert store.lock_holder("prod/web") == "rb-1"
+    store.unlock_workload("prod/web", "rb-1")
+    assert store.lock_workload("prod/web", "rb-2") is None
+
+
+def test_an_idempotency_key_is_claimed_once(redis_client):
+    store = RollbackStore(redis_client)
+    assert store.claim_once("slack-retry:abc") is True
+    assert store.claim_once("slack-retry:abc") is False
+
+
+def test_a_dead_workers_jobs_go_back_to_the_queue(redis_client):
+    dead = JobQueue(redis_client, worker_id="dead", heartbeat_ttl=0.2)
+    dead.enqueue(Job(kind="execute", record_id="rb-1"))
+    taken = dead.take(1)
+    assert taken is not None and taken[0].record_id == "rb-1"
+    # The worker dies without acking; its heartbeat lapses.
+    alive = JobQueue(redis_client, worker_id="alive")
+    redis_client.delete("rollbot:worker:dead")
+    assert alive.recover_orphans() == 1
+    again = alive.take(1)
+    assert again is not None and again[0].record_id == "rb-1"
+    alive.ack(again[1])
+    assert alive.take(1) is None
+
+
+def test_a_job_for_later_waits_its_turn(redis_client):
+    queue = JobQueue(redis_client)
+    queue.enqueue(Job(kind="expire", record_id="rb-1", not_before=9e12))
+    assert queue.take(1) is None
+    assert redis_client.llen(JobQueue.QUEUE) == 1
+
+
+def test_embedded_redis_keeps_history_across_restarts(tmp_path):
+    first = connect(data_dir=tmp_path)
+    record = RollbackStore(first).create(requested("prod", "web", "U1"))
+    first.shutdown(save=True)
+    second = connect(data_dir=tmp_path)
+    assert RollbackStore(second).get(record.id).workload == "web"
+
+
+def test_redis_down_is_a_clear_temporary_error():
+    store = RollbackStore(redis.Redis(port=1, socket_connect_timeout=0.5))
+    with pytest.raises(StoreUnavailable, match="store \\(Redis\\) is unavailable"):
+        store.get("rb-1")

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.config import RollbotConfig
+from bot.policy import NotAllowed, check_may_approve, check_may_request
+from bot.records import InvalidTransition, RollbackState, requested
+
+S = RollbackState
+
+
+def test_a_rollback_walks_its_states_and_the_timeline_records_each_step():
+    record = requested("prod", "web", "U1", reason="5xx")
+    for state in (
+        S.ASSESSED,
+        S.AWAITING_APPROVAL,
+        S.APPROVED,
+        S.BACKING_UP,
+        S.ROLLING_BACK,
+        S.VERIFYING,
+        S.SUCCEEDED,
+    ):
+        record = record.transition(state, f"now {state}")
+    assert [e.state for e in record.timeline][0] is S.REQUESTED
+    assert len(record.timeline) == 8
+    assert record.state.terminal
+
+
+def test_impossible_steps_are_refused_with_the_current_state():
+    record = requested("prod", "web", "U1")
+    with pytest.raises(InvalidTransition, match="is requested; it cannot become approved"):
+        record.transition(S.APPROVED, "skip ahead")
+    done = record.transition(S.CANCELLED, "no")
+    with pytest.raises(InvalidTransition):
+        done.transition(S.ASSESSED, "again")
+
+
+def test_a_confirmation_expires_after_its_ttl():
+    record = requested("prod", "web", "U1", ttl=timedelta(minutes=5))
+    assert not record.expired()
+    assert record.expired(record.created_at + timedelta(minutes=5))
+
+
+def test_self_approval_is_refused_unless_policy_allows_it():
+    record = requested("prod", "web", "U1")
+    with pytest.raises(NotAllowed, match="someone else to approve"):
+        check_may_approve(RollbotConfig(), record, "U1")
+    check_may_approve(RollbotConfig(allow_self_approval=True), record, "U1")
+    check_may_approve(RollbotConfig(), record, "U2")
+
+
+def test_only_listed_people_may_request_or_approve_when_lists_are_set():
+    config = RollbotConfig(requesters=["U1"], approvers=["U9"])
+    check_may_request(config, "U1")
+    with pytest.raises(NotAllowed, match="request a rollback"):
+        check_may_request(config, "U2")
+    with pytest.raises(NotAllowed, match="may not approve"):
+        check_may_approve(config, requested("prod", "web", "U1"), "U2")
