@@ -21,7 +21,7 @@ def check_may_request(config: RollbotConfig, user: str) -> None:
 
 
 def check_may_approve(config: RollbotConfig, record: RollbackRecord, user: str) -> None:
-    if config.approvers and user not in config.approvers:
-        raise NotAllowed("you may not approve rollbacks; ask one of the listed approvers")
     if user == record.requested_by and not config.allow_self_approval:
         raise NotAllowed("you requested this rollback, and policy needs someone else to approve it")
+    if config.approvers and user not in config.approvers:
+        raise NotAllowed("you may not approve rollbacks; ask one of the listed approvers")

@@ -1,0 +1,395 @@
+"""The runbooks' hand-filled templates, filled in by rollbot after a rollback.
+
+Each template under `templates/` is Jinja2 *text* (Markdown, Slack mrkdwn or
+plain text), rendered from one plain dict, the `ReportContext`, which the rest
+of the app builds from a rollback record. The renderer adds a few derived
+facts (durations, a status sentence, default next steps) so that every template
+words them the same way; see `template_variables`.
+
+Facts rollbot cannot know (root cause, customer impact) render as a marked
+placeholder for a person to fill in, never as invented data. A missing optional
+fact renders as "unknown"; a misspelled variable fails (StrictUndefined), and a
+broken user template becomes a `ReportTemplateError` naming its file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, NotRequired, TypedDict
+
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.durations import format_duration
+from bot.errors import InvalidInput
+
+#: The templates shipped with rollbot; a user's folder may override any of them by file name.
+BUILTIN_TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
+
+Trigger = Literal["manual", "automatic", "cli"]
+Outcome = Literal[
+    "succeeded", "failed", "cancelled", "expired", "rolled back but unhealthy", "in progress"
+]
+
+
+class TimelineEntry(TypedDict):
+    """One step of the rollback record's history."""
+
+    at: str  # ISO-8601; a time without a zone is taken as UTC
+    state: str  # "requested", "approved", "rolling out", "succeeded", ...
+    message: str
+
+
+class PodCounts(TypedDict):
+    """The workloads' pods at one moment."""
+
+    ready: int
+    total: int
+    restarts: int
+
+
+class HealthCheck(TypedDict):
+    """One health check's verdict (an HTTP probe, a smoke test, a pod readiness check)."""
+
+    name: str
+    ok: bool
+    detail: NotRequired[str | None]  # what it saw: "HTTP 503", "3/3 ready"
+
+
+class _RequiredFacts(TypedDict):
+    """The facts every rollback record has."""
+
+    #: rollbot's id of the rollback, e.g. "rb-20240117-1430-web".
+    rollback_id: str
+    #: What people call the thing rolled back: "Family Assistant API", "jarvis-api".
+    service: str
+    #: The Kubernetes namespace of the workloads.
+    namespace: str
+    #: The workloads rolled back, as kind/name: ["deployment/web", "deployment/worker"].
+    workloads: list[str]
+    #: Who asked for the rollback (a Slack display name, a CLI user, or the alert's name).
+    requested_by: str
+    #: Why, in the requester's words; may be "".
+    reason: str
+    #: How it was started: from Slack ("manual"), by an alert ("automatic") or by `rollbot` CLI.
+    trigger: Trigger
+    #: Where it stands now.
+    outcome: Outcome
+
+
+class ReportContext(_RequiredFacts, total=False):
+    """Everything a report or message says, as one plain dict.
+
+    The eight fields above (`_RequiredFacts`) are required. Every field below may
+    be left out or set to None (or an empty list): it then renders as "unknown" or "none".
+    """
+
+    #: "production", "staging"...; None when rollbot's config does not say.
+    environment: str | None
+    #: Who approved it; None when no approval was needed or given.
+    approved_by: str | None
+    #: The Deployment revision rolled back from (the bad one).
+    from_revision: int | None
+    #: The revision rolled back to (the known-good one).
+    to_revision: int | None
+    #: Container images of the bad revision, e.g. ["ghcr.io/acme/web:v3"].
+    from_images: list[str]
+    #: Container images of the revision rolled back to.
+    to_images: list[str]
+    #: The diff as a person reads it (bot.diff.Change.describe), env values already masked.
+    changes: list[str]
+    #: The assessment's severity ("critical", "high", ...); None when not assessed.
+    severity: str | None
+    #: The assessment's recommendation, e.g. "roll back now: error rate 12%".
+    recommendation: str | None
+    #: The rollback record's history, oldest first. Time to restore runs from the entry
+    #: whose state is "requested" (else the first entry) to the one whose state is "succeeded".
+    timeline: list[TimelineEntry]
+    #: ISO-8601 time the rollout started (the patch was applied).
+    started_at: str | None
+    #: ISO-8601 time the rollout ended, whatever the outcome.
+    finished_at: str | None
+    #: Pod counts just before the rollback.
+    pods_before: PodCounts | None
+    #: Pod counts once the rollout ended.
+    pods_after: PodCounts | None
+    #: Health checks run before the rollback.
+    health_before: list[HealthCheck]
+    #: Health checks run after the rollback.
+    health_after: list[HealthCheck]
+    #: Where the pre-rollback state was saved, e.g. ["deployment.yaml", "configmaps.yaml"].
+    backup_files: list[str]
+    #: Link to the rollback's Slack thread.
+    thread_url: str | None
+    #: Follow-up actions; when empty the renderer supplies the runbooks' defaults.
+    next_steps: list[str]
+
+
+_REQUIRED = ReportContext.__required_keys__
+_LIST_FIELDS = (
+    "from_images",
+    "to_images",
+    "changes",
+    "timeline",
+    "health_before",
+    "health_after",
+    "backup_files",
+    "next_steps",
+)
+
+#: The placeholder for a fact only a person can supply.
+TO_BE_FILLED_IN = "_(to be filled in by {who})_"
+
+_STATUS: dict[str, str] = {
+    "succeeded": "Service restored and healthy",
+    "failed": "Rollback failed: the service is not restored",
+    "rolled back but unhealthy": "Rolled back, but the service is not healthy yet",
+    "cancelled": "Rollback cancelled",
+    "expired": "Rollback request expired before it was carried out",
+    "in progress": "Rollback in progress",
+}
+
+# The runbooks' follow-up sections (jarvis-api "Post-Rollback Actions", family-assistant
+# "Post-Rollback Actions" and its report's NEXT STEPS, todo-app "Post-Rollback Checklist").
+_AFTER_A_ROLLBACK = [
+    "Monitor error rates, pod health and key metrics for 30 minutes",
+    "Root-cause analysis: find out why the deployment failed",
+    "Plan the fix forward: fix, test it in staging, then redeploy",
+    "Add tests or pipeline checks that would have caught this before production",
+    "Schedule the postmortem and update the runbook",
+]
+_NOT_RESTORED = [
+    "Escalate: the service is still unhealthy (on-call engineer, then the DevOps lead)",
+    "Check the pods' logs and events, then choose an earlier revision or a fix forward",
+    "Root-cause analysis: find out why the deployment failed",
+    "Schedule the postmortem and update the runbook",
+]
+_NOTHING_DONE = [
+    "If the problem persists, request the rollback again",
+    "Root-cause analysis: find out why the deployment was suspected",
+]
+
+
+class ReportTemplateError(InvalidInput):
+    """A report template cannot be rendered: a syntax error, an undefined variable, no such file."""
+
+    code = "report_template_invalid"
+
+    def __init__(self, problem: str, template: str | None = None, line: int | None = None) -> None:
+        self.template = template
+        self.line = line
+        where = ""
+        if template is not None:
+            where = f"report template {template}" + (f", line {line}" if line else "") + ": "
+        super().__init__(where + problem)
+
+
+def default_next_steps(outcome: str) -> list[str]:
+    """The runbooks' follow-up actions that fit this outcome."""
+    if outcome in ("failed", "rolled back but unhealthy"):
+        return list(_NOT_RESTORED)
+    if outcome in ("cancelled", "expired"):
+        return list(_NOTHING_DONE)
+    if outcome == "in progress":
+        return ["Follow the rollout in the rollback thread until it completes", *_AFTER_A_ROLLBACK]
+    return list(_AFTER_A_ROLLBACK)
+
+
+def template_variables(context: ReportContext | Mapping[str, Any]) -> dict[str, Any]:
+    """What the templates see: the context with every optional field present, plus
+
+    - `time_to_restore`: requested → succeeded, like "3m12s", or None when not restored;
+    - `time_to_restore_text`: the same as a person reads it, "not restored (yet)" included;
+    - `rollout_duration`: started_at → finished_at, or None while unknown;
+    - `requested_at`, `restored_at`: the ISO times those two durations measure from/to;
+    - `restored`: whether the outcome is "succeeded";
+    - `status`: one sentence for the outcome, e.g. "Service restored and healthy";
+    - `next_steps`: the context's, or `default_next_steps(outcome)` when it has none.
+    """
+    missing = sorted(_REQUIRED - context.keys())
+    if missing:
+        raise ValueError(f"report context lacks required fields: {', '.join(missing)}")
+    variables: dict[str, Any] = {key: None for key in ReportContext.__optional_keys__}
+    variables.update(context)
+    for key in _LIST_FIELDS:
+        variables[key] = list(variables[key] or [])
+    variables["timeline"] = _in_time_order(variables["timeline"])
+    for key in ("health_before", "health_after"):
+        variables[key] = [{"detail": None, **check} for check in variables[key]]
+
+    outcome = str(variables["outcome"])
+    requested_at = _state_time(variables["timeline"], "requested")
+    if requested_at is None and variables["timeline"]:
+        requested_at = variables["timeline"][0]["at"]
+    requested_at = requested_at or variables["started_at"]
+    restored_at = None
+    if outcome == "succeeded":
+        restored_at = _state_time(variables["timeline"], "succeeded") or variables["finished_at"]
+
+    time_to_restore = _elapsed(requested_at, restored_at)
+    if time_to_restore is not None:
+        time_to_restore_text = time_to_restore
+    elif outcome == "succeeded":
+        time_to_restore_text = "unknown"
+    elif outcome == "in progress":
+        time_to_restore_text = "not restored yet"
+    else:
+        time_to_restore_text = "not restored"
+    variables.update(
+        requested_at=requested_at,
+        restored_at=restored_at,
+        restored=outcome == "succeeded",
+        time_to_restore=time_to_restore,
+        time_to_restore_text=time_to_restore_text,
+        rollout_duration=_elapsed(variables["started_at"], variables["finished_at"]),
+        status=_STATUS.get(outcome, outcome),
+        next_steps=variables["next_steps"] or default_next_steps(outcome),
+    )
+    return variables
+
+
+class TemplateRenderer:
+    """Renders the report templates; templates in `override_dir` win by file name."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        self.folders = [BUILTIN_TEMPLATE_DIR]
+        if override_dir is not None:
+            if not override_dir.is_dir():
+                raise ReportTemplateError(f"template folder {override_dir} is not a folder")
+            self.folders.insert(0, override_dir)
+        self._env = SandboxedEnvironment(
+            loader=ChoiceLoader([FileSystemLoader(folder) for folder in self.folders]),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters.update(known=_known, when=_when, pods=_pods, health=_health)
+        self._env.globals["to_fill"] = _to_fill
+
+    @staticmethod
+    def builtin_names() -> list[str]:
+        """File names of the built-in templates ("_"-prefixed files are partials, not reports)."""
+        return sorted(
+            path.name for path in BUILTIN_TEMPLATE_DIR.glob("*.j2") if not path.name.startswith("_")
+        )
+
+    def render(self, name: str, context: ReportContext) -> str:
+        """The text of template `name` (a file name, e.g. "incident_report.md.j2")."""
+        variables = template_variables(context)
+        try:
+            return self._env.get_template(name).render(variables)
+        except TemplateSyntaxError as err:
+            problem = f"syntax error: {err.message or err}"
+            raise ReportTemplateError(problem, err.filename or name, err.lineno) from err
+        except TemplateNotFound as err:
+            file, line = _template_location(err.__traceback__)
+            searched = ", ".join(str(folder) for folder in self.folders)
+            problem = f"no template named {err.name!r} (looked in {searched})"
+            raise ReportTemplateError(problem, file, line) from err
+        except (TemplateError, TypeError, ValueError, ArithmeticError) as err:
+            file, line = _template_location(err.__traceback__)
+            raise ReportTemplateError(str(err), file or name, line) from err
+
+    def render_all(self, context: ReportContext) -> dict[str, str]:
+        """Every built-in template's name → its text (with the user's overrides applied)."""
+        return {name: self.render(name, context) for name in self.builtin_names()}
+
+
+def _template_location(tb: TracebackType | None) -> tuple[str | None, int | None]:
+    """The innermost template frame: Jinja rewrites them to carry the template file and line."""
+    file, line = None, None
+    while tb is not None:
+        frame_globals = tb.tb_frame.f_globals
+        if "__jinja_exception__" in frame_globals:
+            file, line = str(frame_globals.get("__file__")), tb.tb_lineno
+        tb = tb.tb_next
+    return file, line
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _elapsed(start: str | None, end: str | None) -> str | None:
+    began, ended = _parse_time(start), _parse_time(end)
+    if began is None or ended is None or ended < began:
+        return None
+    return format_duration((ended - began).total_seconds())
+
+
+def _state_time(timeline: Sequence[Mapping[str, Any]], state: str) -> str | None:
+    for entry in timeline:
+        if str(entry.get("state", "")).lower() == state:
+            return str(entry["at"])
+    return None
+
+
+def _in_time_order(timeline: list[Any]) -> list[Any]:
+    """Oldest first; a timeline with an unreadable time keeps the order it was given."""
+    keyed = []
+    for position, entry in enumerate(timeline):
+        moment = _parse_time(entry.get("at"))
+        if moment is None:
+            return timeline
+        keyed.append((moment, position, entry))
+    return [entry for _, _, entry in sorted(keyed, key=lambda item: item[:2])]
+
+
+# Filters and globals the templates (and users' overrides) may use.
+
+
+def _to_fill(who: str = "the incident lead") -> str:
+    return TO_BE_FILLED_IN.format(who=who)
+
+
+def _known(value: Any, otherwise: str = "unknown") -> str:
+    """The value as text; a list joined by commas; `otherwise` when there is nothing."""
+    if value is None or value == "" or value == []:
+        return otherwise
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _when(value: str | None, otherwise: str = "unknown") -> str:
+    """An ISO-8601 time as "2024-01-17 14:30:00 UTC"; text that is not one, unchanged."""
+    moment = _parse_time(value)
+    if moment is None:
+        return value or otherwise
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _pods(counts: Mapping[str, int] | None) -> str:
+    if not counts:
+        return "unknown"
+    restarts = counts["restarts"]
+    plural = "" if restarts == 1 else "s"
+    return f"{counts['ready']}/{counts['total']} ready, {restarts} restart{plural}"
+
+
+def _health(checks: Sequence[Mapping[str, Any]]) -> str:
+    """A verdict over health checks: "healthy (3/3 checks passed)", "unhealthy: ..."."""
+    if not checks:
+        return "unknown (no checks recorded)"
+    failed = [str(check["name"]) for check in checks if not check["ok"]]
+    if not failed:
+        return f"healthy ({len(checks)}/{len(checks)} checks passed)"
+    return f"unhealthy ({len(failed)} of {len(checks)} checks failed: {', '.join(failed)})"

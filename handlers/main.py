@@ -1,0 +1,60 @@
+"""The `rollbot` command: the terminal commands of `bot.cli`, plus `serve` and
+`worker`, which need the Slack side and so live here, outside the domain."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+
+from bot import cli
+
+
+def _serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rollbot serve", description="Run the Slack app (and a worker)."
+    )
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument(
+        "--no-worker", action="store_true", help="only answer Slack; run `rollbot worker` elsewhere"
+    )
+    parser.add_argument("--kubeconfig")
+    args = parser.parse_args(argv)
+    from handlers.server import serve_from_environment
+
+    serve_from_environment(args.port, not args.no_worker, args.kubeconfig)
+    return 0
+
+
+def _worker(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="rollbot worker", description="Run workers only.")
+    parser.add_argument("--kubeconfig")
+    args = parser.parse_args(argv)
+    import os
+
+    from bot.config import load_config
+    from bot.kube import Kube
+    from bot.store import JobQueue, RollbackStore, connect
+    from bot.worker import Worker
+    from handlers.app import slack_client
+    from handlers.thread import SlackThreadSink
+
+    store = RollbackStore(connect())
+    sink = SlackThreadSink(
+        slack_client(os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_API_URL"))
+    )
+    Worker(
+        store, JobQueue(store.redis), Kube.from_kubeconfig(args.kubeconfig), load_config(), sink
+    ).run(threading.Event())
+    return 0
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    argv = sys.argv[1:]
+    if argv and argv[0] == "serve":
+        sys.exit(_serve(argv[1:]))
+    if argv and argv[0] == "worker":
+        sys.exit(_worker(argv[1:]))
+    cli.main()

@@ -1,0 +1,140 @@
+"""`rollbot serve` and `rollbot worker`: the Bolt app over HTTP (signed requests)
+or Socket Mode, and workers running the queue, in one process or apart.
+
+`RollbotServer` is what the command runs and what the end-to-end tests and the
+demo start in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.config import RollbotConfig
+from bot.engine import KubeApi
+from bot.store import JobQueue, RollbackStore
+from bot.worker import Worker
+from handlers.app import create_app
+from handlers.services import Services
+from handlers.thread import SlackThreadSink
+
+log = logging.getLogger("rollbot.server")
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug(format, *args)
+
+
+@dataclass
+class RollbotServer:
+    config: RollbotConfig
+    store: RollbackStore
+    kube: KubeApi
+    token: str
+    signing_secret: str
+    slack_api_url: str | None = None
+    workers: int = 1
+    app: App = field(init=False)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    http: WSGIServer | None = None
+
+    def __post_init__(self) -> None:
+        queue = JobQueue(self.store.redis)
+        self.services = Services(self.config, self.store, queue)
+        self.app = create_app(
+            self.services,
+            token=self.token,
+            signing_secret=self.signing_secret,
+            base_url=self.slack_api_url,
+        )
+        self.sink = SlackThreadSink(self.app.client)
+
+    @property
+    def url(self) -> str:
+        assert self.http is not None
+        return f"http://127.0.0.1:{self.http.server_port}/slack/events"
+
+    def _wsgi(self) -> Any:
+        bolt = SlackRequestHandler(self.app)
+
+        def application(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO") in ("/healthz", "/readyz"):
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok\n"]
+            return bolt(environ, start_response)
+
+        return application
+
+    def start_http(self, port: int = 3000, host: str = "127.0.0.1") -> None:
+        self.http = make_server(
+            host, port, self._wsgi(), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self._spawn("http", self.http.serve_forever)
+
+    def start_workers(self) -> None:
+        for n in range(self.workers):
+            worker = Worker(
+                self.store, JobQueue(self.store.redis), self.kube, self.config, self.sink
+            )
+            self._spawn(f"worker-{n}", lambda w=worker: w.run(self.stop_event))
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+def serve_from_environment(port: int, with_worker: bool, kubeconfig: str | None) -> None:
+    """`rollbot serve`: settings from the environment, as DESIGN.md lists them."""
+    from bot.config import load_config
+    from bot.kube import Kube
+    from bot.store import connect
+
+    token = os.environ.get("SLACK_BOT_TOKEN", "")
+    secret = os.environ.get("SLACK_SIGNING_SECRET", "")
+    app_token = os.environ.get("SLACK_APP_TOKEN", "")
+    if not token or not (secret or app_token):
+        raise SystemExit(
+            "rollbot serve needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
+            "(HTTP mode) or SLACK_APP_TOKEN (Socket Mode)"
+        )
+    server = RollbotServer(
+        load_config(),
+        RollbackStore(connect()),
+        Kube.from_kubeconfig(kubeconfig),
+        token,
+        secret or "unused",
+        slack_api_url=os.environ.get("SLACK_API_URL"),
+    )
+    if with_worker:
+        server.start_workers()
+    if app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(server.app, app_token).start()  # type: ignore[no-untyped-call]
+    else:
+        server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
+        print(f"rollbot listening on :{port} (/slack/events, /healthz)", flush=True)
+        server.stop_event.wait()

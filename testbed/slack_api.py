@@ -1,0 +1,938 @@
+"""A local stand-in for the part of the Slack Web API rollbot calls.
+
+Integration tests point a real `slack_sdk.WebClient` at it (`base_url=server.base_url`), so
+the bot's own request code runs unchanged (JSON and form bodies, retry handlers, the
+three-step `files_upload_v2`), while the test reads back what people in the channel would
+see and provokes what Slack does in production: rate limits, 5xx, and the Block Kit limits
+that only fail once a message grows large.
+
+Standard library only: the test bed must not depend on what it is testing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
+
+Args = dict[str, Any]
+Report = Callable[[str, str], None]
+
+BOT_USER_ID = "U0ROLLBOT1"
+BOT_ID = "B0ROLLBOT1"
+TEAM_ID = "T0TESTBED1"
+FIRST_TS_SECONDS = 1_700_000_000
+
+MAX_TEXT = 40_000
+MAX_MESSAGE_BLOCKS = 50
+MAX_MODAL_BLOCKS = 100
+BLOCK_TYPES = frozenset(
+    {
+        "actions",
+        "context",
+        "context_actions",
+        "divider",
+        "file",
+        "header",
+        "image",
+        "input",
+        "markdown",
+        "rich_text",
+        "section",
+        "table",
+        "video",
+    }
+)
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_TS = re.compile(r"^\d+\.\d{6}$")
+_UPLOAD_PATH = "/upload/v1/"
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One Web API call as the server received it: `args` holds the body and query
+    parameters as sent (form values stay strings), without the token."""
+
+    method: str
+    args: Args
+    at: float
+    status: int = 200
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message's current state, after any chat.update, chat.delete or reactions.add."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[Args]
+    thread_ts: str | None
+    updated: int
+    ephemeral_user: str | None
+    reply_broadcast: bool
+    reactions: tuple[str, ...]
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file once files.completeUploadExternal has shared it (or kept it private)."""
+
+    id: str
+    filename: str
+    title: str
+    content: bytes
+    channel: str | None
+    thread_ts: str | None
+    initial_comment: str | None
+
+
+class SlackError(Exception):
+    """Ends a call the way Slack does: HTTP 200 with ok=false and an error code."""
+
+    def __init__(self, error: str, messages: list[str] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.messages = messages or []
+
+
+@dataclass
+class _StoredMessage:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[Args]
+    thread_ts: str | None
+    ephemeral_user: str | None = None
+    reply_broadcast: bool = False
+    updated: int = 0
+    reactions: list[str] = field(default_factory=list)
+    deleted: bool = False
+
+    def snapshot(self) -> Message:
+        return Message(
+            channel=self.channel,
+            ts=self.ts,
+            text=self.text,
+            blocks=copy.deepcopy(self.blocks),
+            thread_ts=self.thread_ts,
+            updated=self.updated,
+            ephemeral_user=self.ephemeral_user,
+            reply_broadcast=self.reply_broadcast,
+            reactions=tuple(self.reactions),
+            deleted=self.deleted,
+        )
+
+    def as_json(self) -> Args:
+        body: Args = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "team": TEAM_ID,
+            "text": self.text,
+            "ts": self.ts,
+        }
+        if self.blocks:
+            body["blocks"] = self.blocks
+        if self.thread_ts is not None:
+            body["thread_ts"] = self.thread_ts
+        return body
+
+
+@dataclass
+class _PendingUpload:
+    file_id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _User:
+    id: str
+    name: str
+    real_name: str
+    tz: str
+    is_bot: bool = False
+
+    def as_json(self) -> Args:
+        offset = ZoneInfo(self.tz).utcoffset(datetime.now(UTC).replace(tzinfo=None))
+        seconds = int(offset.total_seconds()) if offset is not None else 0
+        return {
+            "id": self.id,
+            "team_id": TEAM_ID,
+            "name": self.name,
+            "real_name": self.real_name,
+            "deleted": False,
+            "is_bot": self.is_bot,
+            "tz": self.tz,
+            "tz_label": self.tz,
+            "tz_offset": seconds,
+            "profile": {"real_name": self.real_name, "display_name": self.name},
+        }
+
+
+@dataclass(frozen=True)
+class _Channel:
+    id: str
+    name: str
+    is_private: bool = False
+
+
+@dataclass
+class _Fault:
+    status: int
+    retry_after: int
+    times: int
+
+
+@dataclass
+class _Bucket:
+    """A token bucket: bursts up to one second's worth, then `per_second` steadily."""
+
+    per_second: float
+    tokens: float
+    stamp: float
+
+    def wait(self, now: float) -> float:
+        """Take a token; answer 0 if one was there, else the seconds until one will be."""
+        capacity = max(1.0, self.per_second)
+        self.tokens = min(capacity, self.tokens + (now - self.stamp) * self.per_second)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.per_second
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json_reply(payload: Args, status: int = 200, headers: dict[str, str] | None = None) -> _Reply:
+    return _Reply(status, json.dumps(payload).encode(), headers=headers or {})
+
+
+def _error_payload(error: SlackError) -> Args:
+    payload: Args = {"ok": False, "error": error.error}
+    if error.messages:
+        payload["response_metadata"] = {"messages": error.messages}
+    return payload
+
+
+class FakeSlackApi:
+    """A Slack Web API on 127.0.0.1 that records every call and keeps the messages and
+    files a workspace would show; use it as a context manager around a test."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` times the calls and the rate limits; pass a fake one to test waiting."""
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._methods: dict[str, Callable[[Args], Args]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.delete": self._chat_delete,
+            "reactions.add": self._reactions_add,
+            "users.info": self._users_info,
+            "conversations.info": self._conversations_info,
+            "views.open": self._views_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
+        }
+        self.reset()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("FakeSlackApi is already running")
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.api = self
+        # A short poll keeps stop() quick; every test pays it once.
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def origin(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeSlackApi is not running: call start() first")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        """What `slack_sdk.WebClient(base_url=...)` needs: it appends the method name."""
+        return f"{self.origin}/api/"
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to a fresh workspace: no calls, messages, files, users, faults or limits."""
+        with self._lock:
+            self._calls: list[RecordedCall] = []
+            self._messages: list[_StoredMessage] = []
+            self._uploads: dict[str, _PendingUpload] = {}
+            self._files: list[UploadedFile] = []
+            self._views: list[Args] = []
+            self._users: dict[str, _User] = {
+                BOT_USER_ID: _User(BOT_USER_ID, "rollbot", "rollbot", "UTC", is_bot=True)
+            }
+            self._channels: dict[str, _Channel] = {}
+            self._faults: dict[str, deque[_Fault]] = {}
+            self._buckets: dict[str, _Bucket] = {}
+            self._ts_seq = 0
+            self._id_seq = 0
+
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        real_name: str | None = None,
+        tz: str = "UTC",
+    ) -> None:
+        """Give users.info a real profile; unregistered U…/W… ids get a generated one."""
+        ZoneInfo(tz)  # an unknown zone fails here, not in the middle of a test's request
+        with self._lock:
+            self._users[user_id] = _User(
+                user_id, name or user_id.lower(), real_name or f"User {user_id}", tz
+            )
+
+    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False) -> None:
+        """Name a channel, so `#name` resolves and conversations.info answers with it."""
+        with self._lock:
+            self._channels[channel_id] = _Channel(channel_id, name, is_private)
+
+    def fail_next(
+        self, method: str, status: int = 429, retry_after: int = 1, times: int = 1
+    ) -> None:
+        """Make the next `times` calls of `method` fail at the HTTP level, as Slack's edge
+        does: 429 with Retry-After and error "ratelimited", or a 5xx "internal_error".
+        Queued after any faults already pending for that method."""
+        self._known(method)
+        if status != 429 and not 500 <= status <= 599:
+            raise ValueError(f"fail_next answers 429 or a 5xx, not {status}")
+        if times < 1 or retry_after < 0:
+            raise ValueError("times must be at least 1 and retry_after not negative")
+        with self._lock:
+            self._faults.setdefault(method, deque()).append(_Fault(status, retry_after, times))
+
+    def rate_limit(self, method: str, per_second: float | None) -> None:
+        """Answer 429 + Retry-After once `method` is called faster than `per_second`
+        (bursts of one second's worth pass); None lifts the limit."""
+        self._known(method)
+        with self._lock:
+            if per_second is None:
+                self._buckets.pop(method, None)
+                return
+            if per_second <= 0:
+                raise ValueError("per_second must be positive")
+            capacity = max(1.0, per_second)
+            self._buckets[method] = _Bucket(per_second, capacity, self._clock())
+
+    def _known(self, method: str) -> None:
+        if method not in self._methods:
+            raise ValueError(f"{method!r} is not a method FakeSlackApi serves")
+
+    # -- what the test reads back ----------------------------------------------------------
+
+    def calls(self, method: str | None = None) -> list[RecordedCall]:
+        with self._lock:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def messages(self, channel: str | None = None) -> list[Message]:
+        """Every message posted, ephemeral and deleted ones included, in posting order."""
+        with self._lock:
+            return [m.snapshot() for m in self._messages if channel in (None, m.channel)]
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """What everyone in the channel sees of a thread: the root, then its replies in
+        order; ephemeral and deleted replies are left out. KeyError if there is no root."""
+        with self._lock:
+            root = self._find(channel, ts)
+            replies = [
+                m
+                for m in self._messages
+                if m.channel == channel
+                and m.thread_ts == ts
+                and m.ts != ts
+                and m.ephemeral_user is None
+                and not m.deleted
+            ]
+            return [root.snapshot()] + [m.snapshot() for m in replies]
+
+    def files(self) -> list[UploadedFile]:
+        """Files completed with files.completeUploadExternal, in completion order."""
+        with self._lock:
+            return list(self._files)
+
+    def views(self) -> list[Args]:
+        """Modals opened with views.open, as the server answered them (with their id)."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def _find(self, channel: str, ts: str) -> _StoredMessage:
+        for m in self._messages:
+            if m.channel == channel and m.ts == ts and m.ephemeral_user is None and not m.deleted:
+                return m
+        raise KeyError(f"no message {ts} in {channel}")
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def handle(
+        self, path: str, authorization: str | None, content_type: str, body: bytes
+    ) -> _Reply:
+        """Answer one request; the HTTP handler only moves bytes in and out."""
+        at = self._clock()
+        parts = urlsplit(path)
+        if parts.path.startswith(_UPLOAD_PATH):
+            return self._receive_upload(parts.path.removeprefix(_UPLOAD_PATH), body)
+        if not parts.path.startswith("/api/"):
+            return _Reply(404, b"not found", "text/plain")
+        method = parts.path.removeprefix("/api/")
+        with self._lock:
+            args: Args = {}
+            try:
+                args = _parse_args(content_type, body, parts.query)
+                token = args.pop("token", None)
+                if authorization and authorization.startswith("Bearer "):
+                    token = authorization.removeprefix("Bearer ").strip()
+                reply = self._answer(method, token, args)
+            except SlackError as err:
+                reply = _json_reply(_error_payload(err))
+            payload = json.loads(reply.body)
+            self._calls.append(RecordedCall(method, args, at, reply.status, payload.get("error")))
+            return reply
+
+    def _answer(self, method: str, token: object, args: Args) -> _Reply:
+        handler = self._methods.get(method)
+        if handler is None:
+            raise SlackError("unknown_method")
+        faults = self._faults.get(method)
+        if faults:
+            fault = faults[0]
+            fault.times -= 1
+            if fault.times == 0:
+                faults.popleft()
+            if fault.status == 429:
+                return _ratelimited(fault.retry_after)
+            return _json_reply({"ok": False, "error": "internal_error"}, fault.status)
+        if not token:
+            raise SlackError("not_authed")
+        if not isinstance(token, str) or not token.startswith("xox"):
+            raise SlackError("invalid_auth")
+        bucket = self._buckets.get(method)
+        if bucket is not None:
+            wait = bucket.wait(self._clock())
+            if wait > 0:
+                return _ratelimited(max(1, math.ceil(wait)))
+        return _json_reply({"ok": True, **handler(args)})
+
+    def _receive_upload(self, file_id: str, body: bytes) -> _Reply:
+        """Step 2 of files_upload_v2: the bytes, POSTed raw with no token, like the
+        pre-signed URL Slack hands out."""
+        with self._lock:
+            upload = self._uploads.get(file_id)
+            if upload is None:
+                return _Reply(404, b"upload not found", "text/plain")
+            upload.content = body
+        return _Reply(200, f"OK - {len(body)}".encode(), "text/plain")
+
+    # -- the methods -----------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        self._ts_seq += 1
+        micros = self._ts_seq * 100
+        return f"{FIRST_TS_SECONDS + micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        self._id_seq += 1
+        return f"{prefix}{self._id_seq:010d}"
+
+    def _channel(self, args: Args, key: str = "channel") -> str:
+        raw = args.get(key)
+        if not isinstance(raw, str) or not raw:
+            raise SlackError("channel_not_found")
+        if raw in self._channels or _CHANNEL_ID.match(raw):
+            return raw
+        name = raw.removeprefix("#")
+        for channel in self._channels.values():
+            if channel.name == name:
+                return channel.id
+        raise SlackError("channel_not_found")
+
+    def _message(self, channel: str, ts: object) -> _StoredMessage:
+        try:
+            return self._find(channel, str(ts))
+        except KeyError:
+            raise SlackError("message_not_found") from None
+
+    def _auth_test(self, args: Args) -> Args:
+        return {
+            "url": "https://rollbot-testbed.slack.com/",
+            "team": "rollbot testbed",
+            "user": "rollbot",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: Args) -> Args:
+        channel = self._channel(args)
+        text, blocks = _content(args, required=True)
+        message = _StoredMessage(
+            channel,
+            self._next_ts(),
+            text or "",
+            blocks or [],
+            _thread_ts(args),
+            reply_broadcast=_flag(args.get("reply_broadcast")),
+        )
+        self._messages.append(message)
+        return {"channel": channel, "ts": message.ts, "message": message.as_json()}
+
+    def _chat_update(self, args: Args) -> Args:
+        channel = self._channel(args)
+        message = self._message(channel, args.get("ts"))
+        text, blocks = _content(args, required=True)
+        # Like Slack, a field left out keeps its old value.
+        if text is not None:
+            message.text = text
+        if blocks is not None:
+            message.blocks = blocks
+        message.updated += 1
+        return {
+            "channel": channel,
+            "ts": message.ts,
+            "text": message.text,
+            "message": message.as_json(),
+        }
+
+    def _chat_post_ephemeral(self, args: Args) -> Args:
+        channel = self._channel(args)
+        user = args.get("user")
+        if not isinstance(user, str) or not user:
+            raise SlackError("user_not_found")
+        text, blocks = _content(args, required=True)
+        message = _StoredMessage(
+            channel, self._next_ts(), text or "", blocks or [], _thread_ts(args), user
+        )
+        self._messages.append(message)
+        return {"message_ts": message.ts}
+
+    def _chat_delete(self, args: Args) -> Args:
+        channel = self._channel(args)
+        message = self._message(channel, args.get("ts"))
+        message.deleted = True
+        return {"channel": channel, "ts": message.ts}
+
+    def _reactions_add(self, args: Args) -> Args:
+        channel = self._channel(args)
+        name = args.get("name")
+        if not isinstance(name, str) or not name:
+            raise SlackError("invalid_name")
+        message = self._message(channel, args.get("timestamp"))
+        if name in message.reactions:
+            raise SlackError("already_reacted")
+        message.reactions.append(name)
+        return {}
+
+    def _users_info(self, args: Args) -> Args:
+        user_id = args.get("user")
+        user = self._users.get(user_id) if isinstance(user_id, str) else None
+        if user is None:
+            if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+                raise SlackError("user_not_found")
+            user = _User(user_id, user_id.lower(), f"User {user_id}", "UTC")
+        return {"user": user.as_json()}
+
+    def _conversations_info(self, args: Args) -> Args:
+        channel_id = self._channel(args)
+        channel = self._channels.get(channel_id, _Channel(channel_id, channel_id.lower()))
+        return {
+            "channel": {
+                "id": channel.id,
+                "name": channel.name,
+                "is_channel": not channel.id.startswith("D"),
+                "is_im": channel.id.startswith("D"),
+                "is_private": channel.is_private,
+                "is_archived": False,
+                "is_member": True,
+            }
+        }
+
+    def _views_open(self, args: Args) -> Args:
+        if not args.get("trigger_id") and not args.get("interactivity_pointer"):
+            raise SlackError("invalid_arguments", ["[ERROR] missing required field: trigger_id"])
+        view = _parse_json_arg(args.get("view"), "view", "invalid_arguments")
+        if not isinstance(view, dict):
+            raise SlackError(
+                "invalid_arguments", ["[ERROR] must be an object [json-pointer:/view]"]
+            )
+        problems: list[str] = []
+
+        def bad(where: str, why: str) -> None:
+            problems.append(f"[ERROR] {why} [json-pointer:{where}]")
+
+        if view.get("type") != "modal":
+            bad("/view/type", "must be modal")
+        _check_text(bad, "/view/title", view.get("title"), 24, plain_only=True)
+        for button in ("submit", "close"):
+            if view.get(button) is not None:
+                _check_text(bad, f"/view/{button}", view[button], 24, plain_only=True)
+        blocks = view.get("blocks")
+        if isinstance(blocks, list):
+            _check_blocks(bad, "/view/blocks", blocks, MAX_MODAL_BLOCKS)
+        else:
+            bad("/view/blocks", "must be an array")
+        if problems:
+            raise SlackError("invalid_arguments", problems)
+        opened = {
+            **view,
+            "id": self._next_id("V"),
+            "team_id": TEAM_ID,
+            "bot_id": BOT_ID,
+            "state": {"values": {}},
+            "hash": f"{self._id_seq}.fake",
+        }
+        self._views.append(opened)
+        return {"view": opened}
+
+    def _files_get_upload_url_external(self, args: Args) -> Args:
+        filename = args.get("filename")
+        if not isinstance(filename, str) or not filename:
+            raise SlackError("invalid_arguments", ["[ERROR] missing required field: filename"])
+        try:
+            length = int(args["length"])
+        except (KeyError, TypeError, ValueError):
+            raise SlackError(
+                "invalid_arguments", ["[ERROR] missing required field: length"]
+            ) from None
+        file_id = self._next_id("F")
+        self._uploads[file_id] = _PendingUpload(file_id, filename, length)
+        return {"upload_url": f"{self.origin}{_UPLOAD_PATH}{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, args: Args) -> Args:
+        entries = _parse_json_arg(args.get("files"), "files", "invalid_arguments")
+        if not isinstance(entries, list) or not entries:
+            raise SlackError("invalid_arguments", ["[ERROR] must be a non-empty array: files"])
+        channel: str | None = None
+        if args.get("channel_id"):
+            channel = self._channel(args, "channel_id")
+        elif args.get("channels"):
+            channel = self._channel({"channel": str(args["channels"]).split(",")[0]})
+        thread_ts = _thread_ts(args)
+        if thread_ts is not None and channel is None:
+            raise SlackError("invalid_arguments", ["[ERROR] thread_ts needs channel_id"])
+        comment = args.get("initial_comment")
+        completed: list[UploadedFile] = []
+        for entry in entries:
+            file_id = entry.get("id") if isinstance(entry, dict) else None
+            upload = self._uploads.get(str(file_id))
+            if upload is None or upload.content is None:
+                raise SlackError("file_not_found")
+            title = entry.get("title") or upload.filename
+            completed.append(
+                UploadedFile(
+                    upload.file_id,
+                    upload.filename,
+                    str(title),
+                    upload.content,
+                    channel,
+                    thread_ts,
+                    str(comment) if comment else None,
+                )
+            )
+        for done in completed:
+            del self._uploads[done.id]
+        self._files.extend(completed)
+        return {
+            "files": [
+                {
+                    "id": f.id,
+                    "name": f.filename,
+                    "title": f.title,
+                    "size": len(f.content),
+                    "channels": [f.channel] if f.channel else [],
+                }
+                for f in completed
+            ]
+        }
+
+
+def _ratelimited(retry_after: int) -> _Reply:
+    return _json_reply(
+        {"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(retry_after)}
+    )
+
+
+def _parse_args(content_type: str, body: bytes, query: str) -> Args:
+    """Slack takes both: slack_sdk sends chat.* and views.* as JSON, the rest as a form."""
+    args: Args = dict(parse_qsl(query, keep_blank_values=True))
+    kind = content_type.split(";")[0].strip().lower()
+    if not body:
+        return args
+    if kind == "application/json":
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            raise SlackError("invalid_json") from None
+        if not isinstance(parsed, dict):
+            raise SlackError("invalid_json")
+        args.update(parsed)
+    elif kind in ("", "application/x-www-form-urlencoded"):
+        args.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    else:
+        raise SlackError("invalid_form_data")
+    return args
+
+
+def _parse_json_arg(value: object, name: str, error: str) -> Any:
+    """A structured argument arrives as JSON text in a form and as itself in JSON."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise SlackError(error, [f"[ERROR] {name} is not valid JSON"]) from None
+
+
+def _flag(value: object) -> bool:
+    return value is True or value in ("1", "true", "True")
+
+
+def _thread_ts(args: Args) -> str | None:
+    """Slack rejects a malformed thread_ts but, given a well-formed one naming no message,
+    posts a reply nobody sees: this does the same, so thread() shows the bug."""
+    value = args.get("thread_ts")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _TS.match(value):
+        raise SlackError("invalid_thread_ts", [f"[ERROR] {value} is not a valid thread_ts"])
+    return value
+
+
+def _content(args: Args, *, required: bool) -> tuple[str | None, list[Args] | None]:
+    """The text and blocks of a message, refused with the error codes Slack uses."""
+    text = args.get("text")
+    if text is not None:
+        text = str(text)
+        if len(text) > MAX_TEXT:
+            raise SlackError("msg_too_long")
+    blocks = _blocks(args.get("blocks"))
+    if required and not text and not blocks and not args.get("attachments"):
+        raise SlackError("no_text")
+    return text, blocks
+
+
+def _blocks(raw: object) -> list[Args] | None:
+    if raw is None:
+        return None
+    blocks = _parse_json_arg(raw, "blocks", "invalid_blocks")
+    if not isinstance(blocks, list):
+        raise SlackError("invalid_blocks", ["[ERROR] must be an array [json-pointer:/blocks]"])
+    problems: list[str] = []
+    _check_blocks(
+        lambda where, why: problems.append(f"[ERROR] {why} [json-pointer:{where}]"),
+        "/blocks",
+        blocks,
+        MAX_MESSAGE_BLOCKS,
+    )
+    if problems:
+        raise SlackError("invalid_blocks", problems)
+    return blocks
+
+
+# -- Block Kit limits (https://docs.slack.dev/reference/block-kit) -----------------------------
+
+
+def _check_blocks(bad: Report, at: str, blocks: list[Any], limit: int) -> None:
+    if len(blocks) > limit:
+        bad(at, f"no more than {limit} items allowed")
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        here = f"{at}/{i}"
+        if not isinstance(block, dict):
+            bad(here, "must be an object")
+            continue
+        kind = block.get("type")
+        if kind not in BLOCK_TYPES:
+            bad(f"{here}/type", f"unsupported block type: {kind}")
+            continue
+        block_id = block.get("block_id")
+        if block_id is not None:
+            _check_length(bad, f"{here}/block_id", block_id, 255)
+            if block_id in block_ids:
+                bad(f"{here}/block_id", f"duplicate block_id: {block_id}")
+            block_ids.add(str(block_id))
+        check = _BLOCK_CHECKS.get(str(kind))
+        if check is not None:
+            check(bad, here, block)
+
+
+def _check_length(bad: Report, at: str, value: object, limit: int) -> None:
+    if not isinstance(value, str):
+        bad(at, "must be a string")
+    elif len(value) > limit:
+        bad(at, f"must be less than {limit + 1} characters")
+    elif not value:
+        bad(at, "must be more than 0 characters")
+
+
+def _check_text(bad: Report, at: str, obj: object, limit: int, *, plain_only: bool = False) -> None:
+    kinds = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if not isinstance(obj, dict):
+        bad(at, "must be a text object")
+        return
+    if obj.get("type") not in kinds:
+        bad(f"{at}/type", f"must be one of: {', '.join(kinds)}")
+    _check_length(bad, f"{at}/text", obj.get("text"), limit)
+
+
+def _check_elements(bad: Report, at: str, elements: object, limit: int) -> list[Any]:
+    if not isinstance(elements, list) or not elements:
+        bad(at, "must be a non-empty array")
+        return []
+    if len(elements) > limit:
+        bad(at, f"no more than {limit} items allowed")
+    return elements
+
+
+def _check_element(bad: Report, at: str, element: object) -> None:
+    if not isinstance(element, dict) or not isinstance(element.get("type"), str):
+        bad(at, "must be an element object with a type")
+        return
+    if "action_id" in element:
+        _check_length(bad, f"{at}/action_id", element["action_id"], 255)
+    if element["type"] == "button":
+        _check_text(bad, f"{at}/text", element.get("text"), 75, plain_only=True)
+        if "value" in element:
+            _check_length(bad, f"{at}/value", element["value"], 2000)
+        if "url" in element:
+            _check_length(bad, f"{at}/url", element["url"], 3000)
+
+
+def _check_section(bad: Report, at: str, block: Args) -> None:
+    text, fields = block.get("text"), block.get("fields")
+    if text is None and fields is None:
+        bad(at, "must provide either text or fields")
+    if text is not None:
+        _check_text(bad, f"{at}/text", text, 3000)
+    if fields is not None:
+        for j, item in enumerate(_check_elements(bad, f"{at}/fields", fields, 10)):
+            _check_text(bad, f"{at}/fields/{j}", item, 2000)
+    if block.get("accessory") is not None:
+        _check_element(bad, f"{at}/accessory", block["accessory"])
+
+
+def _check_header(bad: Report, at: str, block: Args) -> None:
+    _check_text(bad, f"{at}/text", block.get("text"), 150, plain_only=True)
+
+
+def _check_actions(bad: Report, at: str, block: Args) -> None:
+    for j, element in enumerate(_check_elements(bad, f"{at}/elements", block.get("elements"), 25)):
+        _check_element(bad, f"{at}/elements/{j}", element)
+
+
+def _check_context(bad: Report, at: str, block: Args) -> None:
+    for j, element in enumerate(_check_elements(bad, f"{at}/elements", block.get("elements"), 10)):
+        if not isinstance(element, dict) or "type" not in element:
+            bad(f"{at}/elements/{j}", "must be an element object with a type")
+
+
+def _check_markdown(bad: Report, at: str, block: Args) -> None:
+    _check_length(bad, f"{at}/text", block.get("text"), 12_000)
+
+
+_BLOCK_CHECKS: dict[str, Callable[[Report, str, Args], None]] = {
+    "section": _check_section,
+    "header": _check_header,
+    "actions": _check_actions,
+    "context": _check_context,
+    "markdown": _check_markdown,
+}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's backlog of 5 drops connections from a burst of concurrent clients,
+    # which then wait a second for TCP to retry.
+    request_queue_size = 128
+    api: FakeSlackApi
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        reply = self.server.api.handle(
+            self.path,
+            self.headers.get("Authorization"),
+            self.headers.get("Content-Type") or "",
+            body,
+        )
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the recorded calls are the log a test reads."""

@@ -1,0 +1,341 @@
+"""The product as its users meet it: signed Slack requests to the running Bolt
+app, a local Slack Web API, a real redis-server and the real control plane.
+
+/rollback → confirmation with the plan → Approve → worker → live thread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.config import RollbotConfig
+from bot.records import RollbackRecord, RollbackState
+from bot.store import RollbackStore
+from handlers.ids import ActionId
+from handlers.server import RollbotServer
+from testbed.slack_api import FakeSlackApi
+
+pytestmark = pytest.mark.cluster
+SECRET = "test-signing-secret"
+CHANNEL = "C0INCIDENT"
+ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"
+
+
+class SlackUser:
+    """Sends what Slack sends when a person types a command or clicks a button."""
+
+    def __init__(self, url: str, user: str, secret: str = SECRET) -> None:
+        self.url, self.user, self.secret = url, user, secret
+
+    def _post(
+        self,
+        form: dict[str, str],
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        body = urllib.parse.urlencode(form)
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        sig = signature or SignatureVerifier(self.secret).generate_signature(
+            timestamp=ts, body=body
+        )
+        return httpx.post(
+            self.url,
+            content=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": sig,
+                **(headers or {}),
+            },
+        )
+
+    def command(self, text: str, **kwargs: Any) -> httpx.Response:
+        return self._post(
+            {
+                "command": "/rollback",
+                "text": text,
+                "user_id": self.user,
+                "user_name": self.user,
+                "channel_id": CHANNEL,
+                "team_id": "T0TEAM",
+                "trigger_id": "1.2.3",
+                "response_url": "http://127.0.0.1:9/unused",
+            },
+            **kwargs,
+        )
+
+    def click(self, action: ActionId, record_id: str, message_ts: str) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T0TEAM"},
+            "api_app_id": "A0APP",
+            "user": {"id": self.user, "name": self.user},
+            "trigger_id": "1.2.3",
+            "channel": {"id": CHANNEL},
+            "container": {"type": "message", "message_ts": message_ts},
+            "message": {"ts": message_ts, "text": ""},
+            "response_url": "http://127.0.0.1:9/unused",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action.value,
+                    "block_id": "decision",
+                    "value": record_id,
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        return self._post({"payload": json.dumps(payload)})
+
+
+def wait_for(what: str, test: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = test()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi() as api:
+        yield api
+
+
+@pytest.fixture
+def make_bot(slack, redis_client, kube) -> Iterator[Callable[..., RollbotServer]]:
+    servers: list[RollbotServer] = []
+
+    def start(config: RollbotConfig | None = None, workers: int = 1) -> RollbotServer:
+        server = RollbotServer(
+            config or RollbotConfig(),
+            RollbackStore(redis_client),
+            kube,
+            token="xoxb-test",
+            signing_secret=SECRET,
+            slack_api_url=slack.base_url,
+            workers=workers,
+        )
+        server.start_http(port=0)
+        server.start_workers()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def confirmation(slack: FakeSlackApi) -> tuple[str, str]:
+    """(record id, message ts) of the confirmation with buttons, once it is posted."""
+
+    def find() -> tuple[str, str] | None:
+        for message in slack.messages(CHANNEL):
+            for block in message.blocks:
+                for element in block.get("elements", []):
+                    if element.get("action_id") == ActionId.APPROVE:
+                        return str(element["value"]), message.ts
+        return None
+
+    found: tuple[str, str] = wait_for("the confirmation", find)
+    return found
+
+
+def final(store: RollbackStore, record_id: str, timeout: float = 90) -> RollbackRecord:
+    record: RollbackRecord = wait_for(
+        "the rollback to finish", lambda: (r := store.get(record_id)).state.terminal and r, timeout
+    )
+    return record
+
+
+def ephemerals(slack: FakeSlackApi, user: str) -> list[str]:
+    return [m.text for m in slack.messages(CHANNEL) if m.ephemeral_user == user]
+
+
+def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, workloads):
+    workloads.create(
+        "web", ["app:v1", "app:v2-broken"], replicas=3, progress_deadline=5, wait=False
+    )
+    bot = make_bot()
+    answer = SlackUser(bot.url, ALICE).command(
+        f'web -n {workloads.namespace} --reason "500s after v2"'
+    )
+    assert answer.status_code == 200
+    assert "Assessing" in answer.json()["text"]
+
+    record_id, root_ts = confirmation(slack)
+    root = slack.thread(CHANNEL, root_ts)[0]
+    shown = json.dumps(root.blocks, ensure_ascii=False)
+    assert "app:v2-broken" in shown and "app:v1" in shown
+    assert "container app: image: app:v2-broken → app:v1" in shown
+
+    assert SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, root_ts).status_code == 200
+    record = final(bot.store, record_id)
+    assert record.state is RollbackState.SUCCEEDED, record.timeline
+    assert record.approved_by == BOB
+    assert workloads.images_of("web") == ["app:v1"]
+    assert workloads.get("web")["status"]["availableReplicas"] == 3
+
+    transcript = [m.text for m in slack.thread(CHANNEL, root_ts)]
+    assert any(t.startswith("Backup saved") for t in transcript)
+    assert any(t.startswith("Rollback applied: revision 2 → 1") for t in transcript)
+    assert any("successfully rolled out" in t for t in transcript)
+    assert transcript[-1].startswith(f"Rollback {record_id} succeeded")
+    root = slack.thread(CHANNEL, root_ts)[0]
+    assert "succeeded" in json.dumps(root.blocks, ensure_ascii=False) and root.updated >= 1
+    assert "Approve" not in json.dumps(root.blocks, ensure_ascii=False), (
+        "the buttons are gone once decided"
+    )
+    states = [e.state for e in record.timeline]
+    assert states[:3] == [
+        RollbackState.REQUESTED,
+        RollbackState.ASSESSED,
+        RollbackState.AWAITING_APPROVAL,
+    ]
+    assert states[-1] is RollbackState.SUCCEEDED
+    assert (
+        bot.store.get_backup(record_id)["deployment"]["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+        == "app:v2-broken"
+    )
+
+
+def test_self_approval_is_refused_and_an_unlisted_approver_too(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot(RollbotConfig(approvers=[BOB]))
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, ts = confirmation(slack)
+    SlackUser(bot.url, ALICE).click(ActionId.APPROVE, record_id, ts)
+    SlackUser(bot.url, MALLORY).click(ActionId.APPROVE, record_id, ts)
+    wait_for(
+        "two refusals",
+        lambda: len(ephemerals(slack, ALICE)) >= 1 and len(ephemerals(slack, MALLORY)) >= 1,
+    )
+    assert "someone else to approve" in ephemerals(slack, ALICE)[-1]
+    assert "may not approve" in ephemerals(slack, MALLORY)[-1]
+    record = bot.store.get(record_id)
+    assert record.state is RollbackState.AWAITING_APPROVAL
+    refusals = [e.message for e in record.timeline if e.message.startswith("click by")]
+    assert len(refusals) == 2, refusals
+    assert workloads.images_of("web") == ["app:v2"]
+
+
+def test_a_double_click_runs_the_rollback_once(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot(workers=2)
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, ts = confirmation(slack)
+    bob = SlackUser(bot.url, BOB)
+    bob.click(ActionId.APPROVE, record_id, ts)
+    bob.click(ActionId.APPROVE, record_id, ts)
+    record = final(bot.store, record_id)
+    assert record.state is RollbackState.SUCCEEDED
+    assert [e.state for e in record.timeline].count(RollbackState.APPROVED) == 1
+    assert sorted(workloads.revisions("web")) == [2, 3], "one rollback, not two"
+    wait_for("the second click's answer", lambda: ephemerals(slack, BOB))
+    assert "already" in ephemerals(slack, BOB)[-1]
+
+
+def test_a_second_rollback_of_the_same_workload_is_told_who_holds_it(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot()
+    bot.store.lock_workload(f"{workloads.namespace}/web", "rb-other")
+    bot.store.create(
+        RollbackRecord(
+            id="rb-other", namespace=workloads.namespace, workload="web", requested_by=BOB
+        )
+    )
+    answer = SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    assert "already in progress (`rb-other`, requested by <@U0BOB>)" in answer.json()["text"]
+
+
+def test_an_unknown_deployment_is_refused_to_the_requester_alone(make_bot, slack, workloads):
+    bot = make_bot()
+    SlackUser(bot.url, ALICE).command(f"ghost -n {workloads.namespace}")
+    wait_for("the refusal", lambda: ephemerals(slack, ALICE))
+    assert "deployment 'ghost' not found" in ephemerals(slack, ALICE)[-1]
+    assert not [m for m in slack.messages(CHANNEL) if m.ephemeral_user is None]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("web --to-revision two", "takes a revision number"),
+        ("Web_App", "DNS-1123"),
+        ("web -n kube-system", "not one rollbot may touch"),
+    ],
+)
+def test_bad_commands_get_a_clear_answer_and_record_nothing(make_bot, slack, text, message):
+    bot = make_bot(RollbotConfig(namespaces=["prod"]))
+    answer = SlackUser(bot.url, ALICE).command(text)
+    assert answer.status_code == 200
+    assert message in answer.json()["text"]
+    assert bot.store.recent() == []
+
+
+def test_an_unlisted_requester_is_refused(make_bot, slack):
+    bot = make_bot(RollbotConfig(requesters=[BOB]))
+    answer = SlackUser(bot.url, ALICE).command("web")
+    assert "may request a rollback" in answer.json()["text"]
+    assert bot.store.recent() == []
+
+
+def test_an_expired_confirmation_cannot_be_approved(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot(RollbotConfig(confirmation_ttl_seconds=1))
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, ts = confirmation(slack)
+    time.sleep(1.2)
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+    record = final(bot.store, record_id, timeout=15)
+    assert record.state is RollbackState.EXPIRED
+    wait_for("the answer", lambda: ephemerals(slack, BOB))
+    assert "expired" in ephemerals(slack, BOB)[-1]
+    assert workloads.images_of("web") == ["app:v2"]
+
+
+def test_cancel_leaves_the_workload_alone_and_says_so_in_the_message(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot()
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, ts = confirmation(slack)
+    SlackUser(bot.url, ALICE).click(ActionId.CANCEL, record_id, ts)
+    record = final(bot.store, record_id, timeout=15)
+    assert record.state is RollbackState.CANCELLED
+    wait_for(
+        "the message to show it",
+        lambda: "cancelled" in json.dumps(slack.thread(CHANNEL, ts)[0].blocks),
+    )
+    assert workloads.images_of("web") == ["app:v2"]
+
+
+def test_requests_with_a_bad_signature_or_a_stale_timestamp_are_rejected(make_bot, slack):
+    bot = make_bot()
+    forged = SlackUser(bot.url, ALICE, secret="not-the-secret").command("web")
+    stale = SlackUser(bot.url, ALICE).command("web", timestamp=int(time.time()) - 600)
+    assert (forged.status_code, stale.status_code) == (401, 401)
+    assert bot.store.recent() == []
+
+
+def test_slack_rate_limits_are_waited_out(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot()
+    slack.fail_next("chat.postMessage", status=429, retry_after=1, times=1)
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, _ = confirmation(slack)
+    assert bot.store.get(record_id).state is RollbackState.AWAITING_APPROVAL
+    assert any(c.status == 429 for c in slack.calls("chat.postMessage"))
