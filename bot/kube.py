@@ -202,6 +202,27 @@ class Kube:
         items: list[Body] = _raw(response).get("items", [])
         return items
 
+    def list_warning_events(self, namespace: str) -> list[Body]:
+        response = _call(
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector="type=Warning",
+            _preload_content=False,
+        )
+        items: list[Body] = _raw(response).get("items", [])
+        return items
+
+    def pod_log(self, namespace: str, pod: str, since_seconds: int, tail: int) -> str:
+        response = _call(
+            self.core.read_namespaced_pod_log,
+            pod,
+            namespace,
+            since_seconds=since_seconds,
+            tail_lines=tail,
+            _preload_content=False,
+        )
+        return bytes(response.data).decode(errors="replace")
+
 
 def selector_string(selector: Body) -> str:
     """A label selector (matchLabels + matchExpressions) as the API's query string."""

@@ -25,5 +25,8 @@ class ProgressSink(Protocol):
     def finished(self, record: RollbackRecord) -> None:
         """The record reached a terminal state: say how it ended."""
 
+    def report(self, record: RollbackRecord, summary: str, files: dict[str, str]) -> None:
+        """The filled-in report: a short summary, and the full texts as files."""
+
     def refused(self, record: RollbackRecord, text: str) -> None:
         """The rollback could not go on, for a reason its requester must read."""

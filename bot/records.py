@@ -110,6 +110,9 @@ class RollbackRecord(BaseModel):
     from_images: tuple[str, ...] = ()
     to_images: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
+    #: The assessment shown with the confirmation (facts, severity, recommendation).
+    assessment: tuple[str, ...] = ()
+    severity: str | None = None
     approved_by: str | None = None
     error: str | None = None
     #: Bumped on every write; the store refuses a write based on a stale copy.

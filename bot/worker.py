@@ -8,11 +8,13 @@ workload from ever running at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
+from bot.assessment import AssessmentSource, assess_workload
 from bot.config import RollbotConfig
 from bot.deployments import Revision
 from bot.engine import (
@@ -24,8 +26,10 @@ from bot.engine import (
     plan_rollback,
 )
 from bot.errors import AlreadyAtTarget, PermanentError, RollbotError, TemporaryError
+from bot.incident import report_context
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState
+from bot.reports import TemplateRenderer
 from bot.rollout import rollout_state
 from bot.store import Job, JobQueue, RollbackStore
 
@@ -48,12 +52,16 @@ def _clean(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in {**obj, "metadata": meta}.items() if k != "status"}
 
 
+class WorkerKube(KubeApi, AssessmentSource, Protocol):
+    """Everything the worker reads and writes in the cluster."""
+
+
 class Worker:
     def __init__(
         self,
         store: RollbackStore,
         queue: JobQueue,
-        kube: KubeApi,
+        kube: WorkerKube,
         config: RollbotConfig,
         sink: ProgressSink,
     ) -> None:
@@ -120,6 +128,8 @@ class Worker:
         )
         self.store.unlock_workload(record.workload_key, record.id)
         self.sink.finished(record)
+        if record.approved_by:
+            self._report(record)
         return record
 
     # -- assess --------------------------------------------------------------------
@@ -138,6 +148,7 @@ class Worker:
             )
             self.sink.refused(failed, problem)
             return
+        facts = assess_workload(self.kube, record.namespace, record.workload)
         current = plan.current
         assessed = self.store.update(
             record.id,
@@ -150,6 +161,8 @@ class Worker:
                 from_images=_images(current),
                 to_images=_images(plan.target),
                 changes=tuple(c.describe() for c in plan.changes),
+                assessment=tuple(facts.summary_lines()),
+                severity=facts.severity,
             ),
         )
         if assessed.dry_run:
@@ -200,6 +213,21 @@ class Worker:
             return
         self.store.unlock_workload(record.workload_key, record.id)
         self.sink.finished(record)
+        self._report(record)
+
+    def _report(self, record: RollbackRecord) -> None:
+        """The runbooks' report and messages, filled in from the record and posted."""
+        renderer = TemplateRenderer(self.config.templates_dir)
+        context = report_context(record)
+        files = {
+            f"{record.id}-incident-report.md": renderer.render("incident_report.md.j2", context),
+            f"{record.id}-rollback-report.md": renderer.render("rollback_report.md.j2", context),
+        }
+        backup = self.store.get_backup(record.id)
+        if backup is not None:
+            files[f"{record.id}-backup.json"] = json.dumps(backup, indent=2)
+        summary = renderer.render("rollback_complete.txt.j2", context)
+        self.sink.report(record, summary, files)
 
     def _backup(self, record: RollbackRecord) -> RollbackRecord:
         if record.state is S.APPROVED:

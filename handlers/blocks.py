@@ -50,10 +50,17 @@ def changes_text(record: RollbackRecord) -> str:
     return _clip("*What changes*\n" + ("\n".join(lines) or "nothing"))
 
 
+def assessment_text(record: RollbackRecord) -> str:
+    return _clip("*Assessment*\n" + ("\n".join(record.assessment) or "not available"))
+
+
 def confirmation_blocks(record: RollbackRecord) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(text=f"Roll back {record.workload}?"[:150]),
         SectionBlock(block_id=BlockId.SUMMARY, text=MarkdownTextObject(text=summary_text(record))),
+        SectionBlock(
+            block_id=BlockId.ASSESSMENT, text=MarkdownTextObject(text=assessment_text(record))
+        ),
         SectionBlock(block_id=BlockId.CHANGES, text=MarkdownTextObject(text=changes_text(record))),
     ]
     if record.dry_run:

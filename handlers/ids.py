@@ -12,6 +12,7 @@ class ActionId(StrEnum):
 
 class BlockId(StrEnum):
     SUMMARY = "rollback_summary"
+    ASSESSMENT = "rollback_assessment"
     CHANGES = "rollback_changes"
     DECISION = "rollback_decision"
     OUTCOME = "rollback_outcome"

@@ -19,9 +19,8 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.config import RollbotConfig
-from bot.engine import KubeApi
 from bot.store import JobQueue, RollbackStore
-from bot.worker import Worker
+from bot.worker import Worker, WorkerKube
 from handlers.app import create_app
 from handlers.services import Services
 from handlers.thread import SlackThreadSink
@@ -42,7 +41,7 @@ class _QuietHandler(WSGIRequestHandler):
 class RollbotServer:
     config: RollbotConfig
     store: RollbackStore
-    kube: KubeApi
+    kube: WorkerKube
     token: str
     signing_secret: str
     slack_api_url: str | None = None

@@ -82,6 +82,18 @@ class SlackThreadSink:
                 blocks=as_dicts(outcome_blocks(record)),
             )
 
+    def report(self, record: RollbackRecord, summary: str, files: dict[str, str]) -> None:
+        self.client.chat_postMessage(
+            channel=record.channel, thread_ts=record.thread_ts, text=summary[:3900]
+        )
+        self.client.files_upload_v2(
+            channel=record.channel,
+            thread_ts=record.thread_ts,
+            file_uploads=[
+                {"content": text, "filename": name, "title": name} for name, text in files.items()
+            ],
+        )
+
     def refused(self, record: RollbackRecord, text: str) -> None:
         try:
             self.client.chat_postEphemeral(

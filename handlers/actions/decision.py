@@ -33,9 +33,7 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
         if record.state is not S.AWAITING_APPROVAL:
             return f"This rollback is already {record.state.value.replace('_', ' ')}."
         if record.expired():
-            store.update(
-                record_id, lambda r: r.transition(S.EXPIRED, "confirmation expired before approval")
-            )
+            # The worker expires it now (and takes the buttons away), not at its timer.
             services.queue.enqueue(Job(kind="expire", record_id=record_id))
             return "This confirmation has expired; run /rollback again."
         check_may_approve(services.config, record, user)

@@ -169,6 +169,7 @@ def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, 
     workloads.create(
         "web", ["app:v1", "app:v2-broken"], replicas=3, progress_deadline=5, wait=False
     )
+    workloads.wait_deadline_exceeded("web")
     bot = make_bot()
     answer = SlackUser(bot.url, ALICE).command(
         f'web -n {workloads.namespace} --reason "500s after v2"'
@@ -181,6 +182,8 @@ def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, 
     shown = json.dumps(root.blocks, ensure_ascii=False)
     assert "app:v2-broken" in shown and "app:v1" in shown
     assert "container app: image: app:v2-broken → app:v1" in shown
+    assert "Severity: *high* — the new revision missed its progress deadline" in shown
+    assert "Pods: 3/4 ready" in shown and "CrashLoopBackOff" in shown
 
     assert SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, root_ts).status_code == 200
     record = final(bot.store, record_id)
@@ -193,7 +196,7 @@ def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, 
     assert any(t.startswith("Backup saved") for t in transcript)
     assert any(t.startswith("Rollback applied: revision 2 → 1") for t in transcript)
     assert any("successfully rolled out" in t for t in transcript)
-    assert transcript[-1].startswith(f"Rollback {record_id} succeeded")
+    assert any(t.startswith(f"Rollback {record_id} succeeded") for t in transcript)
     root = slack.thread(CHANNEL, root_ts)[0]
     assert "succeeded" in json.dumps(root.blocks, ensure_ascii=False) and root.updated >= 1
     assert "Approve" not in json.dumps(root.blocks, ensure_ascii=False), (

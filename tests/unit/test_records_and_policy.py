@@ -58,3 +58,16 @@ def test_only_listed_people_may_request_or_approve_when_lists_are_set():
         check_may_request(config, "U2")
     with pytest.raises(NotAllowed, match="may not approve"):
         check_may_approve(config, requested("prod", "web", "U1"), "U2")
+
+
+def test_the_decision_matrix_on_kubernetes_facts():
+    from bot.assessment import PodFacts, decide
+
+    assert decide(PodFacts(0, 3, 9, ("a/app: CrashLoopBackOff",)), False, ())[0] == "critical"
+    assert decide(PodFacts(1, 3, 2, ("a", "b")), False, ())[0] == "high"
+    assert decide(PodFacts(3, 4, 1, ("a",)), True, ())[0] == "high"
+    assert decide(PodFacts(3, 4, 1, ("a",)), False, ())[0] == "medium"
+    assert decide(PodFacts(3, 3, 0, ()), False, ("web-1: ERROR db timeout",))[0] == "medium"
+    severity, advice = decide(PodFacts(3, 3, 0, ()), False, ())
+    assert severity == "low" and "fixing forward" in advice
+    assert decide(None, False, None)[0] == "low"
