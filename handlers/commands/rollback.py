@@ -41,6 +41,9 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
                 f"A rollback of {command.workload} is already in progress "
                 f"(`{holder}`, requested by <@{running.requested_by}>): see its thread."
             )
+        # Slack re-delivers a command it thinks timed out: act on each trigger once.
+        if not store.claim_once(f"command:{body.get('trigger_id') or body.get('text')}"):
+            return "Your command was already received; its confirmation is on its way."
         record = store.create(
             requested(
                 command.namespace,

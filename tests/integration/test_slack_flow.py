@@ -7,6 +7,7 @@ app, a local Slack Web API, a real redis-server and the real control plane.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -60,7 +61,7 @@ class SlackUser:
             },
         )
 
-    def command(self, text: str, **kwargs: Any) -> httpx.Response:
+    def command(self, text: str, trigger_id: str | None = None, **kwargs: Any) -> httpx.Response:
         return self._post(
             {
                 "command": "/rollback",
@@ -69,7 +70,7 @@ class SlackUser:
                 "user_name": self.user,
                 "channel_id": CHANNEL,
                 "team_id": "T0TEAM",
-                "trigger_id": "1.2.3",
+                "trigger_id": trigger_id or secrets.token_hex(8),
                 "response_url": "http://127.0.0.1:9/unused",
             },
             **kwargs,
@@ -342,3 +343,64 @@ def test_slack_rate_limits_are_waited_out(make_bot, slack, workloads):
     record_id, _ = confirmation(slack)
     assert bot.store.get(record_id).state is RollbackState.AWAITING_APPROVAL
     assert any(c.status == 429 for c in slack.calls("chat.postMessage"))
+
+
+def test_a_rollback_whose_worker_died_after_the_patch_is_finished_by_another(
+    make_bot, slack, workloads, kube, redis_client
+):
+    """The dead worker applied the patch and took its job with it; the record says
+    'rolling back'. Another worker takes the job back and follows the rollout,
+    without patching a second time."""
+    from bot.engine import apply_rollback, change_cause_for, plan_rollback
+    from bot.store import Job, JobQueue
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    store = RollbackStore(redis_client)
+    plan = plan_rollback(kube, RollbotConfig(), workloads.namespace, "web")
+    record = RollbackRecord(
+        namespace=workloads.namespace,
+        workload="web",
+        requested_by=ALICE,
+        channel=CHANNEL,
+        from_revision=2,
+        target_revision=1,
+        target_replica_set=plan.target.replica_set,
+        approved_by=BOB,
+    )
+    store.create(record)
+    for state in (
+        RollbackState.ASSESSED,
+        RollbackState.AWAITING_APPROVAL,
+        RollbackState.APPROVED,
+        RollbackState.BACKING_UP,
+        RollbackState.ROLLING_BACK,
+    ):
+        store.update(record.id, lambda r, s=state: r.transition(s, f"→ {s}"))
+    store.lock_workload(record.workload_key, record.id)
+    apply_rollback(kube, RollbotConfig(), plan, change_cause=change_cause_for(plan, BOB))
+    dead = JobQueue(redis_client, worker_id="dead")
+    dead.enqueue(Job(kind="execute", record_id=record.id))
+    assert dead.take(1) is not None
+    redis_client.delete("rollbot:worker:dead")  # its heartbeat stops: it died
+
+    bot = make_bot()
+    done = final(bot.store, record.id)
+    assert done.state is RollbackState.SUCCEEDED, done.timeline
+    assert sorted(workloads.revisions("web")) == [2, 3], "patched once, by the dead worker"
+    assert any("already applied" in m.text for m in slack.messages(CHANNEL))
+    assert bot.store.lock_holder(record.workload_key) is None
+
+
+def test_a_redelivered_command_is_acted_on_once(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot()
+    alice = SlackUser(bot.url, ALICE)
+    first = alice.command(f"web -n {workloads.namespace}", trigger_id="trigger-1")
+    again = alice.command(
+        f"web -n {workloads.namespace}",
+        trigger_id="trigger-1",
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"},
+    )
+    assert "Assessing" in first.json()["text"]
+    assert "already received" in again.json()["text"]
+    assert len(bot.store.recent()) == 1
