@@ -28,5 +28,8 @@ class ProgressSink(Protocol):
     def report(self, record: RollbackRecord, summary: str, files: dict[str, str]) -> None:
         """The filled-in report: a short summary, and the full texts as files."""
 
+    def tell(self, channel: str, user: str, text: str) -> None:
+        """An answer for one person alone (history, status)."""
+
     def refused(self, record: RollbackRecord, text: str) -> None:
         """The rollback could not go on, for a reason its requester must read."""

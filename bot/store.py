@@ -165,8 +165,10 @@ class RollbackStore:
 
 
 class Job(BaseModel):
-    kind: Literal["assess", "execute", "expire"]
-    record_id: str
+    kind: Literal["assess", "execute", "expire", "history"]
+    record_id: str = ""
+    #: For jobs about no record (history): what was asked, by whom, where.
+    args: dict[str, str] = Field(default_factory=dict)
     id: str = Field(default_factory=lambda: secrets.token_hex(6))
     not_before: float = 0.0
     attempt: int = 0

@@ -24,6 +24,7 @@ from bot.engine import (
     change_cause_for,
     follow_rollout,
     plan_rollback,
+    read_history,
 )
 from bot.errors import AlreadyAtTarget, PermanentError, RollbotError, TemporaryError
 from bot.incident import report_context
@@ -108,6 +109,9 @@ class Worker:
         return True
 
     def handle(self, job: Job) -> None:
+        if job.kind == "history":
+            self.history(job.args)
+            return
         record = self.store.get(job.record_id)
         if job.kind == "assess" and record.state is S.REQUESTED:
             self.assess(record)
@@ -131,6 +135,21 @@ class Worker:
         if record.approved_by:
             self._report(record)
         return record
+
+    def history(self, args: dict[str, str]) -> None:
+        namespace, name = args["namespace"], args["workload"]
+        try:
+            self.config.check_namespace_allowed(namespace)
+            _, revisions = read_history(self.kube, namespace, name)
+        except PermanentError as err:
+            self.sink.tell(args["channel"], args["user"], f":warning: {err}")
+            return
+        lines = [f"*Rollout history of {namespace}/{name}*"]
+        for rev in revisions:
+            images = ", ".join(i.split("=", 1)[-1] for i in rev.images)
+            mark = " (current)" if rev.current else ""
+            lines.append(f"• {rev.number}{mark} `{images}` — {rev.change_cause or 'no cause'}")
+        self.sink.tell(args["channel"], args["user"], "\n".join(lines))
 
     # -- assess --------------------------------------------------------------------
 

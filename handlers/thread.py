@@ -94,6 +94,9 @@ class SlackThreadSink:
             ],
         )
 
+    def tell(self, channel: str, user: str, text: str) -> None:
+        self.client.chat_postEphemeral(channel=channel, user=user, text=text[:3900])
+
     def refused(self, record: RollbackRecord, text: str) -> None:
         try:
             self.client.chat_postEphemeral(

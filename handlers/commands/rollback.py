@@ -28,10 +28,19 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
         if command.action == "cancel":
             return _cancel(services, command, user)
         if command.action == "history":
-            return (
-                "History is shown in the confirmation of a rollback for now; from a "
-                f"terminal: `rollbot history {command.workload} -n {command.namespace}`"
+            config.check_namespace_allowed(command.namespace)
+            services.queue.enqueue(
+                Job(
+                    kind="history",
+                    args={
+                        "namespace": command.namespace,
+                        "workload": command.workload,
+                        "user": user,
+                        "channel": channel,
+                    },
+                )
             )
+            return f"Reading the history of {command.namespace}/{command.workload}…"
         check_may_request(config, user)
         config.check_namespace_allowed(command.namespace)
         holder = store.lock_holder(f"{command.namespace}/{command.workload}")

@@ -404,3 +404,13 @@ def test_a_redelivered_command_is_acted_on_once(make_bot, slack, workloads):
     assert "Assessing" in first.json()["text"]
     assert "already received" in again.json()["text"]
     assert len(bot.store.recent()) == 1
+
+
+def test_history_is_answered_to_the_asker_alone(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot()
+    answer = SlackUser(bot.url, ALICE).command(f"history web -n {workloads.namespace}")
+    assert "Reading the history" in answer.json()["text"]
+    text = wait_for("the history", lambda: ephemerals(slack, ALICE))[-1]
+    assert "• 1 `app:v1` — revision 1: app:v1" in text
+    assert "• 2 (current) `app:v2`" in text
