@@ -7,15 +7,11 @@ app, a local Slack Web API, a real redis-server and the real control plane.
 from __future__ import annotations
 
 import json
-import secrets
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
 from bot.config import RollbotConfig
 from bot.records import RollbackRecord, RollbackState
@@ -23,6 +19,7 @@ from bot.store import RollbackStore
 from handlers.ids import ActionId
 from handlers.server import RollbotServer
 from testbed.slack_api import FakeSlackApi
+from testbed.slack_user import SlackUser as _SlackUser
 
 pytestmark = pytest.mark.cluster
 SECRET = "test-signing-secret"
@@ -30,74 +27,8 @@ CHANNEL = "C0INCIDENT"
 ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"
 
 
-class SlackUser:
-    """Sends what Slack sends when a person types a command or clicks a button."""
-
-    def __init__(self, url: str, user: str, secret: str = SECRET) -> None:
-        self.url, self.user, self.secret = url, user, secret
-
-    def _post(
-        self,
-        form: dict[str, str],
-        *,
-        timestamp: int | None = None,
-        signature: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        body = urllib.parse.urlencode(form)
-        ts = str(timestamp if timestamp is not None else int(time.time()))
-        sig = signature or SignatureVerifier(self.secret).generate_signature(
-            timestamp=ts, body=body
-        )
-        return httpx.post(
-            self.url,
-            content=body,
-            timeout=10,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": ts,
-                "X-Slack-Signature": sig,
-                **(headers or {}),
-            },
-        )
-
-    def command(self, text: str, trigger_id: str | None = None, **kwargs: Any) -> httpx.Response:
-        return self._post(
-            {
-                "command": "/rollback",
-                "text": text,
-                "user_id": self.user,
-                "user_name": self.user,
-                "channel_id": CHANNEL,
-                "team_id": "T0TEAM",
-                "trigger_id": trigger_id or secrets.token_hex(8),
-                "response_url": "http://127.0.0.1:9/unused",
-            },
-            **kwargs,
-        )
-
-    def click(self, action: ActionId, record_id: str, message_ts: str) -> httpx.Response:
-        payload = {
-            "type": "block_actions",
-            "team": {"id": "T0TEAM"},
-            "api_app_id": "A0APP",
-            "user": {"id": self.user, "name": self.user},
-            "trigger_id": "1.2.3",
-            "channel": {"id": CHANNEL},
-            "container": {"type": "message", "message_ts": message_ts},
-            "message": {"ts": message_ts, "text": ""},
-            "response_url": "http://127.0.0.1:9/unused",
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action.value,
-                    "block_id": "decision",
-                    "value": record_id,
-                    "action_ts": str(time.time()),
-                }
-            ],
-        }
-        return self._post({"payload": json.dumps(payload)})
+def SlackUser(url: str, user: str, secret: str = SECRET) -> _SlackUser:  # noqa: N802
+    return _SlackUser(url, user, CHANNEL, secret)
 
 
 def wait_for(what: str, test: Callable[[], Any], timeout: float = 60) -> Any:
@@ -193,6 +124,18 @@ def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, 
     assert workloads.images_of("web") == ["app:v1"]
     assert workloads.get("web")["status"]["availableReplicas"] == 3
 
+    # The report is the last thing posted: once it is there, the thread is complete.
+    files = wait_for("the report files", lambda: len(slack.files()) >= 3 and slack.files())
+    assert {f.thread_ts for f in files} == {root_ts}
+    by_name = {f.filename: f.content.decode() for f in files}
+    report = by_name[f"{record_id}-incident-report.md"]
+    assert record_id in report and "500s after v2" in report
+    assert '"image": "app:v2-broken"' in by_name[f"{record_id}-backup.json"]
+    assert f"{record_id}-rollback-report.md" in by_name
+    wait_for(
+        "the summary",
+        lambda: any(m.text.startswith("RESOLVED") for m in slack.thread(CHANNEL, root_ts)),
+    )
     transcript = [m.text for m in slack.thread(CHANNEL, root_ts)]
     assert any(t.startswith("Backup saved") for t in transcript)
     assert any(t.startswith("Rollback applied: revision 2 → 1") for t in transcript)

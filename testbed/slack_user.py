@@ -1,0 +1,85 @@
+"""Plays a person in Slack: what Slack sends rollbot when someone types
+`/rollback …` or clicks a button, correctly signed (or not, when asked)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.parse
+from typing import Any
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from handlers.ids import ActionId
+
+
+class SlackUser:
+    """Sends what Slack sends when a person types a command or clicks a button."""
+
+    def __init__(self, url: str, user: str, channel: str, secret: str) -> None:
+        self.url, self.user, self.channel, self.secret = url, user, channel, secret
+
+    def _post(
+        self,
+        form: dict[str, str],
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        body = urllib.parse.urlencode(form)
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        sig = signature or str(
+            SignatureVerifier(self.secret).generate_signature(timestamp=ts, body=body)
+        )
+        return httpx.post(
+            self.url,
+            content=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": sig,
+                **(headers or {}),
+            },
+        )
+
+    def command(self, text: str, trigger_id: str | None = None, **kwargs: Any) -> httpx.Response:
+        return self._post(
+            {
+                "command": "/rollback",
+                "text": text,
+                "user_id": self.user,
+                "user_name": self.user,
+                "channel_id": self.channel,
+                "team_id": "T0TEAM",
+                "trigger_id": trigger_id or secrets.token_hex(8),
+                "response_url": "http://127.0.0.1:9/unused",
+            },
+            **kwargs,
+        )
+
+    def click(self, action: ActionId, record_id: str, message_ts: str) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T0TEAM"},
+            "api_app_id": "A0APP",
+            "user": {"id": self.user, "name": self.user},
+            "trigger_id": secrets.token_hex(8),
+            "channel": {"id": self.channel},
+            "container": {"type": "message", "message_ts": message_ts},
+            "message": {"ts": message_ts, "text": ""},
+            "response_url": "http://127.0.0.1:9/unused",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action.value,
+                    "block_id": "decision",
+                    "value": record_id,
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        return self._post({"payload": json.dumps(payload)})

@@ -1,0 +1,148 @@
+"""The same product over Socket Mode: no public HTTP endpoint, Slack pushes envelopes down a
+WebSocket the app opened and the app acks them there.
+
+Slack's side is played by a local WebSocket server (which also answers
+apps.connections.open); the Web API the bot calls is the local FakeSlackApi.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk import WebClient
+
+from bot.config import RollbotConfig
+from bot.records import RollbackState
+from bot.store import RollbackStore
+from handlers.ids import ActionId
+from handlers.server import RollbotServer
+from testbed.slack_api import FakeSlackApi
+from testbed.socket_mode_server import FakeSocketModeServer
+from tests.integration.test_slack_flow import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    confirmation,
+    final,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+APP_TOKEN = "xapp-1-A0ROLLBOT1-1-test"
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi() as api:
+        yield api
+
+
+@pytest.fixture
+def socket_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSocketModeServer]:
+    # slack_sdk's builtin Socket Mode client takes HTTPS_PROXY/HTTP_PROXY from the
+    # environment and ignores NO_PROXY: it would tunnel even 127.0.0.1 through a proxy.
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeSocketModeServer() as server:
+        yield server
+
+
+def slash_command(user: str, text: str) -> dict[str, Any]:
+    return {
+        "token": "unused-verification-token",
+        "team_id": "T0TEAM",
+        "team_domain": "testbed",
+        "channel_id": CHANNEL,
+        "channel_name": "incident",
+        "user_id": user,
+        "user_name": user,
+        "command": "/rollback",
+        "text": text,
+        "api_app_id": "A0ROLLBOT1",
+        "is_enterprise_install": "false",
+        "response_url": "http://127.0.0.1:9/unused",
+        "trigger_id": "1.2.3",
+    }
+
+
+def click(user: str, action: ActionId, record_id: str, message_ts: str) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0ROLLBOT1",
+        "user": {"id": user, "name": user},
+        "trigger_id": "1.2.3",
+        "channel": {"id": CHANNEL},
+        "container": {"type": "message", "message_ts": message_ts},
+        "message": {"ts": message_ts, "text": ""},
+        "response_url": "http://127.0.0.1:9/unused",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action.value,
+                "block_id": "decision",
+                "value": record_id,
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+
+
+def test_a_rollback_requested_and_approved_over_socket_mode(
+    slack, socket_mode, redis_client, kube, workloads
+):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = RollbotServer(
+        RollbotConfig(),
+        RollbackStore(redis_client),
+        kube,
+        token="xoxb-test",
+        signing_secret="unused-in-socket-mode",
+        slack_api_url=slack.base_url,
+    )
+    bot.start_workers()  # and no start_http(): Socket Mode is the only way in
+    handler = SocketModeHandler(
+        bot.app, app_token=APP_TOKEN, web_client=WebClient(base_url=socket_mode.base_url)
+    )
+    try:
+        handler.connect()
+        socket_mode.wait_connected()
+        assert socket_mode.app_tokens() == [APP_TOKEN]
+
+        command = socket_mode.slash_command(slash_command(ALICE, f"web -n {workloads.namespace}"))
+        ack = socket_mode.wait_for_ack(command)
+        assert ack["payload"]["response_type"] == "ephemeral"
+        assert ack["payload"]["text"].startswith(f"Assessing {workloads.namespace}/web")
+
+        record_id, root_ts = confirmation(slack)
+        assert f"`{record_id}`" in ack["payload"]["text"]
+        assert bot.store.get(record_id).state is RollbackState.AWAITING_APPROVAL
+
+        approve = socket_mode.interactive(click(BOB, ActionId.APPROVE, record_id, root_ts))
+        assert socket_mode.wait_for_ack(approve) == {"envelope_id": approve}
+
+        record = final(bot.store, record_id, timeout=60)
+        assert record.state is RollbackState.SUCCEEDED, record.timeline
+        assert record.requested_by == ALICE and record.approved_by == BOB
+        assert workloads.images_of("web") == ["app:v1"]
+        wait_for(
+            "the outcome in the thread",
+            lambda: any(
+                m.text.startswith(f"Rollback {record_id} succeeded")
+                for m in slack.thread(CHANNEL, root_ts)
+            ),
+            timeout=10,
+        )
+
+        # One ack per envelope, and nothing else sent up the socket.
+        assert [a["envelope_id"] for a in socket_mode.acks()] == [command, approve]
+        assert socket_mode.other_messages() == []
+        assert socket_mode.connection_count() == 1, "no reconnects"
+    finally:
+        handler.close()
+        bot.stop()
+    socket_mode.wait_disconnected()
