@@ -223,6 +223,25 @@ class Kube:
         )
         return bytes(response.data).decode(errors="replace")
 
+    def list_services(self, namespace: str) -> list[Body]:
+        response = _call(self.core.list_namespaced_service, namespace, _preload_content=False)
+        items: list[Body] = _raw(response).get("items", [])
+        return items
+
+    def get_config_map(self, namespace: str, name: str) -> Body:
+        response = _call(
+            self.core.read_namespaced_config_map, name, namespace, _preload_content=False
+        )
+        return _raw(response)
+
+    def list_autoscalers(self, namespace: str) -> list[Body]:
+        autoscaling = client.AutoscalingV2Api(self.api_client)
+        response = _call(
+            autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace, _preload_content=False
+        )
+        items: list[Body] = _raw(response).get("items", [])
+        return items
+
 
 def selector_string(selector: Body) -> str:
     """A label selector (matchLabels + matchExpressions) as the API's query string."""

@@ -12,9 +12,10 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.assessment import AssessmentSource, assess_workload
+from bot.backup import BackupSource, take_backup
 from bot.config import RollbotConfig
 from bot.deployments import Revision
 from bot.engine import (
@@ -43,17 +44,7 @@ def _images(revision: Revision | None) -> tuple[str, ...]:
     return revision.images if revision else ()
 
 
-def _clean(obj: dict[str, Any]) -> dict[str, Any]:
-    """An object as a backup keeps it: no status, no server-managed fields."""
-    meta = {
-        k: v
-        for k, v in obj.get("metadata", {}).items()
-        if k not in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation")
-    }
-    return {k: v for k, v in {**obj, "metadata": meta}.items() if k != "status"}
-
-
-class WorkerKube(KubeApi, AssessmentSource, Protocol):
+class WorkerKube(KubeApi, AssessmentSource, BackupSource, Protocol):
     """Everything the worker reads and writes in the cluster."""
 
 
@@ -217,9 +208,7 @@ class Worker:
             self.sink.refused(refused, message)
             return
         try:
-            if record.state is S.APPROVED:
-                record = self._backup(record)
-            if record.state is S.BACKING_UP:
+            if record.state in (S.APPROVED, S.BACKING_UP):
                 record = self._backup(record)
             if record.state is S.ROLLING_BACK:
                 record = self._roll_back(record)
@@ -254,14 +243,13 @@ class Worker:
                 record.id,
                 lambda r: r.transition(S.BACKING_UP, "backing up the workload before changing it"),
             )
-        deployment = self.kube.get_deployment(record.namespace, record.workload)
-        bundle = {"deployment": _clean(deployment), "taken_at": time.time()}
+        bundle = take_backup(self.kube, record.namespace, record.workload)
         self.store.save_backup(record.id, bundle)
-        self.sink.milestone(
-            record,
-            f"Backup saved: deployment/{record.workload} "
-            f"(resourceVersion {deployment['metadata']['resourceVersion']})",
-        )
+        saved = [f"deployment/{record.workload}"]
+        saved += [f"service/{s['metadata']['name']}" for s in bundle["services"]]
+        saved += [f"configmap/{c['metadata']['name']}" for c in bundle["config_maps"]]
+        saved += [f"hpa/{h['metadata']['name']}" for h in bundle["autoscalers"]]
+        self.sink.milestone(record, "Backup saved: " + ", ".join(saved))
         return self.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
 
     def _roll_back(self, record: RollbackRecord) -> RollbackRecord:
