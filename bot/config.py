@@ -45,6 +45,8 @@ class RollbotConfig(BaseModel):
     #: Slack user IDs who may approve; empty means anyone but (see below) the requester.
     approvers: list[str] = Field(default_factory=list)
     allow_self_approval: bool = False
+    #: A channel (ID) that also gets every finished rollback's summary.
+    incidents_channel: str | None = None
     #: A folder of your own templates; any file there replaces the built-in one.
     templates_dir: Path | None = None
     #: How long a confirmation waits for a click before it expires.

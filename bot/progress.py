@@ -25,8 +25,15 @@ class ProgressSink(Protocol):
     def finished(self, record: RollbackRecord) -> None:
         """The record reached a terminal state: say how it ended."""
 
-    def report(self, record: RollbackRecord, summary: str, files: dict[str, str]) -> None:
-        """The filled-in report: a short summary, and the full texts as files."""
+    def report(
+        self,
+        record: RollbackRecord,
+        summary: str,
+        files: dict[str, str],
+        announce_to: str | None = None,
+    ) -> None:
+        """The filled-in report: a short summary, and the full texts as files;
+        the summary also goes to `announce_to` (an incidents channel) if given."""
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """An answer for one person alone (history, status)."""

@@ -234,8 +234,16 @@ class Worker:
         backup = self.store.get_backup(record.id)
         if backup is not None:
             files[f"{record.id}-backup.json"] = json.dumps(backup, indent=2)
+        messages = [
+            ("Slack alert", "slack_alert.txt.j2"),
+            ("Email", "email.txt.j2"),
+            ("Incident notification", "incident_notification.txt.j2"),
+        ]
+        files[f"{record.id}-communications.txt"] = "\n\n".join(
+            f"===== {title} =====\n{renderer.render(name, context)}" for title, name in messages
+        )
         summary = renderer.render("rollback_complete.txt.j2", context)
-        self.sink.report(record, summary, files)
+        self.sink.report(record, summary, files, self.config.incidents_channel)
 
     def _backup(self, record: RollbackRecord) -> RollbackRecord:
         if record.state is S.APPROVED:

@@ -82,7 +82,15 @@ class SlackThreadSink:
                 blocks=as_dicts(outcome_blocks(record)),
             )
 
-    def report(self, record: RollbackRecord, summary: str, files: dict[str, str]) -> None:
+    def report(
+        self,
+        record: RollbackRecord,
+        summary: str,
+        files: dict[str, str],
+        announce_to: str | None = None,
+    ) -> None:
+        if announce_to and announce_to != record.channel:
+            self.client.chat_postMessage(channel=announce_to, text=summary[:3900])
         self.client.chat_postMessage(
             channel=record.channel, thread_ts=record.thread_ts, text=summary[:3900]
         )

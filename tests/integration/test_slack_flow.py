@@ -102,7 +102,7 @@ def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, 
         "web", ["app:v1", "app:v2-broken"], replicas=3, progress_deadline=5, wait=False
     )
     workloads.wait_deadline_exceeded("web")
-    bot = make_bot()
+    bot = make_bot(RollbotConfig(incidents_channel="C0ALLINCIDENTS"))
     answer = SlackUser(bot.url, ALICE).command(
         f'web -n {workloads.namespace} --reason "500s after v2"'
     )
@@ -132,6 +132,10 @@ def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, 
     assert record_id in report and "500s after v2" in report
     assert '"image": "app:v2-broken"' in by_name[f"{record_id}-backup.json"]
     assert f"{record_id}-rollback-report.md" in by_name
+    communications = by_name[f"{record_id}-communications.txt"]
+    assert "===== Email =====" in communications and "Subject:" in communications
+    announced = wait_for("the incidents channel", lambda: slack.messages("C0ALLINCIDENTS"))
+    assert announced[0].text.startswith("RESOLVED")
     wait_for(
         "the summary",
         lambda: any(m.text.startswith("RESOLVED") for m in slack.thread(CHANNEL, root_ts)),
