@@ -13,7 +13,7 @@ from bot.errors import InvalidInput
 from bot.names import check_namespace, check_object_name
 
 USAGE = """\
-/rollback SERVICE [-n NAMESPACE] [--to-revision N] [--dry-run] [--reason "why"]
+/rollback SERVICE [-n NAMESPACE] [--to-revision N] [--dry-run] [--emergency] [--reason "why"]
 /rollback history SERVICE [-n NAMESPACE]
 /rollback status [ID]
 /rollback cancel ID
@@ -35,6 +35,7 @@ class Command:
     to_revision: int = 0
     dry_run: bool = False
     reason: str = ""
+    emergency: bool = False
     record_id: str = ""
 
 
@@ -68,6 +69,7 @@ def parse_command(text: str, default_namespace: str) -> Command:
     if head == "history":
         action, words = "history", words[1:]
     workload, namespace, to_revision, dry_run, reason = "", default_namespace, 0, False, ""
+    emergency = False
     rest = list(words)
     while rest:
         word = rest.pop(0)
@@ -87,6 +89,8 @@ def parse_command(text: str, default_namespace: str) -> Command:
             reason = word.split("=", 1)[1]
         elif word == "--dry-run":
             dry_run = True
+        elif word == "--emergency":
+            emergency = True
         elif word.startswith("-"):
             raise CommandError(f"unknown flag {word}")
         elif workload:
@@ -95,7 +99,7 @@ def parse_command(text: str, default_namespace: str) -> Command:
             workload = word
     if not workload:
         raise CommandError("which service? name the deployment to roll back")
-    if action == "history" and (to_revision or dry_run or reason):
+    if action == "history" and (to_revision or dry_run or reason or emergency):
         raise CommandError("history takes only a service and -n NAMESPACE")
     return Command(
         action,
@@ -104,4 +108,5 @@ def parse_command(text: str, default_namespace: str) -> Command:
         to_revision,
         dry_run,
         reason,
+        emergency=emergency,
     )

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from bot.errors import InvalidInput, NamespaceNotAllowed
 from bot.names import check_namespace
@@ -31,20 +38,38 @@ def _namespace_name(value: str) -> str:
 NamespaceName = Annotated[str, AfterValidator(_namespace_name)]
 
 
-class RollbotConfig(BaseModel):
+class ApprovalPolicy(BaseModel):
+    """Who may ask, who may approve, and how many approvals a rollback needs."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: Namespaces rollbot may touch; empty means every namespace it can reach.
-    namespaces: list[NamespaceName] = Field(default_factory=list)
-    #: How long a rollout may take before rollbot calls it failed.
-    rollout_timeout_seconds: float = Field(default=300, gt=0)
-    #: The namespace `/rollback SERVICE` means when no `-n` is given.
-    default_namespace: NamespaceName = "default"
     #: Slack user IDs who may ask for a rollback; empty means anyone in the channel.
     requesters: list[str] = Field(default_factory=list)
     #: Slack user IDs who may approve; empty means anyone but (see below) the requester.
     approvers: list[str] = Field(default_factory=list)
     allow_self_approval: bool = False
+    #: Distinct approvers needed before the rollback runs.
+    approvals: int = Field(default=1, ge=1, le=5)
+    #: Whether `--emergency` runs the rollback without waiting for approval.
+    emergency_skips_approval: bool = False
+
+
+class Environment(ApprovalPolicy):
+    #: The namespaces this environment is made of.
+    namespaces: list[NamespaceName] = Field(min_length=1)
+
+
+class RollbotConfig(ApprovalPolicy):
+    """The file's top level; its approval fields are the policy outside any environment."""
+
+    #: Namespaces rollbot may touch besides the environments'; all empty means any namespace.
+    namespaces: list[NamespaceName] = Field(default_factory=list)
+    #: Named environments (prod, staging…), each with its namespaces and its own policy.
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    #: How long a rollout may take before rollbot calls it failed.
+    rollout_timeout_seconds: float = Field(default=300, gt=0)
+    #: The namespace `/rollback SERVICE` means when no `-n` is given.
+    default_namespace: NamespaceName = "default"
     #: A channel (ID) that also gets every finished rollback's summary.
     incidents_channel: str | None = None
     #: A folder of your own templates; any file there replaces the built-in one.
@@ -52,10 +77,40 @@ class RollbotConfig(BaseModel):
     #: How long a confirmation waits for a click before it expires.
     confirmation_ttl_seconds: float = Field(default=900, gt=0)
 
+    @model_validator(mode="after")
+    def _one_environment_per_namespace(self) -> RollbotConfig:
+        seen: dict[str, str] = {}
+        for name, env in self.environments.items():
+            for namespace in env.namespaces:
+                if namespace in seen:
+                    raise ValueError(
+                        f"namespace {namespace!r} is in two environments: "
+                        f"{seen[namespace]} and {name}"
+                    )
+                seen[namespace] = name
+        return self
+
+    @property
+    def allowed_namespaces(self) -> list[str]:
+        listed = list(self.namespaces)
+        for env in self.environments.values():
+            listed += [n for n in env.namespaces if n not in listed]
+        return listed
+
+    def environment_of(self, namespace: str) -> str | None:
+        return next(
+            (name for name, env in self.environments.items() if namespace in env.namespaces), None
+        )
+
+    def policy_for(self, namespace: str) -> ApprovalPolicy:
+        environment = self.environment_of(namespace)
+        return self.environments[environment] if environment else self
+
     def check_namespace_allowed(self, namespace: str) -> None:
         check_namespace(namespace)
-        if self.namespaces and namespace not in self.namespaces:
-            raise NamespaceNotAllowed(namespace, list(self.namespaces))
+        allowed = self.allowed_namespaces
+        if allowed and namespace not in allowed:
+            raise NamespaceNotAllowed(namespace, allowed)
 
 
 def _describe(err: ValidationError) -> str:

@@ -113,6 +113,8 @@ class RollbackRecord(BaseModel):
     #: The assessment shown with the confirmation (facts, severity, recommendation).
     assessment: tuple[str, ...] = ()
     severity: str | None = None
+    approvals: tuple[str, ...] = ()  # who approved so far, when several must
+    emergency: bool = False
     approved_by: str | None = None
     error: str | None = None
     #: Bumped on every write; the store refuses a write based on a stale copy.
@@ -151,6 +153,7 @@ def requested(
     revision: int = 0,
     channel: str = "",
     dry_run: bool = False,
+    emergency: bool = False,
     ttl: timedelta = timedelta(minutes=15),
 ) -> RollbackRecord:
     created = now()
@@ -168,6 +171,7 @@ def requested(
         requested_revision=revision,
         channel=channel,
         dry_run=dry_run,
+        emergency=emergency,
         created_at=created,
         expires_at=created + ttl,
         timeline=(entry,),

@@ -29,6 +29,7 @@ from bot.engine import (
 )
 from bot.errors import AlreadyAtTarget, PermanentError, RollbotError, TemporaryError
 from bot.incident import report_context
+from bot.policy import check_may_request
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState
 from bot.reports import TemplateRenderer
@@ -85,16 +86,25 @@ class Worker:
             problem = str(err)
             if job.attempt + 1 < MAX_ATTEMPTS:
                 delay = min(30.0, 2.0**job.attempt)
-                self.store.update(
-                    job.record_id, lambda r: r.note(f"{problem}; retrying in {delay:g}s")
-                )
+                if job.record_id:
+                    self.store.update(
+                        job.record_id, lambda r: r.note(f"{problem}; retrying in {delay:g}s")
+                    )
                 self.queue.enqueue(
                     job.model_copy(
                         update={"attempt": job.attempt + 1, "not_before": time.time() + delay}
                     )
                 )
-            else:
+            elif job.record_id:
                 self._fail(job.record_id, f"gave up after {MAX_ATTEMPTS} attempts: {err}")
+        except RollbotError as err:
+            if job.record_id:
+                self._fail(job.record_id, str(err))
+        except Exception as err:
+            # A bug must not kill the worker nor leave the record hanging: fail it, loudly.
+            log.exception("job %s failed", job.kind)
+            if job.record_id:
+                self._fail(job.record_id, f"internal error: {type(err).__name__}: {err}")
         finally:
             self.queue.ack(raw)
         return True
@@ -117,6 +127,8 @@ class Worker:
         # Any other combination is a duplicate delivery: the record has moved on.
 
     def _fail(self, record_id: str, message: str) -> RollbackRecord:
+        if (current := self.store.get(record_id)).state.terminal:
+            return current  # already ended (a late or repeated failure): say nothing twice
         record = self.store.update(
             record_id,
             lambda r: r if r.state.terminal else r.transition(S.FAILED, message, error=message),
@@ -185,6 +197,9 @@ class Worker:
             )
             self.sink.finished(done)
             return
+        if assessed.emergency:
+            self._emergency(assessed)
+            return
         waiting = self.store.update(
             record.id, lambda r: r.transition(S.AWAITING_APPROVAL, "confirmation posted")
         )
@@ -195,6 +210,22 @@ class Worker:
             self.queue.enqueue(
                 Job(kind="expire", record_id=record.id, not_before=waiting.expires_at.timestamp())
             )
+
+    def _emergency(self, record: RollbackRecord) -> None:
+        """--emergency where policy lets it skip approval: announce, then run."""
+        check_may_request(self.config, record.namespace, record.requested_by, emergency=True)
+        thread = self.sink.confirmation(record)
+        approved = self.store.update(
+            record.id,
+            lambda r: r.transition(
+                S.AWAITING_APPROVAL,
+                "emergency: approval skipped by policy",
+                thread_ts=thread or r.thread_ts,
+            ).transition(
+                S.APPROVED, "emergency rollback", actor=r.requested_by, approved_by=r.requested_by
+            ),
+        )
+        self.execute(approved)
 
     # -- execute -------------------------------------------------------------------
 

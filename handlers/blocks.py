@@ -63,6 +63,18 @@ def confirmation_blocks(record: RollbackRecord) -> list[Block]:
         ),
         SectionBlock(block_id=BlockId.CHANGES, text=MarkdownTextObject(text=changes_text(record))),
     ]
+    if record.emergency:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=":rotating_light: Emergency rollback: policy lets it run"
+                        " without approval."
+                    )
+                ]
+            )
+        )
+        return blocks
     if record.dry_run:
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text="Dry run: nothing will be changed.")])

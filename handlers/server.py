@@ -101,8 +101,10 @@ class RollbotServer:
         if self.http is not None:
             self.http.shutdown()
             self.http.server_close()
+            self.http = None
         for thread in self.threads:
             thread.join(timeout=5)
+        self.threads.clear()
 
 
 def serve_from_environment(port: int, with_worker: bool, kubeconfig: str | None) -> None:

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import RollbotError
-from bot.policy import check_may_approve
+from bot.policy import approvals_needed, check_may_approve
 from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
 from handlers.blocks import as_dicts, outcome_blocks
@@ -25,7 +25,7 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None:
-    """None when approved; otherwise the reason, for the clicker alone."""
+    """None when approved; otherwise what the clicker alone should read."""
     record_id, user = _clicked(body)
     store = services.store
     try:
@@ -37,15 +37,32 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
             services.queue.enqueue(Job(kind="expire", record_id=record_id))
             return "This confirmation has expired; run /rollback again."
         check_may_approve(services.config, record, user)
+        needed = approvals_needed(services.config, record)
 
         def approve(current: RollbackRecord) -> RollbackRecord:
+            # Re-checked inside the transaction: a concurrent click may have counted.
+            check_may_approve(services.config, current, user)
+            approvals = (*current.approvals, user)
+            if len(approvals) < needed:
+                return current.note(
+                    f"approved by <@{user}> ({len(approvals)} of {needed})", user
+                ).model_copy(update={"approvals": approvals})
             return current.transition(
-                S.APPROVED, f"approved by <@{user}>", actor=user, approved_by=user
+                S.APPROVED,
+                f"approved by <@{user}>",
+                actor=user,
+                approved_by=user,
+                approvals=approvals,
             )
 
-        store.update(record_id, approve)
-        services.queue.enqueue(Job(kind="execute", record_id=record_id))
-        return None
+        updated = store.update(record_id, approve)
+        if updated.state is S.APPROVED:
+            services.queue.enqueue(Job(kind="execute", record_id=record_id))
+            return None
+        return (
+            f"Your approval is recorded ({len(updated.approvals)} of {needed}); "
+            "it needs another approver."
+        )
     except RollbotError as err:
         problem = str(err)
         store.update(record_id, lambda r: r.note(f"click by <@{user}> refused: {problem}", user))

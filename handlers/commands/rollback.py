@@ -41,7 +41,7 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
                 )
             )
             return f"Reading the history of {command.namespace}/{command.workload}…"
-        check_may_request(config, user)
+        check_may_request(config, command.namespace, user, command.emergency)
         config.check_namespace_allowed(command.namespace)
         holder = store.lock_holder(f"{command.namespace}/{command.workload}")
         if holder is not None:
@@ -62,6 +62,7 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
                 revision=command.to_revision,
                 channel=channel,
                 dry_run=command.dry_run,
+                emergency=command.emergency,
                 ttl=timedelta(seconds=config.confirmation_ttl_seconds),
             )
         )

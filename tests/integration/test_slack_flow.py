@@ -361,3 +361,56 @@ def test_history_is_answered_to_the_asker_alone(make_bot, slack, workloads):
     text = wait_for("the history", lambda: ephemerals(slack, ALICE))[-1]
     assert "• 1 `app:v1` — revision 1: app:v1" in text
     assert "• 2 (current) `app:v2`" in text
+
+
+CAROL = "U0CAROL"
+
+
+def two_approvals(namespace: str, **extra: Any) -> RollbotConfig:
+    return RollbotConfig.model_validate(
+        {
+            "environments": {
+                "prod": {
+                    "namespaces": [namespace],
+                    "approvals": 2,
+                    "approvers": [BOB, CAROL],
+                    **extra,
+                }
+            }
+        }
+    )
+
+
+def test_an_environment_needing_two_approvals_waits_for_the_second(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot(two_approvals(workloads.namespace))
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, ts = confirmation(slack)
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+    wait_for("the first approval's answer", lambda: ephemerals(slack, BOB))
+    assert "recorded (1 of 2)" in ephemerals(slack, BOB)[-1]
+    assert bot.store.get(record_id).state is RollbackState.AWAITING_APPROVAL
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)  # not twice by one person
+    wait_for("the second answer", lambda: len(ephemerals(slack, BOB)) >= 2)
+    assert "approved this rollback already" in ephemerals(slack, BOB)[-1]
+    SlackUser(bot.url, CAROL).click(ActionId.APPROVE, record_id, ts)
+    record = final(bot.store, record_id)
+    assert record.state is RollbackState.SUCCEEDED
+    assert record.approvals == (BOB, CAROL)
+    assert workloads.images_of("web") == ["app:v1"]
+
+
+def test_emergency_runs_without_approval_only_where_policy_allows(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    strict = make_bot(two_approvals(workloads.namespace))
+    refused = SlackUser(strict.url, ALICE).command(f"web -n {workloads.namespace} --emergency")
+    assert "--emergency may not skip approval in prod" in refused.json()["text"]
+    assert strict.store.recent() == []
+    strict.stop()
+
+    bot = make_bot(two_approvals(workloads.namespace, emergency_skips_approval=True))
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace} --emergency")
+    record = final(bot.store, wait_for("the record", lambda: bot.store.recent())[0].id)
+    assert record.state is RollbackState.SUCCEEDED, record.timeline
+    assert "emergency: approval skipped by policy" in [e.message for e in record.timeline]
+    assert workloads.images_of("web") == ["app:v1"]

@@ -43,3 +43,36 @@ def test_a_bad_config_file_says_where_and_what(tmp_path, text, message):
 def test_a_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_environments_have_their_own_policy_and_widen_the_allowed_namespaces():
+    config = RollbotConfig.model_validate(
+        {
+            "namespaces": ["sandbox"],
+            "approvers": ["U0ANY"],
+            "environments": {
+                "prod": {
+                    "namespaces": ["prod-eu", "prod-us"],
+                    "approvals": 2,
+                    "approvers": ["U0LEAD"],
+                    "emergency_skips_approval": True,
+                }
+            },
+        }
+    )
+    assert config.environment_of("prod-us") == "prod"
+    assert config.policy_for("prod-us").approvals == 2
+    assert config.policy_for("sandbox").approvers == ["U0ANY"]
+    config.check_namespace_allowed("prod-eu")
+    with pytest.raises(NamespaceNotAllowed, match="allowed: sandbox, prod-eu, prod-us"):
+        config.check_namespace_allowed("staging")
+
+
+def test_a_namespace_in_two_environments_is_a_config_error(tmp_path):
+    path = tmp_path / "rollbot.yaml"
+    path.write_text("environments:\n  a: {namespaces: [x]}\n  b: {namespaces: [x]}\n")
+    with pytest.raises(ConfigError, match="namespace 'x' is in two environments: a and b"):
+        load_config(path)
+    path.write_text("environments:\n  a: {namespaces: []}\n")
+    with pytest.raises(ConfigError, match="environments.a.namespaces"):
+        load_config(path)

@@ -53,9 +53,9 @@ def test_self_approval_is_refused_unless_policy_allows_it():
 
 def test_only_listed_people_may_request_or_approve_when_lists_are_set():
     config = RollbotConfig(requesters=["U1"], approvers=["U9"])
-    check_may_request(config, "U1")
+    check_may_request(config, "prod", "U1")
     with pytest.raises(NotAllowed, match="request a rollback"):
-        check_may_request(config, "U2")
+        check_may_request(config, "prod", "U2")
     with pytest.raises(NotAllowed, match="may not approve"):
         check_may_approve(config, requested("prod", "web", "U1"), "U2")
 
@@ -71,3 +71,23 @@ def test_the_decision_matrix_on_kubernetes_facts():
     severity, advice = decide(PodFacts(3, 3, 0, ()), False, ())
     assert severity == "low" and "fixing forward" in advice
     assert decide(None, False, None)[0] == "low"
+
+
+def test_emergency_needs_an_environment_that_lets_it_skip_approval():
+    config = RollbotConfig.model_validate(
+        {
+            "environments": {
+                "prod": {"namespaces": ["prod"], "emergency_skips_approval": True},
+                "staging": {"namespaces": ["staging"]},
+            }
+        }
+    )
+    check_may_request(config, "prod", "U1", emergency=True)
+    with pytest.raises(NotAllowed, match="--emergency may not skip approval in staging"):
+        check_may_request(config, "staging", "U1", emergency=True)
+
+
+def test_the_same_person_cannot_count_twice_towards_several_approvals():
+    record = requested("prod", "web", "U1").model_copy(update={"approvals": ("U2",)})
+    with pytest.raises(NotAllowed, match="approved this rollback already"):
+        check_may_approve(RollbotConfig(), record, "U2")
