@@ -180,11 +180,25 @@ def undo_annotations(deployment: Body, target: Revision) -> dict[str, str]:
     return annotations
 
 
-def undo_patch(deployment: Body, target: Revision, change_cause: str | None = None) -> list[Body]:
-    """The JSON patch of `kubectl rollout undo`, guarded by a resourceVersion test.
+def preconditions(deployment: Body) -> list[Body]:
+    """JSON-patch `test` ops that fail if someone changed what an undo rewrites.
 
-    kubectl sends no precondition; rollbot adds one so that a concurrent edit
-    makes the patch fail (and be re-planned) instead of being overwritten.
+    kubectl sends none. rollbot tests the generation (bumped by any spec change,
+    a scale included) and the annotations (which the undo replaces whole), not
+    the resourceVersion: the controller's status writes bump that every few
+    seconds during a rollout and would make every patch of a busy Deployment
+    conflict, though nothing it changes is at stake.
+    """
+    meta = deployment["metadata"]
+    ops = [{"op": "test", "path": "/metadata/generation", "value": meta["generation"]}]
+    if meta.get("annotations") is not None:
+        ops.append({"op": "test", "path": "/metadata/annotations", "value": meta["annotations"]})
+    return ops
+
+
+def undo_patch(deployment: Body, target: Revision, change_cause: str | None = None) -> list[Body]:
+    """The JSON patch of `kubectl rollout undo`, guarded by `preconditions`.
+
     With `change_cause`, the Deployment records who rolled back and why; the
     controller copies it to the ReplicaSet, so `rollout history` shows it.
     """
@@ -192,12 +206,21 @@ def undo_patch(deployment: Body, target: Revision, change_cause: str | None = No
     if change_cause is not None:
         annotations[CHANGE_CAUSE] = change_cause
     return [
-        {
-            "op": "test",
-            "path": "/metadata/resourceVersion",
-            "value": deployment["metadata"]["resourceVersion"],
-        },
+        *preconditions(deployment),
         {"op": "replace", "path": "/spec/template", "value": undo_template(target)},
         # "add" replaces an existing member and also works when there is none yet.
         {"op": "add", "path": "/metadata/annotations", "value": annotations},
     ]
+
+
+def pointer_value(obj: Any, pointer: str) -> Any:
+    """The value at a JSON pointer (RFC 6901), or None where there is none."""
+    for raw in pointer.lstrip("/").split("/"):
+        key = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(obj, dict):
+            obj = obj.get(key)
+        elif isinstance(obj, list) and key.isdigit() and int(key) < len(obj):
+            obj = obj[int(key)]
+        else:
+            return None
+    return obj

@@ -16,6 +16,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from bot.deployments import pointer_value
 from bot.errors import (
     ApiUnavailable,
     Conflict,
@@ -147,23 +148,22 @@ class Kube:
     def json_patch_deployment(self, namespace: str, name: str, ops: list[Body]) -> Body:
         """Apply a JSON patch (a list body is sent as application/json-patch+json).
 
-        A failed `test` op comes back as a bare 422 "Invalid"; when the tested
-        resourceVersion is no longer current, that is reported as a Conflict.
+        A failed `test` op comes back as a bare 422 "Invalid"; when a tested
+        value is no longer what the object holds, that is reported as a Conflict.
         """
         try:
             response = self.apps.patch_namespaced_deployment(
                 name, namespace, ops, _preload_content=False
             )
         except ApiException as err:
-            tested = [
-                op["value"]
-                for op in ops
-                if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion"
-            ]
-            if err.status == 422 and tested:
-                current = self.get_deployment(namespace, name)["metadata"]["resourceVersion"]
-                if current != tested[0]:
-                    raise Conflict(f"resourceVersion {tested[0]} is now {current}") from err
+            tests = [op for op in ops if op.get("op") == "test"]
+            if err.status == 422 and tests:
+                current = self.get_deployment(namespace, name)
+                changed = [
+                    op["path"] for op in tests if pointer_value(current, op["path"]) != op["value"]
+                ]
+                if changed:
+                    raise Conflict(f"{', '.join(changed)} changed meanwhile") from err
             raise translate(err, kind="deployment", namespace=namespace, name=name) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise translate(err) from err

@@ -123,14 +123,29 @@ def test_undo_annotations_keep_the_deployments_bookkeeping_and_take_the_rest_fro
     }
 
 
-def test_undo_patch_guards_the_resource_version_and_strips_the_hash():
+def test_undo_patch_guards_generation_and_annotations_and_strips_the_hash():
     dep, rsets = three_revisions()
     target = rollout_history(dep, rsets)[0]
     ops = undo_patch(dep, target, change_cause="rollbot: by alice")
-    assert ops[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "100"}
-    assert ops[1]["path"] == "/spec/template"
-    assert "pod-template-hash" not in ops[1]["value"]["metadata"]["labels"]
-    assert ops[1]["value"]["spec"]["containers"][0]["image"] == "app:v1"
-    assert ops[2]["value"][CHANGE_CAUSE] == "rollbot: by alice"
+    assert ops[0] == {"op": "test", "path": "/metadata/generation", "value": 3}
+    assert ops[1] == {
+        "op": "test",
+        "path": "/metadata/annotations",
+        "value": dep["metadata"]["annotations"],
+    }
+    assert ops[2]["path"] == "/spec/template"
+    assert "pod-template-hash" not in ops[2]["value"]["metadata"]["labels"]
+    assert ops[2]["value"]["spec"]["containers"][0]["image"] == "app:v1"
+    assert ops[3]["value"][CHANGE_CAUSE] == "rollbot: by alice"
     # The plan's own objects are not modified by building the patch.
     assert target.template["metadata"]["labels"]["pod-template-hash"] == "h1"
+
+
+def test_json_pointers_resolve_escaped_keys():
+    from bot.deployments import pointer_value
+
+    obj = {"metadata": {"annotations": {"kubernetes.io/change-cause": "x"}}, "a": [1, 2]}
+    assert pointer_value(obj, "/metadata/annotations/kubernetes.io~1change-cause") == "x"
+    assert pointer_value(obj, "/a/1") == 2
+    assert pointer_value(obj, "/a/9") is None
+    assert pointer_value(obj, "/missing/deep") is None
