@@ -29,7 +29,7 @@ from bot.engine import (
 )
 from bot.errors import AlreadyAtTarget, PermanentError, RollbotError, TemporaryError
 from bot.incident import report_context
-from bot.policy import check_may_request
+from bot.policy import check_emergency_allowed
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState
 from bot.reports import TemplateRenderer
@@ -213,7 +213,7 @@ class Worker:
 
     def _emergency(self, record: RollbackRecord) -> None:
         """--emergency where policy lets it skip approval: announce, then run."""
-        check_may_request(self.config, record.namespace, record.requested_by, emergency=True)
+        check_emergency_allowed(self.config, record.namespace)
         thread = self.sink.confirmation(record)
         approved = self.store.update(
             record.id,

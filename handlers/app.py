@@ -26,10 +26,15 @@ def slack_client(token: str, base_url: str | None = None) -> WebClient:
 
 
 def create_app(
-    services: Services, *, token: str, signing_secret: str, base_url: str | None = None
+    services: Services,
+    *,
+    token: str,
+    signing_secret: str,
+    base_url: str | None = None,
+    client: WebClient | None = None,
 ) -> App:
     app = App(
-        client=slack_client(token, base_url),
+        client=client or slack_client(token, base_url),
         signing_secret=signing_secret,
         token_verification_enabled=False,
     )

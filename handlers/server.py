@@ -21,7 +21,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot.config import RollbotConfig
 from bot.store import JobQueue, RollbackStore
 from bot.worker import Worker, WorkerKube
-from handlers.app import create_app
+from handlers.app import create_app, slack_client
+from handlers.groups import SlackGroups
 from handlers.services import Services
 from handlers.thread import SlackThreadSink
 
@@ -52,13 +53,12 @@ class RollbotServer:
     http: WSGIServer | None = None
 
     def __post_init__(self) -> None:
-        queue = JobQueue(self.store.redis)
-        self.services = Services(self.config, self.store, queue)
+        client = slack_client(self.token, self.slack_api_url)
+        self.services = Services(
+            self.config, self.store, JobQueue(self.store.redis), groups_of=SlackGroups(client)
+        )
         self.app = create_app(
-            self.services,
-            token=self.token,
-            signing_secret=self.signing_secret,
-            base_url=self.slack_api_url,
+            self.services, token=self.token, signing_secret=self.signing_secret, client=client
         )
         self.sink = SlackThreadSink(self.app.client)
 

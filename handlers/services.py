@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import RollbotConfig
+from bot.policy import GroupsOf, no_groups
 from bot.store import JobQueue, RollbackStore
 
 
@@ -13,3 +14,5 @@ class Services:
     config: RollbotConfig
     store: RollbackStore
     queue: JobQueue
+    #: Resolves the Slack user groups named in the policy.
+    groups_of: GroupsOf = field(default=no_groups)

@@ -257,6 +257,7 @@ class FakeSlackApi:
             "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
+            "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "views.open": self._views_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
@@ -324,6 +325,7 @@ class FakeSlackApi:
                 BOT_USER_ID: _User(BOT_USER_ID, "rollbot", "rollbot", "UTC", is_bot=True)
             }
             self._channels: dict[str, _Channel] = {}
+            self._usergroups: dict[str, list[str]] = {}
             self._faults: dict[str, deque[_Fault]] = {}
             self._buckets: dict[str, _Bucket] = {}
             self._ts_seq = 0
@@ -343,6 +345,11 @@ class FakeSlackApi:
             self._users[user_id] = _User(
                 user_id, name or user_id.lower(), real_name or f"User {user_id}", tz
             )
+
+    def add_usergroup(self, group_id: str, users: list[str]) -> None:
+        """A user group (S…) and its members, for usergroups.users.list."""
+        with self._lock:
+            self._usergroups[group_id] = list(users)
 
     def add_channel(self, channel_id: str, name: str, *, is_private: bool = False) -> None:
         """Name a channel, so `#name` resolves and conversations.info answers with it."""
@@ -592,6 +599,12 @@ class FakeSlackApi:
                 raise SlackError("user_not_found")
             user = _User(user_id, user_id.lower(), f"User {user_id}", "UTC")
         return {"user": user.as_json()}
+
+    def _usergroups_users_list(self, args: Args) -> Args:
+        group = args.get("usergroup")
+        if not isinstance(group, str) or group not in self._usergroups:
+            raise SlackError("no_such_subteam")
+        return {"users": list(self._usergroups[group])}
 
     def _conversations_info(self, args: Args) -> Args:
         channel_id = self._channel(args)

@@ -36,12 +36,12 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
             # The worker expires it now (and takes the buttons away), not at its timer.
             services.queue.enqueue(Job(kind="expire", record_id=record_id))
             return "This confirmation has expired; run /rollback again."
-        check_may_approve(services.config, record, user)
+        check_may_approve(services.config, record, user, services.groups_of)
         needed = approvals_needed(services.config, record)
 
         def approve(current: RollbackRecord) -> RollbackRecord:
             # Re-checked inside the transaction: a concurrent click may have counted.
-            check_may_approve(services.config, current, user)
+            check_may_approve(services.config, current, user, services.groups_of)
             approvals = (*current.approvals, user)
             if len(approvals) < needed:
                 return current.note(

@@ -41,7 +41,7 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
                 )
             )
             return f"Reading the history of {command.namespace}/{command.workload}…"
-        check_may_request(config, command.namespace, user, command.emergency)
+        check_may_request(config, command.namespace, user, command.emergency, services.groups_of)
         config.check_namespace_allowed(command.namespace)
         holder = store.lock_holder(f"{command.namespace}/{command.workload}")
         if holder is not None:

@@ -414,3 +414,20 @@ def test_emergency_runs_without_approval_only_where_policy_allows(make_bot, slac
     assert record.state is RollbackState.SUCCEEDED, record.timeline
     assert "emergency: approval skipped by policy" in [e.message for e in record.timeline]
     assert workloads.images_of("web") == ["app:v1"]
+
+
+def test_user_groups_grant_requesting_and_approving(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    slack.add_usergroup("S0ONCALL", [ALICE])
+    slack.add_usergroup("S0LEADS", [CAROL])
+    bot = make_bot(RollbotConfig(requesters=["S0ONCALL"], approvers=["S0LEADS"]))
+    refused = SlackUser(bot.url, MALLORY).command(f"web -n {workloads.namespace}")
+    assert "may request a rollback" in refused.json()["text"]
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, ts = confirmation(slack)
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+    wait_for("bob's refusal", lambda: ephemerals(slack, BOB))
+    assert "may not approve" in ephemerals(slack, BOB)[-1]
+    SlackUser(bot.url, CAROL).click(ActionId.APPROVE, record_id, ts)
+    assert final(bot.store, record_id).state is RollbackState.SUCCEEDED
+    assert len(slack.calls("usergroups.users.list")) == 2, "memberships are cached"
