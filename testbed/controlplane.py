@@ -24,9 +24,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from testbed.binaries import testbed_binaries
+from testbed.service import LocalService
 
 ADMIN_TOKEN_USER = "admin"
 
@@ -58,7 +59,7 @@ class Credential:
 
 
 @dataclass
-class ControlPlane:
+class ControlPlane(LocalService):
     bin_dir: Path | None = None
     workdir: Path | None = None
     #: Image tags matching this pattern crash-loop instead of becoming Ready.
@@ -70,18 +71,6 @@ class ControlPlane:
     _own_workdir: bool = False
 
     # -- lifecycle -------------------------------------------------------------
-
-    def __enter__(self) -> ControlPlane:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def server(self) -> str:
@@ -100,7 +89,7 @@ class ControlPlane:
             self._write_kubeconfig(path, self.credentials[user].token, user)
         return path
 
-    def start(self) -> None:
+    def start(self) -> Self:
         if self.bin_dir is None:
             self.bin_dir = testbed_binaries()
         if self.workdir is None:
@@ -118,6 +107,7 @@ class ControlPlane:
         except BaseException:
             self.stop()
             raise
+        return self
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):

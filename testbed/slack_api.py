@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
+
+from testbed.service import LocalService
 
 Args = dict[str, Any]
 Report = Callable[[str, str], None]
@@ -239,7 +240,7 @@ def _error_payload(error: SlackError) -> Args:
     return payload
 
 
-class FakeSlackApi:
+class FakeSlackApi(LocalService):
     """A Slack Web API on 127.0.0.1 that records every call and keeps the messages and
     files a workspace would show; use it as a context manager around a test."""
 
@@ -288,17 +289,6 @@ class FakeSlackApi:
         server.server_close()
         thread.join()
         self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def origin(self) -> str:

@@ -62,24 +62,31 @@ class SlackUser:
         )
 
     def click(self, action: ActionId, record_id: str, message_ts: str) -> httpx.Response:
-        payload = {
-            "type": "block_actions",
-            "team": {"id": "T0TEAM"},
-            "api_app_id": "A0APP",
-            "user": {"id": self.user, "name": self.user},
-            "trigger_id": secrets.token_hex(8),
-            "channel": {"id": self.channel},
-            "container": {"type": "message", "message_ts": message_ts},
-            "message": {"ts": message_ts, "text": ""},
-            "response_url": "http://127.0.0.1:9/unused",
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action.value,
-                    "block_id": "decision",
-                    "value": record_id,
-                    "action_ts": str(time.time()),
-                }
-            ],
-        }
+        payload = block_actions_payload(self.user, self.channel, action, record_id, message_ts)
         return self._post({"payload": json.dumps(payload)})
+
+
+def block_actions_payload(
+    user: str, channel: str, action: ActionId, record_id: str, message_ts: str
+) -> dict[str, Any]:
+    """What Slack sends when `user` clicks a button of rollbot's message."""
+    return {
+        "type": "block_actions",
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "user": {"id": user, "name": user},
+        "trigger_id": secrets.token_hex(8),
+        "channel": {"id": channel},
+        "container": {"type": "message", "message_ts": message_ts},
+        "message": {"ts": message_ts, "text": ""},
+        "response_url": "http://127.0.0.1:9/unused",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action.value,
+                "block_id": "decision",
+                "value": record_id,
+                "action_ts": str(time.time()),
+            }
+        ],
+    }

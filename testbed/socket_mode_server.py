@@ -21,9 +21,10 @@ import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from testbed.service import LocalService
 
 Args = dict[str, Any]
 
@@ -129,7 +130,7 @@ class _Connection:
             self.server._forget(self)
 
 
-class FakeSocketModeServer:
+class FakeSocketModeServer(LocalService):
     """Slack's Socket Mode endpoint on 127.0.0.1; use it as a context manager."""
 
     def __init__(self) -> None:
@@ -169,17 +170,6 @@ class FakeSocketModeServer:
         server.server_close()
         thread.join()
         self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

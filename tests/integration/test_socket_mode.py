@@ -7,7 +7,6 @@ apps.connections.open); the Web API the bot calls is the local FakeSlackApi.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from bot.store import RollbackStore
 from handlers.ids import ActionId
 from handlers.server import RollbotServer
 from testbed.slack_api import FakeSlackApi
+from testbed.slack_user import block_actions_payload
 from testbed.socket_mode_server import FakeSocketModeServer
 from tests.integration.test_slack_flow import (
     ALICE,
@@ -70,26 +70,7 @@ def slash_command(user: str, text: str) -> dict[str, Any]:
 
 
 def click(user: str, action: ActionId, record_id: str, message_ts: str) -> dict[str, Any]:
-    return {
-        "type": "block_actions",
-        "team": {"id": "T0TEAM"},
-        "api_app_id": "A0ROLLBOT1",
-        "user": {"id": user, "name": user},
-        "trigger_id": "1.2.3",
-        "channel": {"id": CHANNEL},
-        "container": {"type": "message", "message_ts": message_ts},
-        "message": {"ts": message_ts, "text": ""},
-        "response_url": "http://127.0.0.1:9/unused",
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action.value,
-                "block_id": "decision",
-                "value": record_id,
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
+    return block_actions_payload(user, CHANNEL, action, record_id, message_ts)
 
 
 def test_a_rollback_requested_and_approved_over_socket_mode(
