@@ -10,10 +10,12 @@ matrix, on the facts Kubernetes can give (HTTP checks come with the catalog).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bot.checks import CheckResult, HttpCheck, run_checks
 from bot.kube import selector_string
 from bot.rollout import RolloutPhase, rollout_state
 
@@ -51,6 +53,7 @@ class Assessment:
     severity: Severity
     recommendation: str
     unknown: tuple[str, ...] = field(default=())
+    health: tuple[CheckResult, ...] | None = ()
 
     def summary_lines(self) -> list[str]:
         lines = [f"Severity: *{self.severity}* — {self.recommendation}", f"Rollout: {self.rollout}"]
@@ -71,6 +74,10 @@ class Assessment:
         else:
             lines.append(f"Error lines in recent logs: {len(self.error_lines)}")
             lines += [f"  {e}" for e in self.error_lines[:MAX_LINES_SHOWN]]
+        if self.health is None:
+            lines.append("Health checks: unknown (no answer in time)")
+        else:
+            lines += [f"Health: {r.line()}" for r in self.health]
         if self.unknown:
             lines.append(f"Did not answer in time: {', '.join(self.unknown)}")
         return lines
@@ -114,12 +121,21 @@ def warning_lines(events: list[Body], workload: str) -> tuple[str, ...]:
 
 
 def decide(
-    pods: PodFacts | None, rollout_failed: bool, errors: tuple[str, ...] | None
+    pods: PodFacts | None,
+    rollout_failed: bool,
+    errors: tuple[str, ...] | None,
+    health: tuple[CheckResult, ...] | None = (),
 ) -> tuple[Severity, str]:
-    """The decision matrix, Kubernetes side: down → critical, >50 % broken → high,
-    a few failures or errors in the logs → medium (monitor), nothing → low."""
+    """The decision matrix: service down or no pod ready → critical; a health check
+    failing or >50 % of pods broken → high; a few failures or errors in the logs →
+    medium (monitor); nothing → low."""
+    failing = [r for r in health or () if not r.ok]
+    if health and len(failing) == len(health):
+        return "critical", "the service is down (every health check fails): roll back now"
     if pods is not None and pods.total and pods.ready == 0:
         return "critical", "no pod is ready: roll back now"
+    if failing:
+        return "high", f"{failing[0].name} fails ({failing[0].detail}): roll back now"
     broken = len(pods.crash_looping) if pods else 0
     not_ready = (pods.total - pods.ready) if pods else 0
     if pods is not None and pods.total and max(broken, not_ready) * 2 > pods.total:
@@ -140,6 +156,7 @@ def assess_workload(
     name: str,
     budget: float = 3.0,
     since_seconds: int = 600,
+    health_checks: Sequence[HttpCheck] = (),
 ) -> Assessment:
     deployment = source.get_deployment(namespace, name)
     selector = selector_string(deployment["spec"].get("selector") or {})
@@ -157,11 +174,12 @@ def assess_workload(
             ]
         return tuple(found)
 
-    pool = ThreadPoolExecutor(max_workers=3)
+    pool = ThreadPoolExecutor(max_workers=4)
     futures: dict[str, Future[Any]] = {
         "pods": pool.submit(lambda: pod_facts(source.list_pods(namespace, selector))),
         "events": pool.submit(lambda: warning_lines(source.list_warning_events(namespace), name)),
         "logs": pool.submit(read_logs),
+        "health": pool.submit(lambda: tuple(run_checks(health_checks))),
     }
     wait(futures.values(), timeout=budget)
     pool.shutdown(wait=False, cancel_futures=True)
@@ -174,8 +192,16 @@ def assess_workload(
             results[key] = None
             if not future.done():
                 unknown.append(key)
-    pods, errors = results["pods"], results["logs"]
-    severity, recommendation = decide(pods, state.phase is RolloutPhase.DEADLINE_EXCEEDED, errors)
+    pods, errors, health = results["pods"], results["logs"], results["health"]
+    failed = state.phase is RolloutPhase.DEADLINE_EXCEEDED
+    severity, recommendation = decide(pods, failed, errors, health)
     return Assessment(
-        state.message, pods, results["events"], errors, severity, recommendation, tuple(unknown)
+        state.message,
+        pods,
+        results["events"],
+        errors,
+        severity,
+        recommendation,
+        tuple(unknown),
+        health,
     )

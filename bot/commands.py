@@ -49,7 +49,12 @@ def _int(flag: str, value: str) -> int:
     return number
 
 
-def parse_command(text: str, default_namespace: str) -> Command:
+def parse_command(
+    text: str,
+    default_namespace: str,
+    catalog: dict[str, tuple[str | None, str | None]] | None = None,
+) -> Command:
+    """`catalog` maps a service name to its (namespace, deployment), where known."""
     try:
         words = shlex.split(text)
     except ValueError as err:
@@ -69,7 +74,7 @@ def parse_command(text: str, default_namespace: str) -> Command:
     if head == "history":
         action, words = "history", words[1:]
     workload, namespace, to_revision, dry_run, reason = "", default_namespace, 0, False, ""
-    emergency = False
+    emergency = explicit_namespace = False
     rest = list(words)
     while rest:
         word = rest.pop(0)
@@ -78,7 +83,7 @@ def parse_command(text: str, default_namespace: str) -> Command:
                 raise CommandError(f"{word} needs a value")
             value = rest.pop(0)
             if word in ("-n", "--namespace"):
-                namespace = value
+                namespace, explicit_namespace = value, True
             elif word == "--to-revision":
                 to_revision = _int(word, value)
             else:
@@ -99,6 +104,10 @@ def parse_command(text: str, default_namespace: str) -> Command:
             workload = word
     if not workload:
         raise CommandError("which service? name the deployment to roll back")
+    known_namespace, deployment = (catalog or {}).get(workload, (None, None))
+    if known_namespace and not explicit_namespace:
+        namespace = known_namespace
+    workload = deployment or workload
     if action == "history" and (to_revision or dry_run or reason or emergency):
         raise CommandError("history takes only a service and -n NAMESPACE")
     return Command(

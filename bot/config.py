@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.checks import HttpCheck
 from bot.errors import InvalidInput, NamespaceNotAllowed
 from bot.names import check_namespace
 
@@ -59,6 +60,22 @@ class Environment(ApprovalPolicy):
     namespaces: list[NamespaceName] = Field(min_length=1)
 
 
+class ServiceEntry(BaseModel):
+    """A service in the catalog: where it runs and how to tell it is healthy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The namespace `/rollback SERVICE` means for this service (default: default_namespace).
+    namespace: NamespaceName | None = None
+    #: The Deployment to roll back (default: the service's own name).
+    deployment: str | None = None
+    health_checks: list[HttpCheck] = Field(default_factory=list)
+    smoke_tests: list[HttpCheck] = Field(default_factory=list)
+    #: After a rollout, how many times to try the checks, and how far apart.
+    verify_attempts: int = Field(default=5, ge=1, le=30)
+    verify_interval_seconds: float = Field(default=10, ge=0)
+
+
 class RollbotConfig(ApprovalPolicy):
     """The file's top level; its approval fields are the policy outside any environment."""
 
@@ -66,6 +83,8 @@ class RollbotConfig(ApprovalPolicy):
     namespaces: list[NamespaceName] = Field(default_factory=list)
     #: Named environments (prod, staging…), each with its namespaces and its own policy.
     environments: dict[str, Environment] = Field(default_factory=dict)
+    #: The service catalog: name → namespace, Deployment, checks.
+    services: dict[str, ServiceEntry] = Field(default_factory=dict)
     #: How long a rollout may take before rollbot calls it failed.
     rollout_timeout_seconds: float = Field(default=300, gt=0)
     #: The namespace `/rollback SERVICE` means when no `-n` is given.
@@ -105,6 +124,20 @@ class RollbotConfig(ApprovalPolicy):
     def policy_for(self, namespace: str) -> ApprovalPolicy:
         environment = self.environment_of(namespace)
         return self.environments[environment] if environment else self
+
+    @property
+    def catalog(self) -> dict[str, tuple[str | None, str | None]]:
+        """Service name → (namespace, Deployment), as the command parser reads it."""
+        return {name: (e.namespace, e.deployment) for name, e in self.services.items()}
+
+    def service_for(self, namespace: str, deployment: str) -> ServiceEntry | None:
+        """The catalog entry of a Deployment, if it has one."""
+        for name, entry in self.services.items():
+            if (entry.deployment or name) == deployment and (
+                entry.namespace or self.default_namespace
+            ) == namespace:
+                return entry
+        return None
 
     def check_namespace_allowed(self, namespace: str) -> None:
         check_namespace(namespace)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from bot.assessment import AssessmentSource, assess_workload
 from bot.backup import BackupSource, take_backup
+from bot.checks import run_until_passing
 from bot.config import RollbotConfig
 from bot.deployments import Revision
 from bot.engine import (
@@ -170,7 +171,13 @@ class Worker:
             )
             self.sink.refused(failed, problem)
             return
-        facts = assess_workload(self.kube, record.namespace, record.workload)
+        entry = self.config.service_for(record.namespace, record.workload)
+        facts = assess_workload(
+            self.kube,
+            record.namespace,
+            record.workload,
+            health_checks=entry.health_checks if entry else (),
+        )
         current = plan.current
         assessed = self.store.update(
             record.id,
@@ -330,15 +337,29 @@ class Worker:
         )
 
     def _verify(self, record: RollbackRecord) -> RollbackRecord:
+        """All replicas available, then the catalog's health checks and smoke tests
+        (retried, as the runbooks do: the new pods may need a moment)."""
         deployment = self.kube.get_deployment(record.namespace, record.workload)
         state = rollout_state(deployment)
         if state.available < state.desired:
             raise PermanentError(
-                f"only {state.available} of {state.desired} replicas are available"
+                f"rolled back but unhealthy: only {state.available} of {state.desired} "
+                "replicas are available"
             )
+        summary = f"{state.available}/{state.desired} replicas available"
+        entry = self.config.service_for(record.namespace, record.workload)
+        checks = [*entry.health_checks, *entry.smoke_tests] if entry else []
+        if checks and entry is not None:
+            results, attempts = run_until_passing(
+                checks, entry.verify_attempts, entry.verify_interval_seconds
+            )
+            lines = "\n".join(r.line() for r in results)
+            if not all(r.ok for r in results):
+                raise PermanentError(
+                    f"rolled back but unhealthy after {attempts} attempts:\n{lines}"
+                )
+            self.sink.milestone(record, f"Verified (attempt {attempts}):\n{lines}")
+            summary += f", {len(results)} checks passing"
         return self.store.update(
-            record.id,
-            lambda r: r.transition(
-                S.SUCCEEDED, f"healthy: {state.available}/{state.desired} replicas available"
-            ),
+            record.id, lambda r: r.transition(S.SUCCEEDED, f"healthy: {summary}")
         )

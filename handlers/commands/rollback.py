@@ -20,7 +20,7 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
     config, store = services.config, services.store
     user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
     try:
-        command = parse_command(str(body.get("text", "")), config.default_namespace)
+        command = parse_command(str(body.get("text", "")), config.default_namespace, config.catalog)
         if command.action == "help":
             return f"```{USAGE}```"
         if command.action == "status":

@@ -431,3 +431,66 @@ def test_user_groups_grant_requesting_and_approving(make_bot, slack, workloads):
     SlackUser(bot.url, CAROL).click(ActionId.APPROVE, record_id, ts)
     assert final(bot.store, record_id).state is RollbackState.SUCCEEDED
     assert len(slack.calls("usergroups.users.list")) == 2, "memberships are cached"
+
+
+def catalog(namespace: str, service_url: str, **extra: Any) -> RollbotConfig:
+    return RollbotConfig.model_validate(
+        {
+            "services": {
+                "family-assistant": {
+                    "namespace": namespace,
+                    "deployment": "web",
+                    "health_checks": [{"name": "health", "url": f"{service_url}/health"}],
+                    "smoke_tests": [
+                        {
+                            "name": "chat",
+                            "url": f"{service_url}/chat",
+                            "method": "POST",
+                            "json_body": {"message": "test"},
+                            "expect_field": "response",
+                        }
+                    ],
+                    "verify_attempts": 2,
+                    "verify_interval_seconds": 0.2,
+                    **extra,
+                }
+            }
+        }
+    )
+
+
+def test_a_catalog_service_is_assessed_and_verified_through_its_checks(make_bot, slack, workloads):
+    from testbed.http_service import FakeService
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    with FakeService(mode="failing") as service:
+        bot = make_bot(catalog(workloads.namespace, service.url))
+        SlackUser(bot.url, ALICE).command("family-assistant")  # no -n: the catalog knows
+        record_id, ts = confirmation(slack)
+        shown = json.dumps(slack.thread(CHANNEL, ts)[0].blocks, ensure_ascii=False)
+        assert "Severity: *critical* — the service is down" in shown
+        assert "✗ health: HTTP 500, expected 200" in shown
+        service.mode = "healthy"  # as if the old version answers again
+        SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+        record = final(bot.store, record_id)
+    assert record.state is RollbackState.SUCCEEDED, record.timeline
+    assert record.timeline[-1].message == "healthy: 2/2 replicas available, 2 checks passing"
+    assert any(m.text.startswith("Verified (attempt 1)") for m in slack.messages(CHANNEL))
+
+
+def test_a_rollback_whose_checks_keep_failing_ends_rolled_back_but_unhealthy(
+    make_bot, slack, workloads
+):
+    from testbed.http_service import FakeService
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    with FakeService(mode="failing") as service:
+        bot = make_bot(catalog(workloads.namespace, service.url))
+        SlackUser(bot.url, ALICE).command("family-assistant")
+        record_id, ts = confirmation(slack)
+        SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+        record = final(bot.store, record_id)
+    assert record.state is RollbackState.FAILED
+    assert record.error is not None
+    assert record.error.startswith("rolled back but unhealthy after 2 attempts")
+    assert workloads.images_of("web") == ["app:v1"], "the rollback itself was applied"

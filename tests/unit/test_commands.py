@@ -58,3 +58,11 @@ def test_help_status_and_cancel():
     assert parse_command("status", "d").record_id == ""
     assert parse_command("status rb-1", "d").record_id == "rb-1"
     assert parse_command("cancel rb-1", "d").record_id == "rb-1"
+
+
+def test_a_catalog_service_brings_its_namespace_and_deployment():
+    catalog = {"family-assistant": ("homelab", "fa-api")}
+    command = parse_command("family-assistant", "default", catalog)
+    assert (command.namespace, command.workload) == ("homelab", "fa-api")
+    explicit = parse_command("family-assistant -n staging", "default", catalog)
+    assert explicit.namespace == "staging"
