@@ -71,6 +71,14 @@ def _guard(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+_PROMOTE = """
+local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1])
+for _, job in ipairs(due) do
+  if redis.call('zrem', KEYS[1], job) == 1 then redis.call('lpush', KEYS[2], job) end
+end
+return #due
+"""
+
 _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -179,6 +187,7 @@ class JobQueue:
     goes back to the queue if that worker stops heart-beating (it died)."""
 
     QUEUE = f"{PREFIX}jobs"
+    DELAYED = f"{PREFIX}jobs:delayed"
 
     def __init__(
         self, client: redis.Redis, worker_id: str | None = None, heartbeat_ttl: float = 15
@@ -193,7 +202,18 @@ class JobQueue:
 
     @_guard
     def enqueue(self, job: Job) -> None:
-        self.redis.lpush(self.QUEUE, job.model_dump_json())
+        """Run `job` now, or, with a `not_before` in the future, keep it until then."""
+        if job.not_before > time.time():
+            self.redis.zadd(self.DELAYED, {job.model_dump_json(): job.not_before})
+        else:
+            self.redis.lpush(self.QUEUE, job.model_dump_json())
+
+    @_guard
+    def promote_due(self, now: float | None = None) -> int:
+        """Move the delayed jobs that are due into the queue; each exactly once, even
+        with several workers promoting at the same time (one script, atomic)."""
+        moved = self.redis.eval(_PROMOTE, 2, self.DELAYED, self.QUEUE, now or time.time())
+        return int(moved)
 
     @_guard
     def heartbeat(self) -> None:
@@ -205,12 +225,7 @@ class JobQueue:
         raw = self.redis.blmove(self.QUEUE, self.processing, timeout, "RIGHT", "LEFT")
         if raw is None:
             return None
-        job = Job.model_validate_json(raw)
-        if job.not_before > time.time():  # not yet: back to the queue's far end
-            self.redis.lrem(self.processing, 1, str(raw))
-            self.redis.lpush(self.QUEUE, str(raw))
-            return None
-        return job, str(raw)
+        return Job.model_validate_json(raw), str(raw)
 
     @_guard
     def ack(self, raw: str) -> None:

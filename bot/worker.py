@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Protocol
 
+from apscheduler.schedulers.background import BackgroundScheduler
+
 from bot.assessment import AssessmentSource, assess_workload
 from bot.backup import BackupSource, take_backup
 from bot.checks import run_until_passing
@@ -61,20 +63,36 @@ class Worker:
     ) -> None:
         self.store, self.queue, self.kube = store, queue, kube
         self.config, self.sink = config, sink
+        self._last_recovery = 0.0
 
     # -- the loop ------------------------------------------------------------------
 
     def run(self, stop: threading.Event, poll: int = 1) -> None:
-        last_recovery = 0.0
-        while not stop.is_set():
-            try:
-                if time.monotonic() - last_recovery > self.queue.heartbeat_ttl:
-                    self.queue.recover_orphans()
-                    last_recovery = time.monotonic()
-                self.run_once(poll)
-            except TemporaryError as err:
-                log.warning("worker: %s", err)
-                stop.wait(1.0)
+        """Take jobs until `stop` is set. A scheduler beside the loop promotes
+        delayed jobs (expiries, follow-ups) and puts a dead worker's jobs back."""
+        scheduler = BackgroundScheduler(daemon=True)
+        scheduler.add_job(
+            self._housekeeping, "interval", seconds=0.5, max_instances=1, coalesce=True
+        )
+        scheduler.start()
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_once(poll)
+                except TemporaryError as err:
+                    log.warning("worker: %s", err)
+                    stop.wait(1.0)
+        finally:
+            scheduler.shutdown(wait=False)
+
+    def _housekeeping(self) -> None:
+        try:
+            self.queue.promote_due()
+            if time.monotonic() - self._last_recovery > self.queue.heartbeat_ttl:
+                self.queue.recover_orphans()
+                self._last_recovery = time.monotonic()
+        except TemporaryError as err:
+            log.warning("housekeeping: %s", err)
 
     def run_once(self, timeout: int = 1) -> bool:
         taken = self.queue.take(timeout)

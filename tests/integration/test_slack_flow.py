@@ -494,3 +494,16 @@ def test_a_rollback_whose_checks_keep_failing_ends_rolled_back_but_unhealthy(
     assert record.error is not None
     assert record.error.startswith("rolled back but unhealthy after 2 attempts")
     assert workloads.images_of("web") == ["app:v1"], "the rollback itself was applied"
+
+
+def test_an_unanswered_confirmation_expires_on_its_own_and_loses_its_buttons(
+    make_bot, slack, workloads
+):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot(RollbotConfig(confirmation_ttl_seconds=1))
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, ts = confirmation(slack)
+    record = final(bot.store, record_id, timeout=15)
+    assert record.state is RollbackState.EXPIRED
+    root = wait_for("the root to change", lambda: (m := slack.thread(CHANNEL, ts)[0]).updated and m)
+    assert "Approve" not in json.dumps(root.blocks)

@@ -4,6 +4,7 @@ embedded Redis that one process uses when REDIS_URL is unset."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -92,11 +93,20 @@ def test_a_dead_workers_jobs_go_back_to_the_queue(redis_client):
     assert alive.take(1) is None
 
 
-def test_a_job_for_later_waits_its_turn(redis_client):
+def test_a_job_for_later_waits_its_turn_and_is_promoted_once(redis_client):
     queue = JobQueue(redis_client)
-    queue.enqueue(Job(kind="expire", record_id="rb-1", not_before=9e12))
+    queue.enqueue(Job(kind="expire", record_id="rb-1", not_before=time.time() + 60))
     assert queue.take(1) is None
-    assert redis_client.llen(JobQueue.QUEUE) == 1
+    assert queue.promote_due() == 0
+    promoters = [JobQueue(redis_client, worker_id=f"w{i}") for i in range(4)]
+    threads = [threading.Thread(target=q.promote_due, args=(time.time() + 120,)) for q in promoters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert redis_client.llen(JobQueue.QUEUE) == 1, "four promoters, one job"
+    taken = queue.take(1)
+    assert taken is not None and taken[0].record_id == "rb-1"
 
 
 def test_embedded_redis_keeps_history_across_restarts(tmp_path):
