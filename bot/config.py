@@ -93,6 +93,8 @@ class RollbotConfig(ApprovalPolicy):
     incidents_channel: str | None = None
     #: A folder of your own templates; any file there replaces the built-in one.
     templates_dir: Path | None = None
+    #: After a successful rollback, re-check the service at these minutes (empty: never).
+    follow_up_minutes: list[float] = Field(default_factory=lambda: [5.0, 15.0, 30.0])
     #: How long a confirmation waits for a click before it expires.
     confirmation_ttl_seconds: float = Field(default=900, gt=0)
 

@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.assessment import AssessmentSource, assess_workload
 from bot.backup import BackupSource, take_backup
-from bot.checks import run_until_passing
+from bot.checks import run_checks, run_until_passing
 from bot.config import RollbotConfig
 from bot.deployments import Revision
 from bot.engine import (
@@ -137,6 +137,8 @@ class Worker:
             self.assess(record)
         elif job.kind == "execute" and record.state.executing:
             self.execute(record)
+        elif job.kind == "follow_up" and record.state is S.SUCCEEDED:
+            self.follow_up(record, int(job.args["index"]))
         elif job.kind == "expire" and record.state is S.AWAITING_APPROVAL and record.expired():
             record = self.store.update(
                 record.id,
@@ -278,6 +280,44 @@ class Worker:
         self.store.unlock_workload(record.workload_key, record.id)
         self.sink.finished(record)
         self._report(record)
+        if record.state is S.SUCCEEDED:
+            self._schedule_follow_ups(record)
+
+    def _schedule_follow_ups(self, record: RollbackRecord) -> None:
+        finished = record.timeline[-1].at.timestamp()
+        for index, minutes in enumerate(self.config.follow_up_minutes):
+            self.queue.enqueue(
+                Job(
+                    kind="follow_up",
+                    record_id=record.id,
+                    args={"index": str(index)},
+                    not_before=finished + minutes * 60,
+                )
+            )
+
+    def follow_up(self, record: RollbackRecord, index: int) -> None:
+        """Is it staying healthy? The runbooks' +5/+15/+30 minute checks."""
+        minutes = self.config.follow_up_minutes
+        last = index == len(minutes) - 1
+        state = rollout_state(self.kube.get_deployment(record.namespace, record.workload))
+        entry = self.config.service_for(record.namespace, record.workload)
+        results = run_checks(entry.health_checks) if entry else []
+        problems = [r.line() for r in results if not r.ok]
+        if state.available < state.desired:
+            problems.insert(0, f"only {state.available}/{state.desired} replicas available")
+        label = f"Follow-up +{minutes[index]:g} min"
+        if problems:
+            text = f":warning: {label}: unhealthy again <@{record.requested_by}>:\n" + "\n".join(
+                problems
+            )
+        elif last:
+            text = f":white_check_mark: {label}: stable; the incident can be closed"
+        else:
+            text = f"{label}: healthy ({state.available}/{state.desired} available" + (
+                f", {len(results)} checks passing)" if results else ")"
+            )
+        self.store.update(record.id, lambda r: r.note(text.split("\n", 1)[0]))
+        self.sink.milestone(record, text)
 
     def _report(self, record: RollbackRecord) -> None:
         """The runbooks' report and messages, filled in from the record and posted."""

@@ -7,6 +7,7 @@ app, a local Slack Web API, a real redis-server and the real control plane.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,12 +34,13 @@ def SlackUser(url: str, user: str, secret: str = SECRET) -> _SlackUser:  # noqa:
 
 def wait_for(what: str, test: Callable[[], Any], timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
+    value = None
     while time.monotonic() < deadline:
         value = test()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} (last seen: {value!r})")
 
 
 @pytest.fixture
@@ -507,3 +509,40 @@ def test_an_unanswered_confirmation_expires_on_its_own_and_loses_its_buttons(
     assert record.state is RollbackState.EXPIRED
     root = wait_for("the root to change", lambda: (m := slack.thread(CHANNEL, ts)[0]).updated and m)
     assert "Approve" not in json.dumps(root.blocks)
+
+
+def test_follow_ups_survive_a_restart_and_raise_the_alarm_when_it_breaks_again(
+    make_bot, slack, workloads
+):
+    from testbed.http_service import FakeService
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    with FakeService() as service:
+        config = catalog(
+            workloads.namespace,
+            service.url,
+        ).model_copy(update={"follow_up_minutes": [0.03, 0.06, 0.09]})
+        first = make_bot(config)
+        SlackUser(first.url, ALICE).command("family-assistant")
+        record_id, ts = confirmation(slack)
+        SlackUser(first.url, BOB).click(ActionId.APPROVE, record_id, ts)
+        assert final(first.store, record_id).state is RollbackState.SUCCEEDED
+        first.stop()  # the process restarts: the follow-ups wait in Redis
+
+        def follow_ups() -> list[str]:
+            return [
+                m.text
+                for m in slack.thread(CHANNEL, ts)
+                if re.match(r"(:[a-z_]+: )?Follow-up", m.text)
+            ]
+
+        second = make_bot(config)
+        wait_for("the first follow-up", lambda: follow_ups())
+        assert follow_ups()[0].startswith("Follow-up +0.03 min: healthy (2/2 available, 1 checks")
+        service.mode = "failing"
+        wait_for("the last follow-up", lambda: len(follow_ups()) >= 3, timeout=30)
+    alarm = follow_ups()[-1]
+    assert alarm.startswith(":warning: Follow-up +0.09 min: unhealthy again <@U0ALICE>")
+    assert "HTTP 500" in alarm
+    notes = [e.message for e in second.store.get(record_id).timeline]
+    assert sum(n.startswith((":warning: Follow-up", "Follow-up")) for n in notes) == 3

@@ -1,0 +1,524 @@
+"""The Helm chart: it lints, renders objects the real apiserver accepts, installs,
+and gives its ServiceAccount what rollbot does in the cluster and nothing more.
+
+Everything is checked against the test control plane: rendered objects with a
+server-side dry run, RBAC with `kubectl auth can-i` as the ServiceAccount, and
+rollbot's own calls (a whole rollback included) with a token of that
+ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.config import RollbotConfig, load_config
+from bot.engine import rollback
+from bot.errors import Forbidden, RollbotError
+from bot.kube import Kube
+from bot.records import RollbackState, requested
+from bot.store import RollbackStore, connect
+from handlers.server import RollbotServer
+from testbed.controlplane import free_port
+from tests.integration.workloads import Workloads
+
+pytestmark = pytest.mark.cluster
+
+CHART = Path(__file__).resolve().parents[2] / "helm" / "rollbot"
+RELEASE = "rb"
+SERVICE_ACCOUNT = "rb-rollbot"
+
+#: What rollbot does in the cluster (bot/kube.py): (API group, resource, verb).
+ROLLBOT_NEEDS = {
+    ("apps", "deployments", "get"),
+    ("apps", "deployments", "list"),
+    ("apps", "deployments", "watch"),
+    ("apps", "deployments", "patch"),
+    ("apps", "replicasets", "list"),
+    ("", "pods", "list"),
+    ("", "pods/log", "get"),
+    ("", "events", "list"),
+    ("", "services", "list"),
+    ("", "configmaps", "get"),
+    ("autoscaling", "horizontalpodautoscalers", "list"),
+}
+S = RollbackState
+RUN_TO_SUCCESS = [S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED, S.BACKING_UP, S.ROLLING_BACK]
+RUN_TO_SUCCESS += [S.VERIFYING, S.SUCCEEDED]
+HELM_STRATEGY_NEEDS = {("", "secrets", "get"), ("", "secrets", "list")}
+#: Near misses of ROLLBOT_NEEDS and classic escalations: each must be refused.
+NEVER = [
+    ("delete", "deployments"),
+    ("create", "deployments"),
+    ("update", "deployments"),
+    ("patch", "deployments", "scale"),
+    ("get", "replicasets"),
+    ("delete", "replicasets"),
+    ("get", "pods"),
+    ("delete", "pods"),
+    ("create", "pods", "exec"),
+    ("list", "configmaps"),
+    ("update", "configmaps"),
+    ("patch", "services"),
+    ("create", "secrets"),
+    ("patch", "horizontalpodautoscalers.autoscaling"),
+    ("create", "roles.rbac.authorization.k8s.io"),
+    ("create", "rolebindings.rbac.authorization.k8s.io"),
+    ("escalate", "roles.rbac.authorization.k8s.io"),
+    ("impersonate", "serviceaccounts"),
+]
+
+
+# -- running helm and kubectl against the test control plane ---------------------------
+
+
+@pytest.fixture(scope="module")
+def tools(control_plane, tmp_path_factory) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs `helm …` or `kubectl …` as the admin, with helm's state in a temporary folder."""
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(control_plane.kubeconfig),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+
+    def run(
+        tool: str, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(control_plane.bin_dir / tool), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{tool} {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def kube_version(tools) -> str:
+    return str(
+        json.loads(tools("kubectl", "version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+    )
+
+
+def values_file(tmp_path: Path, values: dict[str, Any]) -> str:
+    path = tmp_path / f"values-{len(list(tmp_path.glob('values-*')))}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def render(tools, kube_version: str, namespace: str, values_path: str | None = None) -> list[dict]:
+    args = ["template", RELEASE, str(CHART), "--namespace", namespace, "--kube-version"]
+    args += [kube_version] + (["--values", values_path] if values_path else [])
+    return [doc for doc in yaml.safe_load_all(tools("helm", *args).stdout) if doc]
+
+
+def dry_run_on_server(tools, objects: list[dict]) -> None:
+    """Every object passes the apiserver's own validation, unknown fields refused."""
+    manifest = yaml.safe_dump_all(objects)
+    out = tools(
+        "kubectl", "apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=manifest
+    ).stdout
+    accepted = [line for line in out.splitlines() if line.endswith("(server dry run)")]
+    assert len(accepted) == len(objects), out
+
+
+def of_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def granted(role: dict) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def container_of(deployment: dict) -> dict:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def env_of(deployment: dict) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container_of(deployment)["env"]}
+
+
+def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[str, Any]:
+    return {
+        "image": {"repository": "registry.example/rollbot", "tag": "1.2.3"},
+        "config": {
+            "namespaces": [listed],
+            "default_namespace": listed,
+            "approvers": ["U0123ABCD"],
+            "environments": {"prod": {"namespaces": [also_listed], "approvals": 2}},
+            "rollout_timeout_seconds": 120,
+        },
+        "reportTemplates": {"slack_alert.txt.j2": "{{ service }} rolled back\n"},
+        "bot": {"replicas": 3, "extraEnv": [{"name": "ROLLBOT_ACTOR", "value": "rollbot"}]},
+        "worker": {"enabled": True, "replicas": 2},
+        "ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "rollbot-tls"},
+        "redis": {"existingSecret": "rollbot-redis"},
+        "rbac": {"clusterRole": False},
+        "strategies": {"helm": {"enabled": helm_strategy}},
+    }
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def test_chart_lints_clean_with_default_and_full_values(tools, tmp_path):
+    tools("helm", "lint", "--strict", str(CHART))
+    full = values_file(tmp_path, full_values("shop", "prod", helm_strategy=True))
+    tools("helm", "lint", "--strict", str(CHART), "--values", full)
+
+
+def test_a_typo_in_values_fails_instead_of_being_ignored(tools):
+    result = tools("helm", "template", str(CHART), "--set", "bot.replica=3", check=False)
+    assert result.returncode != 0
+    assert "replica" in result.stderr
+
+
+def test_default_values_render_objects_the_apiserver_accepts(
+    tools, kube_version, namespace, tmp_path
+):
+    objects = render(tools, kube_version, namespace)
+    dry_run_on_server(tools, objects)
+
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(
+        ["ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding"]
+        + ["Service", "Service", "ServiceAccount", "StatefulSet"]
+    )
+    (bot,) = of_kind(objects, "Deployment")
+    pod = bot["spec"]["template"]["spec"]
+    container = container_of(bot)
+    assert bot["spec"]["replicas"] == 2
+    assert container["args"] == ["serve", "--port=3000"]  # the worker runs inside the bot
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+    env = env_of(bot)
+    assert env["SLACK_BOT_TOKEN"]["secretKeyRef"]["key"] == "SLACK_BOT_TOKEN"
+    assert env["SLACK_SIGNING_SECRET"]["secretKeyRef"]["key"] == "SLACK_SIGNING_SECRET"
+    assert "SLACK_APP_TOKEN" not in env
+    assert env["REDIS_URL"] == "redis://rb-rollbot-redis:6379/0"  # the bundled StatefulSet
+    (role,) = of_kind(objects, "Role")
+    assert role["metadata"]["namespace"] == "default"  # what the default config lists
+    assert granted(role) == ROLLBOT_NEEDS
+    # The file rollbot reads is a valid config, where ROLLBOT_CONFIG says it is.
+    assert env["ROLLBOT_CONFIG"] == "/etc/rollbot/config/config.yaml"
+    (config_map,) = of_kind(objects, "ConfigMap")
+    assert config_map["metadata"]["name"] in [v["configMap"]["name"] for v in pod["volumes"][:1]]
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config_map["data"]["config.yaml"])
+    assert load_config(config_file).allowed_namespaces == ["default"]
+
+
+@pytest.mark.parametrize("helm_strategy", [False, True], ids=["helm-off", "helm-on"])
+def test_full_values_render_objects_the_apiserver_accepts(
+    tools, kube_version, namespace, other_namespace, tmp_path, helm_strategy
+):
+    values = full_values(namespace, other_namespace, helm_strategy=helm_strategy)
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    dry_run_on_server(tools, objects)
+
+    assert not of_kind(objects, "StatefulSet")  # external Redis: nothing bundled
+    bot, worker = sorted(of_kind(objects, "Deployment"), key=lambda d: d["metadata"]["name"])
+    assert container_of(bot)["args"] == ["serve", "--port=3000", "--no-worker"]
+    assert container_of(bot)["image"] == "registry.example/rollbot:1.2.3"
+    assert container_of(worker)["args"] == ["worker"]
+    assert worker["spec"]["replicas"] == 2 and bot["spec"]["replicas"] == 3
+    for deployment in (bot, worker):
+        assert env_of(deployment)["REDIS_URL"]["secretKeyRef"] == {
+            "name": "rollbot-redis",
+            "key": "REDIS_URL",
+        }
+    # A Role and its binding in each namespace the config names, environments included.
+    roles = of_kind(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted([namespace, other_namespace])
+    assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
+    for role in roles:
+        assert granted(role) == ROLLBOT_NEEDS | (HELM_STRATEGY_NEEDS if helm_strategy else set())
+    for binding in of_kind(objects, "RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}
+        ]
+    config_map = next(c for c in of_kind(objects, "ConfigMap") if "config.yaml" in c["data"])
+    config = RollbotConfig.model_validate(yaml.safe_load(config_map["data"]["config.yaml"]))
+    assert config.environments["prod"].approvals == 2
+    assert config.templates_dir == Path("/etc/rollbot/templates")
+
+
+def test_cluster_role_only_when_asked_and_secrets_only_with_the_helm_strategy(
+    tools, kube_version, namespace, tmp_path
+):
+    values = {"rbac": {"clusterRole": True}, "config": {"namespaces": []}}
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    dry_run_on_server(tools, objects)
+    (cluster_role,) = of_kind(objects, "ClusterRole")
+    assert granted(cluster_role) == ROLLBOT_NEEDS
+    assert not of_kind(objects, "Role")
+
+    # Neither a namespace to grant in nor a ClusterRole: refuse rather than grant nothing.
+    refused = tools(
+        "helm",
+        "template",
+        str(CHART),
+        "--kube-version",
+        kube_version,
+        "--set",
+        "config.namespaces=null",
+        check=False,
+    )
+    assert refused.returncode != 0 and "rbac.clusterRole" in refused.stderr
+
+
+def test_socket_mode_needs_the_app_token_and_no_signing_secret(tools, kube_version, namespace):
+    args = ["template", RELEASE, str(CHART), "-n", namespace, "--kube-version", kube_version]
+    out = tools("helm", *args, "--set", "slack.socketMode=true").stdout
+    objects = [o for o in yaml.safe_load_all(out) if o]
+    dry_run_on_server(tools, objects)
+    (bot,) = of_kind(objects, "Deployment")
+    env = env_of(bot)
+    assert env["SLACK_APP_TOKEN"]["secretKeyRef"]["key"] == "SLACK_APP_TOKEN"
+    assert env["SLACK_SIGNING_SECRET"]["secretKeyRef"]["optional"] is True
+    # `rollbot serve` opens no HTTP port in Socket Mode: no probe may point at one.
+    assert "readinessProbe" not in container_of(bot)
+
+
+# -- installed: what the ServiceAccount may do ------------------------------------------------
+
+
+@dataclass
+class Release:
+    namespace: str  # where rollbot runs
+    listed: str  # the one namespace it may touch
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{SERVICE_ACCOUNT}"
+
+
+@pytest.fixture
+def install(tools, tmp_path, namespace, other_namespace) -> Iterator[Callable[..., Release]]:
+    """Installs the chart in `other_namespace`, allowed to touch `namespace` only."""
+
+    def run(**extra: Any) -> Release:
+        values = {
+            "config": {"namespaces": [namespace], "default_namespace": namespace},
+            "redis": {"url": "redis://redis.example:6379/0"},
+            "worker": {"enabled": True},
+            **extra,
+        }
+        args = ["install", RELEASE, str(CHART), "-n", other_namespace, "--wait", "--timeout=60s"]
+        tools("helm", *args, "--values", values_file(tmp_path, values))
+        return Release(other_namespace, namespace)
+
+    yield run
+    tools("helm", "uninstall", RELEASE, "-n", other_namespace, "--wait", check=False)
+
+
+def can_i(tools, release: Release, namespace: str, verb: str, resource: str, sub: str = "") -> bool:
+    args = ["auth", "can-i", verb, resource, "-n", namespace, f"--as={release.user}"]
+    result = tools("kubectl", *args, *([f"--subresource={sub}"] if sub else []), check=False)
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def answers(tools, release: Release, asks: list[tuple[str, ...]]) -> dict[tuple[str, ...], bool]:
+    with ThreadPoolExecutor(8) as pool:
+        return dict(zip(asks, pool.map(lambda ask: can_i(tools, release, *ask), asks), strict=True))
+
+
+def as_asks(needs: set[tuple[str, str, str]], namespace: str) -> list[tuple[str, ...]]:
+    asks = []
+    for group, resource, verb in sorted(needs):
+        base, _, sub = resource.partition("/")
+        asks.append((namespace, verb, f"{base}.{group}" if group else base, sub))
+    return asks
+
+
+def test_the_service_account_may_do_what_rollbot_does_where_listed_and_nothing_else(tools, install):
+    release = install()
+    needed = as_asks(ROLLBOT_NEEDS, release.listed)
+    never = [(release.listed, *ask) for ask in NEVER]
+    never += [(release.listed, "get", "secrets"), (release.listed, "list", "secrets")]
+    elsewhere = as_asks(ROLLBOT_NEEDS, release.namespace) + as_asks(ROLLBOT_NEEDS, "default")
+    got = answers(tools, release, needed + never + elsewhere)
+
+    assert [ask for ask in needed if not got[ask]] == []
+    assert [ask for ask in never if got[ask]] == []
+    # Not even in its own namespace, nor in any other it was not given.
+    assert [ask for ask in elsewhere if got[ask]] == []
+
+
+def test_the_helm_strategy_makes_secrets_readable_in_listed_namespaces_only(tools, install):
+    release = install(strategies={"helm": {"enabled": True}})
+    asks = [
+        (release.listed, "get", "secrets"),
+        (release.listed, "list", "secrets"),
+        (release.listed, "create", "secrets"),
+        (release.listed, "delete", "secrets"),
+        (release.namespace, "get", "secrets"),
+        (release.namespace, "list", "secrets"),
+    ]
+    assert answers(tools, release, asks) == dict(zip(asks, [True, True] + [False] * 4, strict=True))
+
+
+# -- installed: rollbot itself, with the ServiceAccount's own token -------------------------------
+
+
+def service_account_kube(tools, control_plane, release: Release, tmp_path: Path) -> Kube:
+    """A Kube that authenticates with a token of the chart's ServiceAccount, as a pod would."""
+    token = tools(
+        "kubectl", "create", "token", SERVICE_ACCOUNT, "-n", release.namespace, "--duration=10m"
+    ).stdout.strip()
+    config = yaml.safe_load(control_plane.kubeconfig.read_text())
+    config["users"] = [{"name": "rollbot", "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = "rollbot"
+    path = tmp_path / "kubeconfig-rollbot"
+    path.write_text(yaml.safe_dump(config))
+    return Kube.from_kubeconfig(str(path))
+
+
+def kube_calls(pod: str) -> dict[str, Callable[[Kube, str], Any]]:
+    """One call of every method rollbot's Kube has, on the Deployment "web"."""
+    return {
+        "get_deployment": lambda k, ns: k.get_deployment(ns, "web"),
+        "list_deployments": lambda k, ns: k.list_deployments(ns),
+        "list_replica_sets": lambda k, ns: k.list_replica_sets(ns, "app=web"),
+        "json_patch_deployment": lambda k, ns: k.json_patch_deployment(
+            ns, "web", [{"op": "test", "path": "/metadata/name", "value": "web"}]
+        ),
+        "watch_deployment": lambda k, ns: list(k.watch_deployment(ns, "web", "0", 1)),
+        "list_pods": lambda k, ns: k.list_pods(ns, "app=web"),
+        "list_warning_events": lambda k, ns: k.list_warning_events(ns),
+        "pod_log": lambda k, ns: k.pod_log(ns, pod, 60, 10),
+        "list_services": lambda k, ns: k.list_services(ns),
+        "get_config_map": lambda k, ns: k.get_config_map(ns, "web-config"),
+        "list_autoscalers": lambda k, ns: k.list_autoscalers(ns),
+    }
+
+
+def outcome(call: Callable[[Kube, str], Any], kube: Kube, namespace: str) -> str:
+    try:
+        call(kube, namespace)
+    except Forbidden:
+        return "forbidden"
+    except RollbotError:
+        return "allowed"  # authorized, then failed for another reason (no kubelet to ask)
+    return "allowed"
+
+
+def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
+    tools, control_plane, kube, install, workloads, tmp_path
+):
+    release = install()
+    unlisted = Workloads(kube.api_client, release.namespace)
+    for place in (workloads, unlisted):
+        place.create("web", ["app:v1", "app:v2"], replicas=1)
+        place.core.create_namespaced_config_map(
+            place.namespace, {"metadata": {"name": "web-config"}, "data": {"k": "v"}}
+        )
+    as_rollbot = service_account_kube(tools, control_plane, release, tmp_path)
+
+    # Every call rollbot can make: allowed where listed, refused anywhere else. A new
+    # Kube method fails this until it is listed here and granted in the chart.
+    pod = workloads.core.list_namespaced_pod(release.listed).items[0].metadata.name
+    calls = kube_calls(pod)
+    methods = {
+        name for name, _ in inspect.getmembers(Kube, inspect.isfunction) if not name.startswith("_")
+    }
+    assert methods == set(calls)
+    assert {name: outcome(call, as_rollbot, release.listed) for name, call in calls.items()} == {
+        name: "allowed" for name in calls
+    }
+    assert {name: outcome(call, as_rollbot, release.namespace) for name, call in calls.items()} == {
+        name: "forbidden" for name in calls
+    }
+
+    # A whole rollback, as rollbot's pods would run it.
+    rollback(as_rollbot, RollbotConfig(), release.listed, "web", actor="helm-test")
+    assert workloads.images_of("web") == ["app:v1"]
+    with pytest.raises(Forbidden):
+        rollback(as_rollbot, RollbotConfig(), release.namespace, "web")
+    assert unlisted.images_of("web") == ["app:v2"]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_probes_and_metrics_answer_as_the_service_account(
+    tools, control_plane, install, redis_client, tmp_path
+):
+    release = install()
+    as_rollbot = service_account_kube(tools, control_plane, release, tmp_path)
+    store = RollbackStore(redis_client)
+    record = requested(release.listed, "web", "U1")
+    for state in RUN_TO_SUCCESS:
+        record = record.transition(state, state.value)
+    store.create(record)
+
+    def serve(config: RollbotConfig, redis_store: RollbackStore) -> str:
+        server = RollbotServer(config, redis_store, as_rollbot, "xoxb-test", "secret")
+        server.start_http(port=0)
+        servers.append(server)
+        assert server.http is not None
+        return f"http://127.0.0.1:{server.http.server_port}"
+
+    servers: list[RollbotServer] = []
+    try:
+        ready = serve(RollbotConfig(namespaces=[release.listed]), store)
+        assert get(ready + "/healthz") == (200, "ok\n")
+        assert get(ready + "/readyz") == (200, "ok\n")
+        status, text = get(ready + "/metrics")
+        assert status == 200
+        assert 'rollbot_rollbacks{state="succeeded"} 1' in text
+        assert 'rollbot_rollback_duration_seconds_count{outcome="succeeded"} 1' in text
+
+        not_granted = serve(RollbotConfig(namespaces=[release.namespace]), store)
+        status, text = get(not_granted + "/readyz")
+        assert status == 503 and text.startswith("kubernetes:") and "forbidden" in text
+
+        no_redis = RollbackStore(connect(f"redis://127.0.0.1:{free_port()}/0"))
+        without_redis = serve(RollbotConfig(namespaces=[release.listed]), no_redis)
+        status, text = get(without_redis + "/readyz")
+        assert status == 503 and text.startswith("redis:")
+        assert get(without_redis + "/healthz") == (200, "ok\n")  # alive, just not ready
+        assert "rollbot_store_up 0" in get(without_redis + "/metrics")[1]
+    finally:
+        for server in servers:
+            server.stop()
