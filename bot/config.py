@@ -53,6 +53,8 @@ class ApprovalPolicy(BaseModel):
     approvals: int = Field(default=1, ge=1, le=5)
     #: Whether `--emergency` runs the rollback without waiting for approval.
     emergency_skips_approval: bool = False
+    #: Whether an automatic rollback runs at once instead of waiting for approval.
+    auto_execute: bool = False
 
 
 class Environment(ApprovalPolicy):
@@ -74,6 +76,10 @@ class ServiceEntry(BaseModel):
     #: After a rollout, how many times to try the checks, and how far apart.
     verify_attempts: int = Field(default=5, ge=1, le=30)
     verify_interval_seconds: float = Field(default=10, ge=0)
+    #: Watch this service and open a rollback on its own when a new revision fails.
+    auto_rollback: bool = False
+    #: Where automatic rollbacks of this service are posted (default: auto_rollback_channel).
+    channel: str | None = None
 
 
 class RollbotConfig(ApprovalPolicy):
@@ -93,6 +99,10 @@ class RollbotConfig(ApprovalPolicy):
     incidents_channel: str | None = None
     #: A folder of your own templates; any file there replaces the built-in one.
     templates_dir: Path | None = None
+    #: Where automatic rollbacks are posted when the service names no channel.
+    auto_rollback_channel: str | None = None
+    #: How often the worker looks for opted-in Deployments whose new revision failed.
+    auto_rollback_interval_seconds: float = Field(default=15, gt=0)
     #: After a successful rollback, re-check the service at these minutes (empty: never).
     follow_up_minutes: list[float] = Field(default_factory=lambda: [5.0, 15.0, 30.0])
     #: How long a confirmation waits for a click before it expires.

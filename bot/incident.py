@@ -15,9 +15,7 @@ _OUTCOMES: dict[RollbackState, str] = {
 }
 
 
-def report_context(
-    record: RollbackRecord, *, trigger: str = "manual", thread_url: str | None = None
-) -> ReportContext:
+def report_context(record: RollbackRecord, *, thread_url: str | None = None) -> ReportContext:
     timeline: list[TimelineEntry] = [
         {"at": e.at.isoformat(), "state": e.state.value, "message": e.message}
         for e in record.timeline
@@ -38,7 +36,7 @@ def report_context(
         "workloads": [f"deployment/{record.workload}"],
         "requested_by": record.requested_by,
         "reason": record.reason,
-        "trigger": cast(Trigger, trigger),
+        "trigger": cast(Trigger, record.trigger),
         "outcome": cast(Outcome, _OUTCOMES.get(record.state, "in progress")),
         "approved_by": record.approved_by,
         "from_revision": record.from_revision,

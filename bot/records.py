@@ -115,6 +115,8 @@ class RollbackRecord(BaseModel):
     severity: str | None = None
     approvals: tuple[str, ...] = ()  # who approved so far, when several must
     emergency: bool = False
+    #: "manual" (Slack), "cli", or "automatic" (rollbot saw the new revision fail).
+    trigger: str = "manual"
     approved_by: str | None = None
     error: str | None = None
     #: Bumped on every write; the store refuses a write based on a stale copy.
@@ -154,6 +156,7 @@ def requested(
     channel: str = "",
     dry_run: bool = False,
     emergency: bool = False,
+    trigger: str = "manual",
     ttl: timedelta = timedelta(minutes=15),
 ) -> RollbackRecord:
     created = now()
@@ -172,6 +175,7 @@ def requested(
         channel=channel,
         dry_run=dry_run,
         emergency=emergency,
+        trigger=trigger,
         created_at=created,
         expires_at=created + ttl,
         timeline=(entry,),

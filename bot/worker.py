@@ -12,11 +12,13 @@ import json
 import logging
 import threading
 import time
+from datetime import timedelta
 from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.assessment import AssessmentSource, assess_workload
+from bot.autorollback import WatchSource, find_failed_releases
 from bot.backup import BackupSource, take_backup
 from bot.checks import run_checks, run_until_passing
 from bot.config import RollbotConfig
@@ -32,9 +34,9 @@ from bot.engine import (
 )
 from bot.errors import AlreadyAtTarget, PermanentError, RollbotError, TemporaryError
 from bot.incident import report_context
-from bot.policy import check_emergency_allowed
+from bot.policy import NotAllowed, check_emergency_allowed
 from bot.progress import ProgressSink
-from bot.records import RollbackRecord, RollbackState
+from bot.records import RollbackRecord, RollbackState, requested
 from bot.reports import TemplateRenderer
 from bot.rollout import rollout_state
 from bot.store import Job, JobQueue, RollbackStore
@@ -48,7 +50,7 @@ def _images(revision: Revision | None) -> tuple[str, ...]:
     return revision.images if revision else ()
 
 
-class WorkerKube(KubeApi, AssessmentSource, BackupSource, Protocol):
+class WorkerKube(KubeApi, AssessmentSource, BackupSource, WatchSource, Protocol):
     """Everything the worker reads and writes in the cluster."""
 
 
@@ -64,6 +66,7 @@ class Worker:
         self.store, self.queue, self.kube = store, queue, kube
         self.config, self.sink = config, sink
         self._last_recovery = 0.0
+        self._last_watch = 0.0
 
     # -- the loop ------------------------------------------------------------------
 
@@ -88,10 +91,13 @@ class Worker:
     def _housekeeping(self) -> None:
         try:
             self.queue.promote_due()
+            if time.monotonic() - self._last_watch > self.config.auto_rollback_interval_seconds:
+                self._last_watch = time.monotonic()
+                self.open_automatic_rollbacks()
             if time.monotonic() - self._last_recovery > self.queue.heartbeat_ttl:
                 self.queue.recover_orphans()
                 self._last_recovery = time.monotonic()
-        except TemporaryError as err:
+        except RollbotError as err:
             log.warning("housekeeping: %s", err)
 
     def run_once(self, timeout: int = 1) -> bool:
@@ -240,16 +246,25 @@ class Worker:
 
     def _emergency(self, record: RollbackRecord) -> None:
         """--emergency where policy lets it skip approval: announce, then run."""
-        check_emergency_allowed(self.config, record.namespace)
+        if record.trigger == "automatic":
+            if not self.config.policy_for(record.namespace).auto_execute:
+                raise NotAllowed("automatic rollbacks wait for approval here")
+        else:
+            check_emergency_allowed(self.config, record.namespace)
         thread = self.sink.confirmation(record)
         approved = self.store.update(
             record.id,
             lambda r: r.transition(
                 S.AWAITING_APPROVAL,
-                "emergency: approval skipped by policy",
+                "automatic: run at once by policy"
+                if r.trigger == "automatic"
+                else "emergency: approval skipped by policy",
                 thread_ts=thread or r.thread_ts,
             ).transition(
-                S.APPROVED, "emergency rollback", actor=r.requested_by, approved_by=r.requested_by
+                S.APPROVED,
+                f"{r.trigger} rollback, no approval needed",
+                actor=r.requested_by,
+                approved_by=r.requested_by,
             ),
         )
         self.execute(approved)
@@ -318,6 +333,35 @@ class Worker:
             )
         self.store.update(record.id, lambda r: r.note(text.split("\n", 1)[0]))
         self.sink.milestone(record, text)
+
+    def open_automatic_rollbacks(self) -> list[str]:
+        """A rollback for each opted-in Deployment whose fresh revision failed; the ids."""
+        opened = []
+        for failure in find_failed_releases(self.kube, self.config):
+            key = f"{failure.namespace}/{failure.deployment}"
+            if not failure.channel:
+                log.warning("%s failed but has no channel for automatic rollbacks", key)
+                continue
+            if self.store.lock_holder(key) is not None:
+                continue  # a rollback of it is under way already
+            if not self.store.claim_once(f"auto:{key}:{failure.replica_set}", ttl=30 * 86400):
+                continue  # this bad revision had its automatic rollback
+            policy = self.config.policy_for(failure.namespace)
+            record = self.store.create(
+                requested(
+                    failure.namespace,
+                    failure.deployment,
+                    "rollbot",
+                    reason=f"automatic: {failure.evidence}",
+                    channel=failure.channel,
+                    trigger="automatic",
+                    emergency=policy.auto_execute,
+                    ttl=timedelta(seconds=self.config.confirmation_ttl_seconds),
+                )
+            )
+            self.queue.enqueue(Job(kind="assess", record_id=record.id))
+            opened.append(record.id)
+        return opened
 
     def _report(self, record: RollbackRecord) -> None:
         """The runbooks' report and messages, filled in from the record and posted."""

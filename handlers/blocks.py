@@ -33,10 +33,18 @@ def _clip(text: str, limit: int = 2900) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def requester_line(record: RollbackRecord) -> str:
+    if record.trigger == "automatic":
+        return f"Opened automatically by rollbot — {record.reason}"
+    return f"Requested by <@{record.requested_by}>" + (
+        f": {record.reason}" if record.reason else ""
+    )
+
+
 def summary_text(record: RollbackRecord) -> str:
     lines = [
         f"*Rollback* `{record.id}` of *{record.workload}* in `{record.namespace}`",
-        f"Requested by <@{record.requested_by}>" + (f": {record.reason}" if record.reason else ""),
+        requester_line(record),
         f"Current: revision {record.from_revision} {_images(record.from_images)}",
         f"Target: revision {record.target_revision} {_images(record.to_images)}",
     ]

@@ -546,3 +546,55 @@ def test_follow_ups_survive_a_restart_and_raise_the_alarm_when_it_breaks_again(
     assert "HTTP 500" in alarm
     notes = [e.message for e in second.store.get(record_id).timeline]
     assert sum(n.startswith((":warning: Follow-up", "Follow-up")) for n in notes) == 3
+
+
+def auto_config(namespace: str, **policy: Any) -> RollbotConfig:
+    return RollbotConfig.model_validate(
+        {
+            "namespaces": [namespace],
+            "auto_rollback_channel": CHANNEL,
+            "auto_rollback_interval_seconds": 0.5,
+            **policy,
+        }
+    )
+
+
+def test_a_failed_fresh_release_gets_an_automatic_rollback_once(make_bot, slack, workloads):
+    workloads.create(
+        "healthy", ["app:v1", "app:v2"], annotations={"rollbot.dev/auto-rollback": "true"}
+    )
+    workloads.create(
+        "web",
+        ["app:v1", "app:v2-broken"],
+        progress_deadline=3,
+        wait=False,
+        annotations={"rollbot.dev/auto-rollback": "true"},
+    )
+    bot = make_bot(auto_config(workloads.namespace))
+    record_id, ts = confirmation(slack)
+    shown = json.dumps(slack.thread(CHANNEL, ts)[0].blocks, ensure_ascii=False)
+    assert "Opened automatically by rollbot — automatic: revision 2 (app=app:v2-broken)" in shown
+    assert "exceeded its progress deadline" in shown
+    record = bot.store.get(record_id)
+    assert (record.workload, record.trigger) == ("web", "automatic")
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+    assert final(bot.store, record_id).state is RollbackState.SUCCEEDED
+    assert workloads.images_of("web") == ["app:v1"]
+    time.sleep(2)  # several more watch rounds: rollbot's own revision is not "failed"
+    assert [r.id for r in bot.store.recent()] == [record_id], "one rollback, only for web"
+
+
+def test_an_environment_may_let_automatic_rollbacks_run_at_once(make_bot, slack, workloads):
+    workloads.create(
+        "web",
+        ["app:v1", "app:v2-broken"],
+        progress_deadline=3,
+        wait=False,
+        annotations={"rollbot.dev/auto-rollback": "true"},
+    )
+    bot = make_bot(auto_config(workloads.namespace, auto_execute=True))
+    record = final(bot.store, wait_for("the record", lambda: bot.store.recent())[0].id)
+    assert record.state is RollbackState.SUCCEEDED, record.timeline
+    assert record.approved_by == "rollbot"
+    assert "automatic: run at once by policy" in [e.message for e in record.timeline]
+    assert workloads.images_of("web") == ["app:v1"]
