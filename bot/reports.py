@@ -14,6 +14,7 @@ broken user template becomes a `ReportTemplateError` naming its file and line.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +34,17 @@ from jinja2.sandbox import SandboxedEnvironment
 from bot.durations import format_duration
 from bot.errors import InvalidInput
 
+
 #: The templates shipped with rollbot; a user's folder may override any of them by file name.
-BUILTIN_TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
+def _builtin_template_dir() -> Path:
+    """templates/ beside bot/ in a checkout; share/rollbot/templates when installed."""
+    beside = Path(__file__).resolve().parents[1] / "templates"
+    if beside.is_dir():
+        return beside
+    return Path(sys.prefix) / "share" / "rollbot" / "templates"
+
+
+BUILTIN_TEMPLATE_DIR = _builtin_template_dir()
 
 Trigger = Literal["manual", "automatic", "cli"]
 Outcome = Literal[

@@ -521,7 +521,7 @@ def test_follow_ups_survive_a_restart_and_raise_the_alarm_when_it_breaks_again(
         config = catalog(
             workloads.namespace,
             service.url,
-        ).model_copy(update={"follow_up_minutes": [0.03, 0.06, 0.09]})
+        ).model_copy(update={"follow_up_minutes": [0.03, 0.12, 0.2]})
         first = make_bot(config)
         SlackUser(first.url, ALICE).command("family-assistant")
         record_id, ts = confirmation(slack)
@@ -542,7 +542,7 @@ def test_follow_ups_survive_a_restart_and_raise_the_alarm_when_it_breaks_again(
         service.mode = "failing"
         wait_for("the last follow-up", lambda: len(follow_ups()) >= 3, timeout=30)
     alarm = follow_ups()[-1]
-    assert alarm.startswith(":warning: Follow-up +0.09 min: unhealthy again <@U0ALICE>")
+    assert alarm.startswith(":warning: Follow-up +0.2 min: unhealthy again <@U0ALICE>")
     assert "HTTP 500" in alarm
     notes = [e.message for e in second.store.get(record_id).timeline]
     assert sum(n.startswith((":warning: Follow-up", "Follow-up")) for n in notes) == 3

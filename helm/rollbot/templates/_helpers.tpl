@@ -1,0 +1,161 @@
+{{/* Names, labels and the pieces the bot and worker pods share. */}}
+
+{{- define "rollbot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "rollbot.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "rollbot.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "rollbot.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rollbot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rollbot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rollbot.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "rollbot.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "rollbot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "rollbot.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name: name the existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rollbot.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "rollbot.bundledRedis" -}}
+{{- if not (or .Values.redis.url .Values.redis.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "rollbot.redisName" -}}
+{{- printf "%s-redis" (include "rollbot.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The namespaces the ServiceAccount gets a Role in, as a JSON list: rbac.namespaces,
+or else every namespace the config names.
+*/}}
+{{- define "rollbot.rbacNamespaces" -}}
+{{- $namespaces := list -}}
+{{- if .Values.rbac.namespaces -}}
+{{- $namespaces = .Values.rbac.namespaces -}}
+{{- else -}}
+{{- $namespaces = .Values.config.namespaces | default list -}}
+{{- range $_, $env := .Values.config.environments | default dict -}}
+{{- $namespaces = concat $namespaces ($env.namespaces | default list) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $namespaces) -}}
+{{- end -}}
+
+{{/*
+What rollbot does in the cluster, and nothing more (bot/kube.py is the list):
+read a Deployment, its ReplicaSets (the history) and watch the rollout; patch
+it back; assess it from its pods, their logs and Warning events; back up the
+Services, ConfigMaps and autoscalers around it. No create, no delete.
+*/}}
+{{- define "rollbot.rules" -}}
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, patch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods, events, services]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods/log, configmaps]
+  verbs: [get]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list]
+{{- if .Values.strategies.helm.enabled }}
+# The Helm strategy reads release history from the release Secrets.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list]
+{{- end }}
+{{- end -}}
+
+{{/* Pod settings the bot and worker share. */}}
+{{- define "rollbot.podSpec" -}}
+serviceAccountName: {{ include "rollbot.serviceAccountName" . }}
+automountServiceAccountToken: true
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "rollbot.fullname" . }}
+  {{- if .Values.reportTemplates }}
+  - name: report-templates
+    configMap:
+      name: {{ include "rollbot.fullname" . }}-templates
+  {{- end }}
+  # The root filesystem is read-only; helm and Python may want a scratch folder.
+  - name: tmp
+    emptyDir:
+      sizeLimit: 64Mi
+{{- end -}}
+
+{{- define "rollbot.volumeMounts" -}}
+- name: config
+  mountPath: /etc/rollbot/config
+  readOnly: true
+{{- if .Values.reportTemplates }}
+- name: report-templates
+  mountPath: /etc/rollbot/templates
+  readOnly: true
+{{- end }}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{- define "rollbot.env" -}}
+- name: ROLLBOT_CONFIG
+  value: /etc/rollbot/config/config.yaml
+- name: HOME
+  value: /tmp
+- name: SLACK_BOT_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.slack.existingSecret }}
+      key: {{ .Values.slack.botTokenKey }}
+{{- if .Values.slack.apiUrl }}
+- name: SLACK_API_URL
+  value: {{ .Values.slack.apiUrl | quote }}
+{{- end }}
+{{- if .Values.redis.existingSecret }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.existingSecret }}
+      key: {{ .Values.redis.existingSecretKey }}
+{{- else if .Values.redis.url }}
+- name: REDIS_URL
+  value: {{ .Values.redis.url | quote }}
+{{- else }}
+- name: REDIS_URL
+  value: {{ printf "redis://%s:6379/0" (include "rollbot.redisName" .) | quote }}
+{{- end }}
+{{- end -}}
