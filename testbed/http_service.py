@@ -9,17 +9,16 @@ what rollbot's health checks, smoke tests and version checks talk to.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from testbed.service import LocalService
+from testbed.service import ThreadedHttpService
 
 Mode = Literal["healthy", "failing", "slow", "down"]
 
 
-class FakeService(LocalService):
+class FakeService(ThreadedHttpService):
     def __init__(
         self, mode: Mode = "healthy", version: str = "1.5.0", slow_seconds: float = 5.0
     ) -> None:
@@ -27,15 +26,12 @@ class FakeService(LocalService):
         self.version = version
         self.slow_seconds = slow_seconds
         self.requests = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Self:
+    def _make_server(self) -> ThreadingHTTPServer:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,14 +67,6 @@ class FakeService(LocalService):
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        return server

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from socketserver import TCPServer
 from types import TracebackType
 from typing import Self
 
@@ -25,3 +27,45 @@ class LocalService:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ThreadedHttpService(LocalService):
+    """An HTTP server on a free loopback port, served from a background thread."""
+
+    _server: TCPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def _make_server(self) -> TCPServer:
+        """The server, bound to 127.0.0.1 on port 0 (the OS picks a free one)."""
+        raise NotImplementedError
+
+    def _before_stop(self) -> None:
+        """Close what the server holds open besides its socket (e.g. WebSockets)."""
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not running: call start() first")
+        return int(self._server.server_address[1])
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        server = self._make_server()
+        # A short poll keeps stop() quick; every test pays it once.
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._before_stop()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None

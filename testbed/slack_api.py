@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-from testbed.service import LocalService
+from testbed.service import ThreadedHttpService
 
 Args = dict[str, Any]
 Report = Callable[[str, str], None]
@@ -240,7 +240,7 @@ def _error_payload(error: SlackError) -> Args:
     return payload
 
 
-class FakeSlackApi(LocalService):
+class FakeSlackApi(ThreadedHttpService):
     """A Slack Web API on 127.0.0.1 that records every call and keeps the messages and
     files a workspace would show; use it as a context manager around a test."""
 
@@ -248,8 +248,6 @@ class FakeSlackApi(LocalService):
         """`clock` times the calls and the rate limits; pass a fake one to test waiting."""
         self._clock = clock
         self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -268,33 +266,14 @@ class FakeSlackApi(LocalService):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("FakeSlackApi is already running")
+    def _make_server(self) -> _Server:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.api = self
-        # A short poll keeps stop() quick; every test pays it once.
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.server_close()
-        thread.join()
-        self._server = self._thread = None
+        return server
 
     @property
     def origin(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSlackApi is not running: call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:

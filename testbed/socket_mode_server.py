@@ -21,10 +21,10 @@ import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from testbed.service import LocalService
+from testbed.service import ThreadedHttpService
 
 Args = dict[str, Any]
 
@@ -130,13 +130,11 @@ class _Connection:
             self.server._forget(self)
 
 
-class FakeSocketModeServer(LocalService):
+class FakeSocketModeServer(ThreadedHttpService):
     """Slack's Socket Mode endpoint on 127.0.0.1; use it as a context manager."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._tickets: set[str] = set()
         self._connections: list[_Connection] = []
         self._acks: list[Args] = []
@@ -145,37 +143,17 @@ class FakeSocketModeServer(LocalService):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("FakeSocketModeServer is already running")
+    def _make_server(self) -> _Server:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-        return self
+        return server
 
-    def stop(self) -> None:
-        """Close every WebSocket (1001, going away), then the listening socket."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
+    def _before_stop(self) -> None:
+        """Close every WebSocket (1001, going away) before the listening socket."""
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
             connection.close(1001, "server stopping")
-        server.shutdown()
-        server.server_close()
-        thread.join()
-        self._server = self._thread = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeSocketModeServer is not running: call start() first")
-        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:
