@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument(
         "--dry-run", action="store_true", help="show what would change, change nothing"
     )
+    rollback.add_argument(
+        "--to-tag", help="set the containers' image tag instead (rollback.sh v1.2.3)"
+    )
+    rollback.add_argument("--container", help="with --to-tag: only this container")
+    rollback.add_argument(
+        "--force", action="store_true", help="with --to-tag: allow a tag never deployed here"
+    )
     rollback.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     rollback.add_argument("--timeout", default="5m", help="how long to wait for the rollout")
     rollback.add_argument("--reason", default="", help="why: recorded in the change-cause")
@@ -128,8 +135,13 @@ def print_plan(console: Console, plan: RollbackPlan) -> None:
     current = plan.current
     console.print(f"[bold]deployment/{plan.name}[/] in namespace [bold]{plan.namespace}[/]")
     console.print(f"  current: revision {current.number if current else '?'}  {_images(current)}")
+    where = (
+        f"image tag {plan.to_tag}"
+        if plan.to_tag and not plan.target.number
+        else (f"revision {plan.target.number}")
+    )
     console.print(
-        f"  target:  revision {plan.target.number}  {_images(plan.target)}"
+        f"  target:  {where}  {_images(plan.target)}"
         + (f"  ({plan.target.change_cause})" if plan.target.change_cause else "")
     )
     if plan.already_at_target:
@@ -243,9 +255,20 @@ def cmd_rollback(
         raise UsageError(
             f"--to-revision must be 0 (previous) or a revision number, not {args.to_revision}"
         )
+    if args.to_tag is not None and args.to_revision:
+        raise UsageError("--to-tag and --to-revision name two different targets: pick one")
+    if (args.container or args.force) and args.to_tag is None:
+        raise UsageError("--container and --force go with --to-tag")
     namespace = _namespace(args)
     plan = plan_rollback(
-        kube, config, namespace, check_object_name(args.deployment), args.to_revision
+        kube,
+        config,
+        namespace,
+        check_object_name(args.deployment),
+        args.to_revision,
+        to_tag=args.to_tag,
+        container=args.container,
+        allow_unknown_tag=args.force,
     )
     print_plan(console, plan)
     if args.dry_run:
@@ -265,9 +288,10 @@ def cmd_rollback(
     applied: AppliedRollback = apply_rollback(
         kube, config, plan, change_cause=change_cause_for(plan, actor, args.reason)
     )
+    target = plan.target.number or f"image tag {plan.to_tag}"
     console.print(
         f"rollback applied: revision {plan.current.number if plan.current else '?'}"
-        f" → {plan.target.number} (it becomes revision {plan.next_revision_number})"
+        f" → {target} (it becomes revision {plan.next_revision_number})"
     )
     follow(console, follow_rollout(kube, applied, timeout))
     console.print(

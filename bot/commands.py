@@ -13,7 +13,8 @@ from bot.errors import InvalidInput
 from bot.names import check_namespace, check_object_name
 
 USAGE = """\
-/rollback SERVICE [-n NAMESPACE] [--to-revision N] [--dry-run] [--emergency] [--reason "why"]
+/rollback SERVICE [-n NAMESPACE] [--to-revision N | --to-tag TAG] [--dry-run]
+          [--emergency] [--reason "why"]
 /rollback history SERVICE [-n NAMESPACE]
 /rollback status [ID]
 /rollback cancel ID
@@ -37,6 +38,7 @@ class Command:
     reason: str = ""
     emergency: bool = False
     record_id: str = ""
+    to_tag: str | None = None
 
 
 def _int(flag: str, value: str) -> int:
@@ -75,10 +77,11 @@ def parse_command(
         action, words = "history", words[1:]
     workload, namespace, to_revision, dry_run, reason = "", default_namespace, 0, False, ""
     emergency = explicit_namespace = False
+    to_tag: str | None = None
     rest = list(words)
     while rest:
         word = rest.pop(0)
-        if word in ("-n", "--namespace", "--to-revision", "--reason"):
+        if word in ("-n", "--namespace", "--to-revision", "--reason", "--to-tag"):
             if not rest:
                 raise CommandError(f"{word} needs a value")
             value = rest.pop(0)
@@ -86,6 +89,8 @@ def parse_command(
                 namespace, explicit_namespace = value, True
             elif word == "--to-revision":
                 to_revision = _int(word, value)
+            elif word == "--to-tag":
+                to_tag = value
             else:
                 reason = value
         elif word.startswith("--to-revision="):
@@ -108,6 +113,8 @@ def parse_command(
     if known_namespace and not explicit_namespace:
         namespace = known_namespace
     workload = deployment or workload
+    if to_tag is not None and to_revision:
+        raise CommandError("--to-tag and --to-revision name two different targets: pick one")
     if action == "history" and (to_revision or dry_run or reason or emergency):
         raise CommandError("history takes only a service and -n NAMESPACE")
     return Command(
@@ -118,4 +125,5 @@ def parse_command(
         dry_run,
         reason,
         emergency=emergency,
+        to_tag=to_tag,
     )

@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import NoRolloutHistory, RevisionNotFound
+from bot.errors import InvalidInput, NoRolloutHistory, PermanentError, RevisionNotFound
 
 Body = dict[str, Any]
 
@@ -224,3 +224,73 @@ def pointer_value(obj: Any, pointer: str) -> Any:
         else:
             return None
     return obj
+
+
+class TagNeverDeployed(PermanentError):
+    code = "tag_never_deployed"
+
+    def __init__(self, tag: str, seen: list[str]) -> None:
+        listed = ", ".join(seen) or "none"
+        super().__init__(
+            f"tag {tag!r} was never deployed here (tags in the history: {listed}); "
+            "check the tag, or force it if you are sure"
+        )
+
+
+def image_tag(image: str) -> str:
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def with_tag(image: str, tag: str) -> str:
+    """`registry/app:1.6` (or `@sha256:…`) with its tag set to `tag`."""
+    repo = image.split("@", 1)[0]
+    head, _, last = repo.rpartition("/")
+    name = last.split(":", 1)[0]
+    return f"{head}/{name}:{tag}" if head else f"{name}:{tag}"
+
+
+def image_target(
+    deployment: Body,
+    history: list[Revision],
+    tag: str,
+    container: str | None = None,
+    allow_unknown: bool = False,
+) -> Revision:
+    """The revision a `rollback.sh v1.2.3` means: the current template with the
+    containers' images set to `tag`; an existing revision when one matches."""
+    template = without_hash(deployment["spec"]["template"])
+    containers = template.get("spec", {}).get("containers") or []
+    names = [c["name"] for c in containers]
+    if container is not None and container not in names:
+        raise InvalidInput(f"no container {container!r} (containers: {', '.join(names)})")
+    chosen = names if container is None else [container]
+    for c in containers:
+        if c["name"] in chosen:
+            c["image"] = with_tag(c.get("image", ""), tag)
+    seen = sorted(
+        {
+            image_tag(i.split("=", 1)[1])
+            for r in history
+            for i in r.images
+            if i.split("=", 1)[0] in chosen
+        }
+    )
+    if tag not in seen and not allow_unknown:
+        raise TagNeverDeployed(tag, seen)
+    for revision in reversed(history):
+        if templates_equal(revision.template, template):
+            return revision
+    own = deployment["metadata"].get("annotations") or {}
+    return Revision(
+        number=0,
+        replica_set="",
+        change_cause=f"image tag {tag}",
+        images=container_images(template),
+        created="",
+        current=False,
+        replicas=0,
+        ready_replicas=0,
+        template=template,
+        annotations={k: v for k, v in own.items() if k not in DEPLOYMENT_OWN_ANNOTATIONS},
+    )

@@ -16,6 +16,7 @@ from bot.config import RollbotConfig
 from bot.deployments import (
     Revision,
     choose_target,
+    image_target,
     rollout_history,
     templates_equal,
     undo_patch,
@@ -59,6 +60,9 @@ class RollbackPlan:
     history: list[Revision]
     target: Revision
     changes: list[Change]
+    #: For an image-tag rollback: the tag, and the one container (None: all).
+    to_tag: str | None = None
+    container: str | None = None
 
     @property
     def current(self) -> Revision | None:
@@ -90,7 +94,8 @@ class AppliedRollback:
 
 def change_cause_for(plan: RollbackPlan, actor: str, reason: str = "") -> str:
     current = plan.current.number if plan.current else "?"
-    text = f"rollbot: rolled back by {actor} from revision {current} to {plan.target.number}"
+    to = f"image tag {plan.to_tag}" if plan.to_tag else f"revision {plan.target.number}"
+    text = f"rollbot: rolled back by {actor} from revision {current} to {to}"
     return f"{text}: {reason}" if reason else text
 
 
@@ -134,6 +139,9 @@ def plan_rollback(
     to_revision: int = 0,
     *,
     replica_set: str | None = None,
+    to_tag: str | None = None,
+    container: str | None = None,
+    allow_unknown_tag: bool = False,
 ) -> RollbackPlan:
     """Read the Deployment and its history and decide the target revision.
 
@@ -144,7 +152,9 @@ def plan_rollback(
     check_object_name(name)
     wait_until_observed(kube, namespace, name)
     deployment, history = read_history(kube, namespace, name)
-    if replica_set is not None:
+    if to_tag is not None:
+        target = image_target(deployment, history, to_tag, container, allow_unknown_tag)
+    elif replica_set is not None:
         pinned = next((r for r in history if r.replica_set == replica_set), None)
         if pinned is None:
             raise RevisionNotFound(to_revision, [r.number for r in history])
@@ -152,7 +162,30 @@ def plan_rollback(
     else:
         target = choose_target(name, history, to_revision)
     changes = template_diff(deployment["spec"]["template"], target.template)
-    return RollbackPlan(namespace, name, deployment, history, target, changes)
+    return RollbackPlan(namespace, name, deployment, history, target, changes, to_tag, container)
+
+
+def replan(kube: KubeApi, config: RollbotConfig, plan: RollbackPlan) -> RollbackPlan:
+    """The same rollback planned again on a fresh read: the same tag, or the same
+    ReplicaSet, as the person approved, whatever is "previous" now."""
+    if plan.to_tag is not None:
+        return plan_rollback(
+            kube,
+            config,
+            plan.namespace,
+            plan.name,
+            to_tag=plan.to_tag,
+            container=plan.container,
+            allow_unknown_tag=True,
+        )
+    return plan_rollback(
+        kube,
+        config,
+        plan.namespace,
+        plan.name,
+        plan.target.number,
+        replica_set=plan.target.replica_set,
+    )
 
 
 def apply_rollback(
@@ -187,14 +220,7 @@ def apply_rollback(
             sleep(min(2.0, 0.1 * 2 ** (attempt - 1)))
             if isinstance(err, Conflict):
                 # Someone else wrote first: read again, keep the approved target.
-                plan = plan_rollback(
-                    kube,
-                    config,
-                    plan.namespace,
-                    plan.name,
-                    plan.target.number,
-                    replica_set=plan.target.replica_set,
-                )
+                plan = replan(kube, config, plan)
 
 
 def follow_rollout(

@@ -95,6 +95,7 @@ class RollbackRecord(BaseModel):
     requested_by: str
     reason: str = ""
     requested_revision: int = 0  # 0: the previous one
+    to_tag: str | None = None  # an image-tag rollback (rollback.sh v1.2.3)
     dry_run: bool = False
     channel: str = ""
     thread_ts: str | None = None
@@ -157,6 +158,7 @@ def requested(
     dry_run: bool = False,
     emergency: bool = False,
     trigger: str = "manual",
+    to_tag: str | None = None,
     ttl: timedelta = timedelta(minutes=15),
 ) -> RollbackRecord:
     created = now()
@@ -176,6 +178,7 @@ def requested(
         dry_run=dry_run,
         emergency=emergency,
         trigger=trigger,
+        to_tag=to_tag,
         created_at=created,
         expires_at=created + ttl,
         timeline=(entry,),

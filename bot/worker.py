@@ -186,7 +186,12 @@ class Worker:
     def assess(self, record: RollbackRecord) -> None:
         try:
             plan = plan_rollback(
-                self.kube, self.config, record.namespace, record.workload, record.requested_revision
+                self.kube,
+                self.config,
+                record.namespace,
+                record.workload,
+                record.requested_revision,
+                to_tag=record.to_tag,
             )
             if plan.already_at_target:
                 raise AlreadyAtTarget(plan.name, plan.target.number)
@@ -401,14 +406,24 @@ class Worker:
         return self.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
 
     def _roll_back(self, record: RollbackRecord) -> RollbackRecord:
-        plan = plan_rollback(
-            self.kube,
-            self.config,
-            record.namespace,
-            record.workload,
-            record.target_revision or 0,
-            replica_set=record.target_replica_set,
-        )
+        if record.to_tag is not None:  # approved already: no second "never deployed" check
+            plan = plan_rollback(
+                self.kube,
+                self.config,
+                record.namespace,
+                record.workload,
+                to_tag=record.to_tag,
+                allow_unknown_tag=True,
+            )
+        else:
+            plan = plan_rollback(
+                self.kube,
+                self.config,
+                record.namespace,
+                record.workload,
+                record.target_revision or 0,
+                replica_set=record.target_replica_set,
+            )
         if plan.already_at_target:
             # A worker died after the patch: the rollout only needs following.
             applied_deployment = plan.deployment

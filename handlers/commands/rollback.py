@@ -63,6 +63,7 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
                 channel=channel,
                 dry_run=command.dry_run,
                 emergency=command.emergency,
+                to_tag=command.to_tag,
                 ttl=timedelta(seconds=config.confirmation_ttl_seconds),
             )
         )

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.integration.workloads import container
+
 pytestmark = pytest.mark.cluster
 
 
@@ -145,3 +147,45 @@ def test_an_unreachable_api_exits_three(control_plane, tmp_path, workloads):
     )
     assert result.returncode == 3
     assert "Kubernetes API is unavailable" in result.stderr
+
+
+def test_rollback_to_an_image_tag_like_rollback_sh_v1_2_3(control_plane, workloads):
+    workloads.create(
+        "web",
+        [
+            {"containers": [container("app", "reg.local/app:v1"), container("proxy", "envoy:1")]},
+            {"containers": [container("app", "reg.local/app:v2"), container("proxy", "envoy:2")]},
+        ],
+    )
+    never = rollbot(
+        control_plane,
+        "rollback",
+        "web",
+        "-n",
+        workloads.namespace,
+        "--yes",
+        "--to-tag",
+        "v7",
+        "--container",
+        "app",
+    )
+    assert never.returncode == 2 and "'v7' was never deployed" in never.stderr
+    result = rollbot(
+        control_plane,
+        "rollback",
+        "web",
+        "-n",
+        workloads.namespace,
+        "--yes",
+        "--to-tag",
+        "v1",
+        "--container",
+        "app",
+        "--reason",
+        "v2 leaks memory",
+    )
+    assert result.returncode == 0, result.stderr
+    assert workloads.images_of("web") == ["reg.local/app:v1", "envoy:2"]
+    assert workloads.get("web")["metadata"]["annotations"]["kubernetes.io/change-cause"] == (
+        "rollbot: rolled back by ci-job from revision 2 to image tag v1: v2 leaks memory"
+    )

@@ -598,3 +598,17 @@ def test_an_environment_may_let_automatic_rollbacks_run_at_once(make_bot, slack,
     assert record.approved_by == "rollbot"
     assert "automatic: run at once by policy" in [e.message for e in record.timeline]
     assert workloads.images_of("web") == ["app:v1"]
+
+
+def test_an_image_tag_rollback_from_slack(make_bot, slack, workloads):
+    workloads.create("web", ["reg.local/app:1.2.3", "reg.local/app:1.3.0", "reg.local/app:1.4.0"])
+    bot = make_bot()
+    never = SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace} --to-tag 0.9")
+    assert "Assessing" in never.json()["text"]
+    wait_for("the refusal", lambda: ephemerals(slack, ALICE))
+    assert "'0.9' was never deployed" in ephemerals(slack, ALICE)[-1]
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace} --to-tag 1.2.3")
+    record_id, ts = confirmation(slack)
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+    assert final(bot.store, record_id).state is RollbackState.SUCCEEDED
+    assert workloads.images_of("web") == ["reg.local/app:1.2.3"]

@@ -149,3 +149,20 @@ def test_json_pointers_resolve_escaped_keys():
     assert pointer_value(obj, "/a/1") == 2
     assert pointer_value(obj, "/a/9") is None
     assert pointer_value(obj, "/missing/deep") is None
+
+
+def test_an_image_tag_target_reuses_a_matching_revision_or_builds_one():
+    from bot.deployments import TagNeverDeployed, image_target, with_tag
+
+    dep, rsets = three_revisions()
+    history = rollout_history(dep, rsets)
+    assert image_target(dep, history, "v1").replica_set == "web-1"  # same template as rev 1
+    dep["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
+    built = image_target(dep, history, "v2")
+    assert built.number == 0 and built.images == ("app=app:v2",)
+    assert built.template["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+    with pytest.raises(TagNeverDeployed, match="'v9' was never deployed .*v1, v2, v3"):
+        image_target(dep, history, "v9")
+    assert image_target(dep, history, "v9", allow_unknown=True).images == ("app=app:v9",)
+    assert with_tag("ghcr.io:443/acme/app@sha256:abc", "1.2") == "ghcr.io:443/acme/app:1.2"
+    assert with_tag("app", "1.2") == "app:1.2"
