@@ -141,6 +141,10 @@ class Worker:
         record = self.store.get(job.record_id)
         if job.kind == "assess" and record.state is S.REQUESTED:
             self.assess(record)
+        elif job.kind == "assess" and record.state is S.ASSESSED:
+            self._ask(record)  # its worker died between the assessment and the question
+        elif job.kind == "assess" and record.state is S.AWAITING_APPROVAL and not record.thread_ts:
+            self._post_confirmation(record)  # ...or just before posting the question
         elif job.kind == "execute" and record.state.executing:
             self.execute(record)
         elif job.kind == "follow_up" and record.state is S.SUCCEEDED:
@@ -225,6 +229,12 @@ class Worker:
                 severity=facts.severity,
             ),
         )
+        self._ask(assessed)
+
+    def _ask(self, assessed: RollbackRecord) -> None:
+        """Post the assessed rollback: a dry run's answer, an emergency's start, or
+        the confirmation with its buttons (and its expiry)."""
+        record = assessed
         if assessed.dry_run:
             thread = self.sink.confirmation(assessed)
             done = self.store.update(
@@ -241,6 +251,10 @@ class Worker:
         waiting = self.store.update(
             record.id, lambda r: r.transition(S.AWAITING_APPROVAL, "confirmation posted")
         )
+        self._post_confirmation(waiting)
+
+    def _post_confirmation(self, waiting: RollbackRecord) -> None:
+        record = waiting
         thread = self.sink.confirmation(waiting)
         if thread:
             self.store.update(record.id, lambda r: r.model_copy(update={"thread_ts": thread}))

@@ -612,3 +612,28 @@ def test_an_image_tag_rollback_from_slack(make_bot, slack, workloads):
     SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
     assert final(bot.store, record_id).state is RollbackState.SUCCEEDED
     assert workloads.images_of("web") == ["reg.local/app:1.2.3"]
+
+
+def test_an_assessment_whose_worker_died_before_asking_still_gets_its_question(
+    make_bot, slack, workloads, redis_client
+):
+    from bot.store import Job, JobQueue
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    store = RollbackStore(redis_client)
+    record = store.create(
+        RollbackRecord(
+            namespace=workloads.namespace, workload="web", requested_by=ALICE, channel=CHANNEL
+        )
+    )
+    store.update(
+        record.id,
+        lambda r: r.transition(
+            RollbackState.ASSESSED, "revision 2 → 1", from_revision=2, target_revision=1
+        ),
+    )
+    JobQueue(redis_client).enqueue(Job(kind="assess", record_id=record.id))  # redelivered
+    make_bot()
+    record_id, _ = confirmation(slack)
+    assert record_id == record.id
+    assert store.get(record.id).state is RollbackState.AWAITING_APPROVAL
