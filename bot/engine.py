@@ -94,7 +94,7 @@ class AppliedRollback:
 
 def change_cause_for(plan: RollbackPlan, actor: str, reason: str = "") -> str:
     current = plan.current.number if plan.current else "?"
-    to = f"image tag {plan.to_tag}" if plan.to_tag else f"revision {plan.target.number}"
+    to = f"image tag {plan.to_tag}" if plan.to_tag else str(plan.target.number)
     text = f"rollbot: rolled back by {actor} from revision {current} to {to}"
     return f"{text}: {reason}" if reason else text
 
