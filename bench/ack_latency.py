@@ -58,6 +58,7 @@ from handlers.ids import ActionId  # noqa: E402
 from handlers.server import RollbotServer  # noqa: E402
 from testbed.redis_server import RedisServer  # noqa: E402
 from testbed.slack_api import FakeSlackApi  # noqa: E402
+from testbed.slack_user import block_actions_payload  # noqa: E402
 
 SLACK_LIMIT_MS = 3000.0
 GOAL_P99_MS = 100.0
@@ -142,26 +143,8 @@ def command(text: str, user: str = REQUESTER) -> Spec:
 
 
 def click(record_id: str, message_ts: str, user: str = APPROVER) -> Spec:
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T0TEAM"},
-        "api_app_id": "A0APP",
-        "user": {"id": user, "name": user},
-        "trigger_id": trigger(),
-        "channel": {"id": CHANNEL},
-        "container": {"type": "message", "message_ts": message_ts},
-        "message": {"ts": message_ts, "text": ""},
-        "response_url": "http://127.0.0.1:9/unused",
-        "actions": [
-            {
-                "type": "button",
-                "action_id": ActionId.APPROVE.value,
-                "block_id": "decision",
-                "value": record_id,
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
+    payload = block_actions_payload(user, CHANNEL, ActionId.APPROVE, record_id, message_ts)
+    payload["trigger_id"] = trigger()
     return ("form", {"payload": json.dumps(payload)})
 
 
