@@ -10,6 +10,7 @@ failure to start says which component failed and shows the end of its log.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -22,11 +23,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 from testbed.binaries import testbed_binaries
+from testbed.kubelet import NODE_NAME
 from testbed.service import LocalService
 
 ADMIN_TOKEN_USER = "admin"
@@ -151,7 +154,14 @@ class ControlPlane(LocalService):
         self.processes[name] = proc
         return proc
 
-    def _wait_http(self, name: str, url: str, timeout: float, token: str | None = None) -> None:
+    def _wait_http(
+        self,
+        name: str,
+        url: str,
+        timeout: float,
+        token: str | None = None,
+        ready: Callable[[bytes], bool] = lambda body: True,
+    ) -> None:
         context = ssl._create_unverified_context()  # the apiserver's self-signed cert
         deadline = time.monotonic() + timeout
         last = ""
@@ -162,7 +172,7 @@ class ControlPlane(LocalService):
                 request.add_header("Authorization", f"Bearer {token}")
             try:
                 with urllib.request.urlopen(request, timeout=2, context=context) as response:
-                    if response.status == 200:
+                    if response.status == 200 and ready(response.read()):
                         return
             except (urllib.error.URLError, OSError) as err:
                 last = str(err)
@@ -226,6 +236,9 @@ class ControlPlane(LocalService):
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
+                # The fake kubelet's node is reachable at its InternalIP only; with no
+                # --kubelet-certificate-authority its self-signed certificate is not verified.
+                "--kubelet-preferred-address-types=InternalIP",
                 "--v=0",
             ],
         )
@@ -259,7 +272,10 @@ class ControlPlane(LocalService):
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
                 "--secure-port=0",
-                "--controllers=deployment,replicaset,garbagecollector,namespace,serviceaccount",
+                # endpoint: fills each Service's Endpoints from its Ready pods (they need a
+                # node name, which the fake kubelet's binding gives them).
+                "--controllers=deployment,replicaset,garbagecollector,namespace,serviceaccount,"
+                "endpoint",
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
                 "--v=0",
@@ -269,6 +285,7 @@ class ControlPlane(LocalService):
         self.check_alive()
 
     def _start_kubelet(self) -> None:
+        assert self.workdir is not None
         self._spawn(
             "kubelet",
             [
@@ -277,10 +294,22 @@ class ControlPlane(LocalService):
                 "testbed.kubelet",
                 f"--kubeconfig={self.kubeconfig}",
                 f"--broken-pattern={self.broken_pattern}",
+                f"--cert-dir={self.workdir / 'kubelet'}",
             ],
         )
-        time.sleep(0.3)
-        self.check_alive()
+
+        def serving(body: bytes) -> bool:
+            status = json.loads(body).get("status", {})
+            return bool(status.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port"))
+
+        # Registered with its API port: from now on pods get scheduled and logs answer.
+        self._wait_http(
+            "kubelet",
+            f"{self.server}/api/v1/nodes/{NODE_NAME}",
+            30,
+            token=self.credentials[ADMIN_TOKEN_USER].token,
+            ready=serving,
+        )
 
 
 def main() -> None:

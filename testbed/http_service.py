@@ -13,7 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from testbed.service import ThreadedHttpService
+from testbed.service import QuietHTTPServer, ThreadedHttpService
 
 Mode = Literal["healthy", "failing", "slow", "down"]
 
@@ -67,6 +67,5 @@ class FakeService(ThreadedHttpService):
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         return server

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from http.server import ThreadingHTTPServer
 from socketserver import TCPServer
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 
 class LocalService:
@@ -27,6 +29,16 @@ class LocalService:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A client that hangs up first (a check that timed out) is not an error here."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class ThreadedHttpService(LocalService):
