@@ -212,7 +212,11 @@ class Kube:
         items: list[Body] = _raw(response).get("items", [])
         return items
 
-    def pod_log(self, namespace: str, pod: str, since_seconds: int, tail: int) -> str:
+    def pod_log(
+        self, namespace: str, pod: str, since_seconds: int, tail: int, container: str | None = None
+    ) -> str:
+        """A container's recent log (the only one's when `container` is None)."""
+        extra = {"container": container} if container else {}
         response = _call(
             self.core.read_namespaced_pod_log,
             pod,
@@ -220,11 +224,22 @@ class Kube:
             since_seconds=since_seconds,
             tail_lines=tail,
             _preload_content=False,
+            **extra,
         )
         return bytes(response.data).decode(errors="replace")
 
     def list_services(self, namespace: str) -> list[Body]:
         response = _call(self.core.list_namespaced_service, namespace, _preload_content=False)
+        items: list[Body] = _raw(response).get("items", [])
+        return items
+
+    def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
+        response = _call(
+            self.core.list_namespaced_secret,
+            namespace,
+            label_selector=label_selector,
+            _preload_content=False,
+        )
         items: list[Body] = _raw(response).get("items", [])
         return items
 
@@ -241,6 +256,66 @@ class Kube:
         )
         items: list[Body] = _raw(response).get("items", [])
         return items
+
+    # -- Services, Endpoints, ConfigMaps and pod labels: the other strategies -----------
+
+    def get_service(self, namespace: str, name: str) -> Body:
+        response = _call(self.core.read_namespaced_service, name, namespace, _preload_content=False)
+        return _raw(response)
+
+    def json_patch_service(self, namespace: str, name: str, ops: list[Body]) -> Body:
+        """A JSON patch of a Service; a failed `test` op is a Conflict (see Deployments)."""
+        return self._guarded_json_patch(
+            self.core.patch_namespaced_service, self.get_service, namespace, name, ops
+        )
+
+    def get_endpoints(self, namespace: str, name: str) -> Body:
+        response = _call(
+            self.core.read_namespaced_endpoints, name, namespace, _preload_content=False
+        )
+        return _raw(response)
+
+    def json_patch_config_map(self, namespace: str, name: str, ops: list[Body]) -> Body:
+        """A JSON patch of a ConfigMap; a failed `test` op is a Conflict."""
+        return self._guarded_json_patch(
+            self.core.patch_namespaced_config_map, self.get_config_map, namespace, name, ops
+        )
+
+    def merge_patch_pod(self, namespace: str, name: str, patch: Body) -> Body:
+        """A JSON merge patch of a pod (labels: `kubectl label --overwrite`)."""
+        response = _call(
+            self.core.patch_namespaced_pod,
+            name,
+            namespace,
+            patch,
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )
+        return _raw(response)
+
+    def _guarded_json_patch(
+        self,
+        patch: Callable[..., Any],
+        read: Callable[[str, str], Body],
+        namespace: str,
+        name: str,
+        ops: list[Body],
+    ) -> Body:
+        try:
+            response = patch(name, namespace, ops, _preload_content=False)
+        except ApiException as err:
+            tests = [op for op in ops if op.get("op") == "test"]
+            if err.status == 422 and tests:
+                current = read(namespace, name)
+                changed = [
+                    op["path"] for op in tests if pointer_value(current, op["path"]) != op["value"]
+                ]
+                if changed:
+                    raise Conflict(f"{name}: {', '.join(changed)} changed meanwhile") from err
+            raise translate(err, namespace=namespace, name=name) from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise translate(err) from err
+        return _raw(response)
 
 
 def selector_string(selector: Body) -> str:

@@ -1,0 +1,574 @@
+"""Helm releases: their history read from the cluster, the revision to roll back
+to, and `helm rollback` itself.
+
+Helm keeps each revision of a release in a Secret `sh.helm.release.v1.<name>.v<rev>`
+(see K8S_SEMANTICS.md, "Helm"), so the history, and what each revision deploys,
+is read through the Kubernetes API without the helm binary. Only the rollback
+runs helm, which applies the target's manifest and records the new revision.
+
+Which revision is "current": the newest one. Every helm operation records its
+revision before it changes the cluster, so the newest revision is what the
+cluster was last made to run, whatever its status. After a failed upgrade the
+previous revision still says `deployed`, yet the cluster runs the failed one;
+rolling back to that `deployed` revision is the cure, not a no-op.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import math
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import yaml
+
+from bot.errors import (
+    AlreadyAtTarget,
+    InvalidInput,
+    PermanentError,
+    RevisionNotFound,
+    RolloutFailed,
+    RolloutTimedOut,
+)
+
+Body = dict[str, Any]
+
+SECRET_PREFIX = "sh.helm.release.v1."
+#: Revisions a rollback may return to (`helm rollback REL 0` would take a failed one too).
+GOOD_STATUSES = frozenset({"deployed", "superseded"})
+#: Statuses of an operation that has not finished: helm refuses upgrades over them.
+PENDING_STATUSES = frozenset({"pending-install", "pending-upgrade", "pending-rollback"})
+#: Seconds the Python side waits for helm beyond helm's own --timeout.
+HELM_GRACE_SECONDS = 30
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def release_secret_name(release: str, revision: int) -> str:
+    """The Secret helm keeps `revision` of `release` in."""
+    return f"{SECRET_PREFIX}{release}.v{revision}"
+
+
+# -- errors ------------------------------------------------------------------------
+
+
+class ReleaseNotFound(PermanentError):
+    code = "release_not_found"
+
+    def __init__(self, namespace: str, release: str) -> None:
+        self.namespace = namespace
+        self.release = release
+        super().__init__(
+            f"Helm release {release!r} not found in namespace {namespace!r} "
+            f"(no Secret {SECRET_PREFIX}{release}.v<N> there)"
+        )
+
+
+class ReleasePending(PermanentError):
+    """The newest revision is pending-*: an operation is running, or died half-way."""
+
+    code = "release_pending"
+
+    def __init__(self, namespace: str, release: str, stuck: HelmRevision, fix: str) -> None:
+        self.namespace = namespace
+        self.release = release
+        self.revision = stuck.number
+        self.status = stuck.status
+        super().__init__(
+            f"Helm release {release!r} in {namespace!r} is stuck in {stuck.status} at revision "
+            f"{stuck.number} ({stuck.description or 'no description'}, since {stuck.updated}): "
+            "a helm operation is still running or was interrupted. While the newest revision "
+            'is pending-*, helm refuses upgrades ("another operation (install/upgrade/rollback) '
+            'is in progress") and rollbot will not roll back over an operation that may still '
+            f"be running. Once no helm operation runs on it any more, fix it: {fix}"
+        )
+
+
+class NothingToRollBackTo(PermanentError):
+    code = "nothing_to_roll_back_to"
+
+    def __init__(self, namespace: str, release: str, current: HelmRevision) -> None:
+        super().__init__(
+            f"nothing to roll back to: Helm release {release!r} in {namespace!r} has no "
+            f"deployed or superseded revision below its current revision {current.number} "
+            f"({current.status})"
+        )
+
+
+class TargetRevisionFailed(PermanentError):
+    code = "target_revision_failed"
+
+    def __init__(self, release: str, target: HelmRevision, good: list[int]) -> None:
+        self.revision = target.number
+        listed = ", ".join(str(n) for n in good) or "none"
+        super().__init__(
+            f"refusing to roll Helm release {release!r} back to revision {target.number}: "
+            f"it failed ({target.description or 'no description'}). "
+            f"Revisions that were deployed: {listed}"
+        )
+
+
+class AlreadyAtRevision(AlreadyAtTarget):
+    """The requested revision is the release's current one: nothing to do."""
+
+    def __init__(self, release: str, revision: int) -> None:
+        self.revision = revision
+        PermanentError.__init__(
+            self, f"Helm release {release!r} is already at revision {revision}: nothing to do"
+        )
+
+
+class ReleaseChanged(PermanentError):
+    """Someone changed the release between the plan and the rollback."""
+
+    code = "release_changed"
+
+
+class HelmNotFound(PermanentError):
+    code = "helm_not_found"
+
+    def __init__(self, helm: str, detail: str) -> None:
+        super().__init__(
+            f"cannot run the helm binary {helm!r} ({detail}): install helm or set its path "
+            "in rollbot's configuration"
+        )
+
+
+class HelmRollbackFailed(RolloutFailed):
+    """`helm rollback` exited non-zero; `stderr` is what helm said."""
+
+    code = "helm_rollback_failed"
+
+    def __init__(self, command: list[str], returncode: int, stderr: str) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        super().__init__(
+            f"`{' '.join(command[1:])}` failed (exit {returncode}): "
+            f"{self.stderr or 'helm printed no error'}"
+        )
+
+
+# -- what a revision is ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseDeployment:
+    """A Deployment a revision's manifest creates."""
+
+    name: str
+    namespace: str
+    #: "container=image", containers then initContainers, as `Revision.images`.
+    images: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HelmRevision:
+    """One row of `helm history`, plus the Deployments that revision deploys."""
+
+    number: int
+    status: str
+    chart: str  # "name-version", as helm history shows it
+    app_version: str
+    description: str
+    updated: str
+    deployments: tuple[ReleaseDeployment, ...] = ()
+    #: The values given to this revision: only their keys are ever shown (they may be secret).
+    values: Body = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING_STATUSES
+
+    @property
+    def good(self) -> bool:
+        """Was this revision ever deployed successfully (a target a rollback may use)?"""
+        return self.status in GOOD_STATUSES
+
+
+class SecretSource(Protocol):
+    def list_secrets(self, namespace: str, label_selector: str) -> list[Body]: ...
+
+
+def decode_release(secret: Body) -> Body:
+    """The release JSON in a helm Secret: base64 (the Secret's) of base64 of gzip of JSON."""
+    name = secret.get("metadata", {}).get("name", "?")
+    try:
+        encoded = base64.b64decode(secret["data"]["release"], validate=True)
+        payload = base64.b64decode(encoded, validate=True)
+        if payload[:2] == _GZIP_MAGIC:  # helm has always gzipped, but reads plain JSON too
+            payload = gzip.decompress(payload)
+        release = json.loads(payload)
+    except (KeyError, TypeError, binascii.Error, OSError, EOFError, ValueError) as err:
+        raise PermanentError(f"cannot read the Helm release record {name}: {err}") from err
+    if not isinstance(release, dict):
+        raise PermanentError(f"cannot read the Helm release record {name}: not a release")
+    return release
+
+
+def _images(pod_spec: Body) -> tuple[str, ...]:
+    containers = (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or [])
+    return tuple(f"{c.get('name', '?')}={c.get('image', '?')}" for c in containers)
+
+
+def _objects(documents: Iterable[Any]) -> Iterable[Body]:
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("kind") == "List":
+            yield from (item for item in doc.get("items") or [] if isinstance(item, dict))
+        else:
+            yield doc
+
+
+def deployments_in_manifest(manifest: str, namespace: str) -> tuple[ReleaseDeployment, ...]:
+    """The Deployments a rendered manifest creates; one without a namespace is in the release's."""
+    try:
+        documents = list(yaml.safe_load_all(manifest or ""))
+    except yaml.YAMLError as err:
+        raise PermanentError(f"cannot parse a Helm release manifest: {err}") from err
+    found = []
+    for obj in _objects(documents):
+        if obj.get("kind") != "Deployment":
+            continue
+        meta = obj.get("metadata") or {}
+        spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        found.append(
+            ReleaseDeployment(
+                name=str(meta.get("name", "")),
+                namespace=str(meta.get("namespace") or namespace),
+                images=_images(spec),
+            )
+        )
+    return tuple(found)
+
+
+def revision_from_release(release: Body) -> HelmRevision:
+    """A HelmRevision from the release JSON helm stores (see `decode_release`)."""
+    info = release.get("info") or {}
+    metadata = (release.get("chart") or {}).get("metadata") or {}
+    chart = f"{metadata['name']}-{metadata.get('version', '')}" if metadata.get("name") else ""
+    return HelmRevision(
+        number=int(release.get("version") or 0),
+        status=str(info.get("status") or "unknown"),
+        chart=chart,
+        app_version=str(metadata.get("appVersion") or ""),
+        description=str(info.get("description") or ""),
+        updated=str(info.get("last_deployed") or ""),
+        deployments=deployments_in_manifest(
+            str(release.get("manifest") or ""), str(release.get("namespace") or "")
+        ),
+        values=dict(release.get("config") or {}),
+    )
+
+
+def read_release_history(source: SecretSource, namespace: str, release: str) -> list[HelmRevision]:
+    """Every revision of `release` in `namespace`, oldest first, read from helm's Secrets."""
+    secrets = source.list_secrets(namespace, f"owner=helm,name={release}")
+    prefix = f"{SECRET_PREFIX}{release}.v"
+    history = [
+        revision_from_release(decode_release(secret))
+        for secret in secrets
+        if str(secret.get("metadata", {}).get("name", "")).startswith(prefix)
+    ]
+    if not history:
+        raise ReleaseNotFound(namespace, release)
+    return sorted(history, key=lambda r: r.number)
+
+
+def release_deployments(source: SecretSource, namespace: str, release: str) -> list[str]:
+    """The names of the Deployments the release's current revision creates, to follow
+    their rollouts after a rollback."""
+    current = read_release_history(source, namespace, release)[-1]
+    return [d.name for d in current.deployments]
+
+
+# -- choosing the target ----------------------------------------------------------------
+
+
+def last_deployed(history: list[HelmRevision]) -> HelmRevision | None:
+    deployed = [r for r in history if r.status == "deployed"]
+    return deployed[-1] if deployed else None
+
+
+def pending_fix(history: list[HelmRevision], namespace: str, release: str) -> str:
+    """How to unblock a release whose newest revision is pending-*."""
+    stuck = history[-1]
+    secret = release_secret_name(release, stuck.number)
+    delete = f"`kubectl delete secret {secret} -n {namespace}`"
+    good = [r for r in history[:-1] if r.good]
+    if not good:
+        return (
+            f"delete the stuck revision's record, Secret {secret} ({delete}), or "
+            f"`helm uninstall {release} -n {namespace}`, then install again"
+        )
+    back_to = last_deployed(history[:-1]) or good[-1]
+    return (
+        f"`helm rollback {release} {back_to.number} -n {namespace}` (applies revision "
+        f"{back_to.number} again as a new revision), or delete the stuck revision's record, "
+        f"Secret {secret} ({delete}): helm then takes revision {back_to.number} for current, "
+        f"while the cluster keeps what revision {stuck.number} applied"
+    )
+
+
+def ensure_not_pending(history: list[HelmRevision], namespace: str, release: str) -> None:
+    """Raise ReleasePending when the newest revision's operation never finished."""
+    if history and history[-1].pending:
+        fix = pending_fix(history, namespace, release)
+        raise ReleasePending(namespace, release, history[-1], fix)
+
+
+def choose_target(
+    history: list[HelmRevision], namespace: str, release: str, revision: int = 0
+) -> HelmRevision:
+    """The revision to roll back to.
+
+    `revision` 0 means the newest deployed or superseded revision below the
+    current (newest) one: never simply the previous one, which may have failed.
+    An explicit revision must exist, not be the current one, and not have failed.
+    """
+    if not history:
+        raise ReleaseNotFound(namespace, release)
+    if revision < 0:
+        raise InvalidInput(f"a Helm revision is a positive number, not {revision}")
+    ensure_not_pending(history, namespace, release)
+    current = history[-1]
+    if revision == 0:
+        below = [r for r in history if r.number < current.number and r.good]
+        if not below:
+            raise NothingToRollBackTo(namespace, release, current)
+        return below[-1]
+    by_number = {r.number: r for r in history}
+    if revision not in by_number:
+        raise RevisionNotFound(revision, sorted(by_number))
+    if revision == current.number:
+        raise AlreadyAtRevision(release, revision)
+    target = by_number[revision]
+    if target.status == "failed":
+        raise TargetRevisionFailed(release, target, [r.number for r in history if r.good])
+    return target
+
+
+# -- the plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HelmPlan:
+    """A Helm rollback as a person approves it."""
+
+    release: str
+    namespace: str
+    history: tuple[HelmRevision, ...]
+    current: HelmRevision
+    target: HelmRevision
+    #: What would change, one human-readable line each ("chart …", "todo-backend: …").
+    changes: tuple[str, ...]
+
+    @property
+    def last_deployed(self) -> HelmRevision | None:
+        """The newest revision marked deployed (below `current` after a failed upgrade)."""
+        return last_deployed(list(self.history))
+
+
+def _flat_keys(values: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(values, dict) and values:
+        flat: dict[str, Any] = {}
+        for key, value in values.items():
+            flat.update(_flat_keys(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): values}
+
+
+def _by_container(images: tuple[str, ...]) -> dict[str, str]:
+    pairs = (image.partition("=") for image in images)
+    return {container: ref for container, _, ref in pairs}
+
+
+def describe_changes(current: HelmRevision, target: HelmRevision) -> list[str]:
+    """What rolling back from `current` to `target` changes, one line each.
+
+    Values are compared by key only: they may hold secrets, which must not reach
+    a chat message.
+    """
+    changes = []
+    if current.chart != target.chart:
+        changes.append(f"chart {current.chart or '?'} → {target.chart or '?'}")
+    if current.app_version != target.app_version:
+        changes.append(
+            f"app version {current.app_version or '(none)'} → {target.app_version or '(none)'}"
+        )
+    now = {(d.namespace, d.name): d for d in current.deployments}
+    then = {(d.namespace, d.name): d for d in target.deployments}
+    keys = sorted(now.keys() | then.keys())
+    one_namespace = len({namespace for namespace, _ in keys}) == 1
+    for key in keys:
+        name = key[1] if one_namespace else f"{key[0]}/{key[1]}"
+        if key not in then:
+            changes.append(f"{name}: removed (not in revision {target.number})")
+        elif key not in now:
+            images = ", ".join(f"{c} {ref}" for c, ref in _by_container(then[key].images).items())
+            changes.append(f"{name}: added ({images})")
+        elif now[key].images != then[key].images:
+            before, after = _by_container(now[key].images), _by_container(then[key].images)
+            for container in sorted(before.keys() | after.keys()):
+                if before.get(container) != after.get(container):
+                    changes.append(
+                        f"{name}: {container} {before.get(container, '(none)')} → "
+                        f"{after.get(container, '(none)')}"
+                    )
+    old_values, new_values = _flat_keys(current.values), _flat_keys(target.values)
+    differing = sorted(
+        k for k in old_values.keys() | new_values.keys() if old_values.get(k) != new_values.get(k)
+    )
+    if differing:
+        shown = ", ".join(differing[:10]) + (
+            f" and {len(differing) - 10} more" if differing[10:] else ""
+        )
+        changes.append(f"values differ: {shown}")
+    return changes
+
+
+def plan_helm_rollback(
+    history: list[HelmRevision], namespace: str, release: str, revision: int = 0
+) -> HelmPlan:
+    """Choose the target (see `choose_target`) and say what the rollback changes."""
+    target = choose_target(history, namespace, release, revision)
+    current = history[-1]
+    return HelmPlan(
+        release=release,
+        namespace=namespace,
+        history=tuple(history),
+        current=current,
+        target=target,
+        changes=tuple(describe_changes(current, target)),
+    )
+
+
+def plan_release_rollback(
+    source: SecretSource, namespace: str, release: str, revision: int = 0
+) -> HelmPlan:
+    """Read the release's history from the cluster and plan its rollback."""
+    return plan_helm_rollback(
+        read_release_history(source, namespace, release), namespace, release, revision
+    )
+
+
+# -- running helm -------------------------------------------------------------------------
+
+
+def rollback_command(
+    plan: HelmPlan,
+    *,
+    timeout_seconds: float,
+    helm: str = "helm",
+    kubeconfig: str | None = None,
+    kube_context: str | None = None,
+) -> list[str]:
+    """The `helm rollback` command line for a plan, target named explicitly."""
+    command = [
+        helm,
+        "rollback",
+        plan.release,
+        str(plan.target.number),
+        "--namespace",
+        plan.namespace,
+        "--wait",
+        "--timeout",
+        f"{max(1, math.ceil(timeout_seconds))}s",
+    ]
+    if kubeconfig:
+        command += ["--kubeconfig", kubeconfig]
+    if kube_context:
+        command += ["--kube-context", kube_context]
+    return command
+
+
+def rollback_done(plan: HelmPlan, history: list[HelmRevision]) -> HelmRevision | None:
+    """The revision that already carried out this plan, if one did (a worker died after helm)."""
+    wanted = f"Rollback to {plan.target.number}"
+    for revision in reversed(history):
+        if revision.number <= plan.current.number:
+            break
+        if revision.description == wanted and revision.status == "deployed":
+            return revision
+    return None
+
+
+def _check_unchanged(plan: HelmPlan, history: list[HelmRevision]) -> HelmRevision | None:
+    """Before writing: the release must still be as planned, unless the plan is done already."""
+    ensure_not_pending(history, plan.namespace, plan.release)
+    done = rollback_done(plan, history)
+    if done is not None:
+        return done
+    newest = history[-1]
+    if newest.number != plan.current.number:
+        raise ReleaseChanged(
+            f"Helm release {plan.release!r} in {plan.namespace!r} changed since the plan: "
+            f"its newest revision is now {newest.number} ({newest.status}, "
+            f"{newest.description or 'no description'}), not {plan.current.number}; plan again"
+        )
+    return None
+
+
+def helm_rollback(
+    plan: HelmPlan,
+    *,
+    source: SecretSource,
+    timeout_seconds: float,
+    helm: str = "helm",
+    kubeconfig: str | None = None,
+    kube_context: str | None = None,
+) -> HelmRevision:
+    """Run `helm rollback REL TARGET --wait --timeout …` and return the new revision.
+
+    Safe to call again: if the release already has a deployed "Rollback to
+    TARGET" above the planned current revision, that revision is returned
+    without running helm. Raises ReleaseChanged if someone else changed the
+    release since the plan, HelmNotFound, HelmRollbackFailed (helm's stderr),
+    RolloutTimedOut if helm outlives its own time-out.
+    """
+    done = _check_unchanged(plan, read_release_history(source, plan.namespace, plan.release))
+    if done is not None:
+        return done
+    command = rollback_command(
+        plan,
+        timeout_seconds=timeout_seconds,
+        helm=helm,
+        kubeconfig=kubeconfig,
+        kube_context=kube_context,
+    )
+    try:
+        result = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_seconds + HELM_GRACE_SECONDS,
+        )
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as err:
+        raise HelmNotFound(helm, err.strerror or str(err)) from err
+    except subprocess.TimeoutExpired as err:
+        raise RolloutTimedOut(
+            f"helm rollback of {plan.release!r} did not finish within "
+            f"{timeout_seconds + HELM_GRACE_SECONDS:g}s and was stopped; the release may be "
+            "left pending-rollback"
+        ) from err
+    if result.returncode != 0:
+        raise HelmRollbackFailed(command, result.returncode, result.stderr)
+    history = read_release_history(source, plan.namespace, plan.release)
+    newest = history[-1]
+    if newest.number <= plan.current.number:
+        raise RolloutFailed(
+            f"helm rollback of {plan.release!r} reported success but recorded no new revision "
+            f"(newest is still {newest.number})"
+        )
+    if newest.status != "deployed":
+        raise RolloutFailed(
+            f"helm rollback of {plan.release!r} to revision {plan.target.number} left revision "
+            f"{newest.number} {newest.status}: {newest.description or 'no description'}"
+        )
+    return newest
