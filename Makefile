@@ -23,6 +23,7 @@ demo: setup
 
 bench: setup
 	$(VENV)/python bench/rollback_vs_kubectl.py
+	$(VENV)/python bench/assessment.py
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,7 @@ with curl: concurrent, with time-outs, and retried where a rollout needs time.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,38 @@ class HttpCheck(BaseModel):
     expect_field: str | None = None
     #: A JSON field and the value it must have (e.g. {"version": "1.5.0"}).
     expect_values: dict[str, Any] = Field(default_factory=dict)
+    #: Compare expect_values as versions: "v1.2.3" and "1.2.3" are the same.
+    versions: bool = False
     timeout_seconds: float = Field(default=5, gt=0)
+
+
+def same_version(got: Any, wanted: Any) -> bool:
+    return isinstance(got, str) and str(wanted).removeprefix("v") == got.removeprefix("v")
+
+
+class VersionCheck(BaseModel):
+    """After a rollback, the service must report the version it was rolled back to
+    (jarvis-api: `GET /api` → `.version`). The expected value is the target image's
+    tag, a leading "v" ignored on either side."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    #: The JSON field holding the version, as a dotted path ("version", "build.version").
+    json_path: str = "version"
+    #: Which container's image tag is the version (default: the first container).
+    container: str | None = None
+    timeout_seconds: float = Field(default=5, gt=0)
+
+    def expecting(self, version: str) -> HttpCheck:
+        """The check as an HttpCheck that wants `version` at `json_path`."""
+        return HttpCheck(
+            name="version",
+            url=self.url,
+            expect_values={self.json_path: version},
+            versions=True,
+            timeout_seconds=self.timeout_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -94,19 +126,31 @@ def run_check(check: HttpCheck, client: httpx.Client) -> CheckResult:
             return result(False, f"the answer has no {check.expect_field!r}")
         for path, wanted in check.expect_values.items():
             got = _field(data, path)
-            if got != wanted:
+            if got != wanted and not (check.versions and same_version(got, wanted)):
                 return result(False, f"{path} is {got!r}, expected {wanted!r}")
     return result(True, f"HTTP {response.status_code} in {seconds * 1000:.0f} ms")
+
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def http_client() -> httpx.Client:
+    """One client for the process: building one loads the TLS trust store (~30 ms of
+    CPU, a tenth of an assessment's budget); an httpx.Client is safe across threads."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(follow_redirects=True)
+        return _client
 
 
 def run_checks(checks: Sequence[HttpCheck]) -> list[CheckResult]:
     """Every check at once; results in the order of `checks`."""
     if not checks:
         return []
-    with (
-        httpx.Client(follow_redirects=True) as client,
-        ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool,
-    ):
+    client = http_client()
+    with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
         return list(pool.map(lambda c: run_check(c, client), checks))
 
 

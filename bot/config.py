@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -20,9 +20,10 @@ from pydantic import (
     model_validator,
 )
 
-from bot.checks import HttpCheck
+from bot.checks import HttpCheck, VersionCheck
 from bot.errors import InvalidInput, NamespaceNotAllowed
 from bot.names import check_namespace
+from bot.signals import AutoRollbackTriggers, ErrorRate, Thresholds
 
 
 class ConfigError(InvalidInput):
@@ -62,6 +63,30 @@ class Environment(ApprovalPolicy):
     namespaces: list[NamespaceName] = Field(min_length=1)
 
 
+class BlueGreen(BaseModel):
+    """A blue-green service: one Service whose selector picks the live colour."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The Service whose selector switches (default: the service's own name).
+    service: str | None = None
+    #: The selector label that names the colour.
+    label: str = "color"
+    #: Colour → its Deployment (default: SERVICE-blue and SERVICE-green).
+    colours: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _two_colours(self) -> BlueGreen:
+        if self.colours and len(self.colours) != 2:
+            raise ValueError(
+                f"blue_green.colours needs exactly two colours, not {len(self.colours)}"
+            )
+        return self
+
+
+Strategy = Literal["undo", "helm", "blue-green"]
+
+
 class ServiceEntry(BaseModel):
     """A service in the catalog: where it runs and how to tell it is healthy."""
 
@@ -71,15 +96,41 @@ class ServiceEntry(BaseModel):
     namespace: NamespaceName | None = None
     #: The Deployment to roll back (default: the service's own name).
     deployment: str | None = None
+    #: Several Deployments rolled back together as one (backend, worker, beat, frontend).
+    deployments: list[str] = Field(default_factory=list)
+    #: How this service rolls back: a Deployment undo, a Helm release, or blue-green.
+    strategy: Strategy = "undo"
+    #: With strategy helm: the release (default: the service's own name).
+    release: str | None = None
+    #: With strategy blue-green: the Service and its colours.
+    blue_green: BlueGreen | None = None
+    #: The pod label that `--divert` flips to take pods out of the Service.
+    traffic_label: str = "serving"
     health_checks: list[HttpCheck] = Field(default_factory=list)
     smoke_tests: list[HttpCheck] = Field(default_factory=list)
     #: After a rollout, how many times to try the checks, and how far apart.
     verify_attempts: int = Field(default=5, ge=1, le=30)
     verify_interval_seconds: float = Field(default=10, ge=0)
+    #: After a rollback: a URL whose JSON must report the target's version.
+    version_check: VersionCheck | None = None
+    #: The error rate: a log pattern over recent logs, or a Prometheus query.
+    error_rate: ErrorRate | None = None
+    #: The decision matrix's numbers.
+    thresholds: Thresholds = Field(default_factory=Thresholds)
     #: Watch this service and open a rollback on its own when a new revision fails.
     auto_rollback: bool = False
+    #: What counts as failing, for auto_rollback.
+    auto_rollback_on: AutoRollbackTriggers = Field(default_factory=AutoRollbackTriggers)
     #: Where automatic rollbacks of this service are posted (default: auto_rollback_channel).
     channel: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_name_workloads(self) -> ServiceEntry:
+        if self.deployment and self.deployments:
+            raise ValueError("give deployment (one) or deployments (several), not both")
+        if self.strategy == "blue-green" and self.deployments:
+            raise ValueError("a blue-green service names its Deployments in blue_green.colours")
+        return self
 
 
 class RollbotConfig(ApprovalPolicy):

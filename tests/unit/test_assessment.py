@@ -1,13 +1,35 @@
-"""The assessment's time budget: a source that hangs is unknown, never a wait."""
+"""The assessment: its time budget (a source that hangs is unknown, never a wait), the
+error rate from the logs and from Prometheus, and the decision matrix."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from bot.assessment import assess_workload
-from bot.checks import HttpCheck
+import pytest
+
+from bot.assessment import (
+    ERROR_PATTERN,
+    LOG_READERS,
+    LOG_TAIL_LINES,
+    MAX_LOG_PODS,
+    PodFacts,
+    assess_workload,
+    decide,
+)
+from bot.checks import CheckResult, HttpCheck
+from bot.error_rate import (
+    ErrorRateReading,
+    UnusableAnswer,
+    count_lines,
+    percent,
+    prometheus_error_rate,
+    prometheus_value,
+)
+from bot.errors import PermanentError
+from bot.signals import ErrorRate, PrometheusQuery, Thresholds
 from testbed.http_service import FakeService
+from testbed.prometheus import FakePrometheus
 
 DEPLOYMENT = {
     "metadata": {"name": "web", "namespace": "prod", "generation": 1},
@@ -51,7 +73,7 @@ class HangingLogs:
             }
         ]
 
-    def pod_log(self, namespace, pod, since_seconds, tail):
+    def pod_log(self, namespace, pod, since_seconds, tail, container=None):
         self.release.wait(10)
         return "ERROR never seen"
 
@@ -82,3 +104,340 @@ def test_health_checks_join_the_assessment_and_a_down_service_is_critical():
         )
     assert result.severity == "critical"
     assert "Health: ✗ health: HTTP 500, expected 200" in result.summary_lines()
+
+
+# --- the decision matrix, row by row, with a service's own numbers ---------------------
+
+STRICT = Thresholds(high_error_rate=0.2, slow_response_seconds=2, monitor_minutes=7)
+HEALTHY_PODS = PodFacts(ready=4, total=4, restarts=0, crash_looping=())
+
+
+def logs_rate(rate: float) -> ErrorRateReading:
+    return ErrorRateReading("logs", rate, window_minutes=10)
+
+
+def check(ok: bool = True, seconds: float = 0.05) -> CheckResult:
+    return CheckResult("health", ok, "HTTP 200" if ok else "HTTP 500", 200 if ok else 500, seconds)
+
+
+def test_every_health_check_failing_is_critical_whatever_else_is_known():
+    decision = decide(HEALTHY_PODS, False, (), (check(False), check(False)), logs_rate(0.0), STRICT)
+    assert decision.severity == "critical"
+    assert decision.recommendation.startswith("the service is down")
+    assert decision.monitor_minutes is None
+
+
+def test_no_pod_ready_is_critical():
+    decision = decide(PodFacts(0, 3, 9, ()), False, (), (), logs_rate(0.0), STRICT)
+    assert decision == ("critical", "no pod is ready: roll back now", None)
+
+
+def test_an_error_rate_above_the_services_threshold_is_high_roll_back_now():
+    decision = decide(HEALTHY_PODS, False, (), (), logs_rate(0.25), STRICT)
+    assert decision.severity == "high"
+    assert decision.recommendation == "error rate 25 % in the logs, above 20 %: roll back now"
+    assert decide(HEALTHY_PODS, False, (), (), logs_rate(0.25)).severity == "medium", (
+        "25 % is under the runbook's default of 50 %"
+    )
+
+
+def test_an_error_rate_at_the_threshold_is_not_above_it():
+    assert decide(HEALTHY_PODS, False, (), (), logs_rate(0.2), STRICT).severity == "medium"
+
+
+def test_a_rate_from_prometheus_is_named_as_such():
+    reading = ErrorRateReading("Prometheus", 0.7)
+    decision = decide(HEALTHY_PODS, False, (), (), reading)
+    assert decision.recommendation == "error rate 70 % from Prometheus, above 50 %: roll back now"
+
+
+def test_a_passing_check_slower_than_the_threshold_is_high():
+    decision = decide(HEALTHY_PODS, False, (), (check(seconds=2.5),), logs_rate(0.0), STRICT)
+    assert decision.severity == "high"
+    assert decision.recommendation == "health answers in 2.5 s, slower than 2 s: roll back now"
+    assert decide(HEALTHY_PODS, False, (), (check(seconds=1.5),), None, STRICT).severity == "low"
+
+
+def test_a_failing_check_half_the_pods_broken_or_a_missed_deadline_is_high():
+    assert decide(HEALTHY_PODS, False, (), (check(), check(False)), None, STRICT)[0] == "high"
+    assert decide(PodFacts(1, 3, 2, ("a", "b")), False, (), (), None, STRICT)[0] == "high"
+    missed = decide(HEALTHY_PODS, True, (), (), None, STRICT)
+    assert missed.severity == "high" and "progress deadline" in missed.recommendation
+
+
+def test_a_lower_error_rate_is_medium_and_monitored_for_the_services_minutes():
+    decision = decide(HEALTHY_PODS, False, ("web-1: ERROR",), (), logs_rate(0.05), STRICT)
+    assert decision.severity == "medium"
+    assert decision.monitor_minutes == 7
+    assert decision.recommendation == (
+        "some failures: monitor for 7 minutes, roll back if it gets worse "
+        "(error rate 5 % in the logs)"
+    )
+
+
+def test_some_broken_pods_or_error_lines_are_medium_with_the_default_monitor_time():
+    broken = decide(PodFacts(3, 4, 1, ("web-4/app: CrashLoopBackOff",)), False, ())
+    assert broken.severity == "medium" and broken.monitor_minutes == 10
+    assert "1 of 4 pods not ready, 1 containers crash-looping" in broken.recommendation
+    lines = decide(HEALTHY_PODS, False, ("web-1: ERROR db timeout",), (), None)
+    assert lines.severity == "medium" and "1 error lines in the logs" in lines.recommendation
+
+
+def test_nothing_wrong_is_low_and_nothing_to_monitor():
+    decision = decide(HEALTHY_PODS, False, (), (check(),), logs_rate(0.0), STRICT)
+    assert decision.severity == "low" and decision.monitor_minutes is None
+
+
+# --- the error rate from the logs -----------------------------------------------------
+
+
+def lines_of(total: int, errors: int) -> str:
+    """`total` access-log lines, `errors` of them 5xx ERROR lines, spread out."""
+    out = []
+    for n in range(total):
+        if n * errors // total != (n + 1) * errors // total:
+            out.append(f'ERROR 10.0.0.1 "GET /api/{n} HTTP/1.1" 503 20ms: upstream timed out')
+        else:
+            out.append(f'INFO  10.0.0.1 "GET /api/{n} HTTP/1.1" 200 3ms')
+    return "\n".join(out) + "\n"
+
+
+def ready_pod(name: str) -> dict:
+    return {**READY_POD, "metadata": {"name": name}}
+
+
+class LoggingPods:
+    """Pods whose logs are given; a log that is None hangs, an exception is raised."""
+
+    def __init__(self, logs: dict, delay: float = 0.0) -> None:
+        self.logs = logs
+        self.delay = delay
+        self.asked: list[tuple[str, int, int]] = []
+        self.reading = self.most_at_once = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+    def get_deployment(self, namespace, name):
+        return DEPLOYMENT
+
+    def list_pods(self, namespace, label_selector):
+        return [ready_pod(name) for name in self.logs]
+
+    def list_warning_events(self, namespace):
+        return []
+
+    def pod_log(self, namespace, pod, since_seconds, tail, container=None):
+        with self.lock:
+            self.asked.append((pod, since_seconds, tail))
+            self.reading += 1
+            self.most_at_once = max(self.most_at_once, self.reading)
+        try:
+            time.sleep(self.delay)
+            log = self.logs[pod]
+            if log is None:
+                self.release.wait(10)
+                return ""
+            if isinstance(log, Exception):
+                raise log
+            return log
+        finally:
+            with self.lock:
+                self.reading -= 1
+
+
+def test_the_error_rate_from_logs_is_the_share_of_matching_lines():
+    source = LoggingPods({"web-1": lines_of(250, 30), "web-2": lines_of(250, 30)})
+    result = assess_workload(source, "prod", "web")
+    assert result.error_rate is not None
+    assert (result.error_rate.lines, result.error_rate.matching) == (500, 60)
+    assert result.error_rate.rate == pytest.approx(0.12)
+    assert "Error rate (logs, last 10 min): 12 % (60 of 500 lines)" in result.summary_lines()
+    assert len(result.error_lines or ()) == 60
+    assert result.severity == "medium" and result.monitor_minutes == 10
+
+
+def test_blank_lines_are_not_counted():
+    count = count_lines("ERROR boom\n\n   \nINFO fine\n", ERROR_PATTERN)
+    assert (count.lines, count.matching) == (2, ("ERROR boom",))
+
+
+def test_the_services_pattern_and_window_are_used():
+    source = LoggingPods({"web-1": "GET / 503\nGET / 200\nERROR not an error here\nGET / 200\n"})
+    config = ErrorRate(log_pattern=r"\s5\d\d$", window_minutes=2)
+    result = assess_workload(source, "prod", "web", error_rate=config)
+    assert source.asked == [("web-1", 120, LOG_TAIL_LINES)]
+    assert "Error rate (logs, last 2 min): 25 % (1 of 4 lines)" in result.summary_lines()
+    assert result.error_lines == ("web-1: GET / 503",)
+
+
+def test_a_log_longer_than_the_tail_says_only_the_newest_lines_were_read():
+    source = LoggingPods({"web-1": lines_of(LOG_TAIL_LINES, 50)})
+    [reading] = assess_workload(source, "prod", "web").error_rates
+    assert reading.note == (
+        f"50 of {LOG_TAIL_LINES} lines; at most the newest {LOG_TAIL_LINES} lines of each pod"
+    )
+
+
+def test_many_pods_are_sampled_evenly_and_the_summary_says_so():
+    logs = {f"web-{n:02}": lines_of(10, 1) for n in range(40)}
+    source = LoggingPods(logs)
+    result = assess_workload(source, "prod", "web")
+    read = sorted(pod for pod, _, _ in source.asked)
+    assert len(read) == MAX_LOG_PODS
+    assert read == [f"web-{n * 40 // MAX_LOG_PODS:02}" for n in range(MAX_LOG_PODS)], "spread out"
+    assert result.pods is not None and result.pods.total == 40
+    lines = 10 * MAX_LOG_PODS
+    assert (
+        f"Error rate (logs, last 10 min): 10 % ({lines // 10} of {lines} lines; a sample of "
+        f"{MAX_LOG_PODS} of 40 pods)" in result.summary_lines()
+    )
+
+
+def test_pod_logs_are_read_concurrently_a_few_at_a_time():
+    source = LoggingPods({f"web-{n}": lines_of(10, 0) for n in range(8)}, delay=0.2)
+    started = time.monotonic()
+    result = assess_workload(source, "prod", "web", budget=5)
+    elapsed = time.monotonic() - started
+    assert result.error_rate is not None and result.error_rate.lines == 80
+    assert 1 < source.most_at_once <= LOG_READERS
+    assert elapsed < 8 * 0.2 * 0.75, "not one after another"
+
+
+def test_a_pod_whose_log_cannot_be_read_is_said_not_hidden():
+    source = LoggingPods(
+        {
+            "web-1": lines_of(20, 2),
+            "web-2": PermanentError('container "app" is waiting to start: ContainerCreating'),
+        }
+    )
+    [reading] = assess_workload(source, "prod", "web").error_rates
+    assert reading.rate == pytest.approx(0.1)
+    assert reading.note == "2 of 20 lines; 1 pods' logs not readable"
+
+
+def test_no_readable_log_is_an_unknown_rate_with_the_reason():
+    source = LoggingPods({"web-1": PermanentError("no log yet")})
+    result = assess_workload(source, "prod", "web")
+    assert result.error_lines is None and result.error_rate is None
+    assert "Error rate (logs, last 10 min): unknown (no pod's log readable; web-1: no log yet)" in (
+        result.summary_lines()
+    )
+
+
+def test_a_log_that_hangs_past_the_budget_leaves_the_others_counted():
+    source = LoggingPods({"web-1": lines_of(20, 4), "web-2": None})
+    started = time.monotonic()
+    result = assess_workload(source, "prod", "web", budget=0.6)
+    elapsed = time.monotonic() - started
+    source.release.set()
+    assert elapsed < 1.1
+    assert "logs" not in result.unknown
+    assert result.error_rate is not None and result.error_rate.rate == pytest.approx(0.2)
+    assert result.error_rate.note == "4 of 20 lines; 1 pods' logs did not answer in time"
+
+
+# --- the error rate from Prometheus ---------------------------------------------------
+
+
+def answer(kind: str, result: object) -> dict:
+    return {"status": "success", "data": {"resultType": kind, "result": result}}
+
+
+def test_a_scalar_or_a_one_element_vector_is_the_error_rate():
+    assert prometheus_value(answer("scalar", [1700000000.5, "0.7"])) == 0.7
+    vector = [{"metric": {"job": "web"}, "value": [1700000000.5, "0.05"]}]
+    assert prometheus_value(answer("vector", vector)) == 0.05
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (answer("vector", []), "no series"),
+        (answer("scalar", [1.0, "NaN"]), "NaN"),
+        (answer("vector", [{"value": [1.0, "0.1"]}, {"value": [1.0, "0.2"]}]), "2 series"),
+        (answer("matrix", []), "a matrix"),
+        (answer("scalar", [1.0, "7"]), "not a ratio"),
+        (answer("scalar", [1.0, "lots"]), "no number"),
+        (answer("vector", [{"metric": {}}]), "no number"),
+        ({"status": "error", "error": "parse error at char 5"}, "parse error at char 5"),
+        (["not", "an", "object"], "not a Prometheus query result"),
+    ],
+)
+def test_an_answer_that_is_not_one_ratio_is_unusable_and_says_why(payload, reason):
+    with pytest.raises(UnusableAnswer, match=reason):
+        prometheus_value(payload)
+
+
+def query(prometheus: FakePrometheus, timeout: float = 2) -> PrometheusQuery:
+    return PrometheusQuery(url=prometheus.url, query="errors / requests", timeout_seconds=timeout)
+
+
+def test_prometheus_is_asked_the_configured_query_over_http():
+    with FakePrometheus(value=0.7, result_type="scalar") as prometheus:
+        reading = prometheus_error_rate(query(prometheus))
+    assert reading.rate == 0.7 and prometheus.queries == ["errors / requests"]
+    assert reading.line() == "Error rate (Prometheus): 70 %"
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ({"mode": "error"}, "HTTP 503: overloaded"),
+        ({"mode": "garbage"}, "the answer is not JSON"),
+        ({"mode": "hang"}, "no answer within 0.3s"),
+        ({"value": "NaN"}, "NaN"),
+        ({"series": 0}, "no series"),
+    ],
+)
+def test_a_prometheus_that_fails_is_an_unknown_rate_with_the_reason(setting, reason):
+    with FakePrometheus(**setting) as prometheus:
+        reading = prometheus_error_rate(query(prometheus, timeout=0.3))
+    assert reading.rate is None and reason in reading.note
+    assert reading.line().startswith("Error rate (Prometheus): unknown (")
+
+
+def test_an_unreachable_prometheus_is_an_unknown_rate():
+    with FakePrometheus() as prometheus:
+        gone = query(prometheus)
+    reading = prometheus_error_rate(gone)
+    assert reading.rate is None and reading.note.startswith("unreachable")
+
+
+def test_prometheus_gives_the_rate_and_the_logs_stay_shown():
+    source = LoggingPods({"web-1": lines_of(100, 5)})
+    with FakePrometheus(value=0.7) as prometheus:
+        config = ErrorRate(prometheus=query(prometheus))
+        result = assess_workload(source, "prod", "web", error_rate=config)
+    assert result.severity == "high"
+    assert result.error_rate is not None and result.error_rate.origin == "Prometheus"
+    shown = result.summary_lines()
+    assert shown.index("Error rate (Prometheus): 70 %") < shown.index(
+        "Error rate (logs, last 10 min): 5 % (5 of 100 lines)"
+    )
+
+
+def test_without_an_answer_from_prometheus_the_logs_rate_decides():
+    source = LoggingPods({"web-1": lines_of(100, 60)})
+    with FakePrometheus(mode="error") as prometheus:
+        config = ErrorRate(prometheus=query(prometheus))
+        result = assess_workload(source, "prod", "web", error_rate=config)
+    assert result.severity == "high" and "in the logs" in result.recommendation
+    assert "Error rate (Prometheus): unknown (HTTP 503: overloaded)" in result.summary_lines()
+
+
+def test_a_hanging_prometheus_is_unknown_and_the_budget_holds():
+    source = LoggingPods({"web-1": lines_of(100, 5)})
+    with FakePrometheus(mode="hang") as prometheus:
+        config = ErrorRate(prometheus=query(prometheus, timeout=30))
+        started = time.monotonic()
+        result = assess_workload(source, "prod", "web", budget=0.5, error_rate=config)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    assert result.unknown == ("prometheus",)
+    assert "Error rate (Prometheus): unknown (no answer in time)" in result.summary_lines()
+    assert result.severity == "medium" and result.monitor_minutes == 10
+
+
+def test_rates_are_shown_to_two_significant_digits_and_never_rounded_up_to_all():
+    shown = [percent(r) for r in (0.12, 0.048, 0.0004, 0.7, 0.997, 1.0, 0.0)]
+    assert shown == ["12 %", "4.8 %", "0.04 %", "70 %", "99.7 %", "100 %", "0 %"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from bot.config import ConfigError, RollbotConfig, load_config
 from bot.errors import NamespaceNotAllowed
@@ -76,3 +77,21 @@ def test_a_namespace_in_two_environments_is_a_config_error(tmp_path):
     path.write_text("environments:\n  a: {namespaces: []}\n")
     with pytest.raises(ConfigError, match="environments.a.namespaces"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("service", "message"),
+    [
+        ({"deployment": "a", "deployments": ["b"]}, "not both"),
+        ({"strategy": "canary"}, "strategy"),
+        ({"strategy": "blue-green", "blue_green": {"colours": {"blue": "a"}}}, "exactly two"),
+        ({"strategy": "blue-green", "deployments": ["a", "b"]}, "blue_green.colours"),
+    ],
+)
+def test_a_catalog_entry_with_contradictory_strategy_settings_is_refused(
+    tmp_path, service, message
+):
+    file = tmp_path / "rollbot.yaml"
+    file.write_text(yaml.safe_dump({"services": {"api": service}}))
+    with pytest.raises(ConfigError, match=message):
+        load_config(file)

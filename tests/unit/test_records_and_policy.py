@@ -68,8 +68,8 @@ def test_the_decision_matrix_on_kubernetes_facts():
     assert decide(PodFacts(3, 4, 1, ("a",)), True, ())[0] == "high"
     assert decide(PodFacts(3, 4, 1, ("a",)), False, ())[0] == "medium"
     assert decide(PodFacts(3, 3, 0, ()), False, ("web-1: ERROR db timeout",))[0] == "medium"
-    severity, advice = decide(PodFacts(3, 3, 0, ()), False, ())
-    assert severity == "low" and "fixing forward" in advice
+    calm = decide(PodFacts(3, 3, 0, ()), False, ())
+    assert calm.severity == "low" and "fixing forward" in calm.recommendation
     assert decide(None, False, None)[0] == "low"
 
 
