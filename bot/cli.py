@@ -18,12 +18,15 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bot.commands import operation
 from bot.config import RollbotConfig, load_config
 from bot.deployments import Revision
 from bot.durations import format_duration, parse_duration
@@ -47,6 +50,10 @@ from bot.errors import (
 from bot.kube import Kube
 from bot.names import check_namespace, check_object_name
 from bot.rollout import RolloutPhase, RolloutState, rollout_state, watch_rollout
+from bot.strategies import Context, HelmSettings, Plan, Request, resolve
+from bot.strategies import get as get_strategy
+
+Body = dict[str, Any]
 
 EXIT_OK, EXIT_ROLLOUT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -78,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
     rollback = commands.add_parser("rollback", help="roll a Deployment back")
-    workload(rollback)
+    rollback.add_argument("deployment", help="Deployment, or a service of the catalog")
+    rollback.add_argument(
+        "-n", "--namespace", help="namespace (default: the catalog's, the context's)"
+    )
     rollback.add_argument(
         "--to-revision",
         type=int,
@@ -95,6 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument(
         "--force", action="store_true", help="with --to-tag: allow a tag never deployed here"
     )
+    rollback.add_argument(
+        "--strategy",
+        choices=["undo", "helm", "blue-green"],
+        help="how to roll back (default: the service's catalog entry, else undo)",
+    )
+    operations = rollback.add_mutually_exclusive_group()
+    operations.add_argument(
+        "--restore-from", metavar="BACKUP.json", help="put back the pre-rollback state in a backup"
+    )
+    operations.add_argument(
+        "--config-from", metavar="BACKUP.json", help="put back ConfigMaps from a backup, restart"
+    )
+    operations.add_argument("--flag", metavar="NAME=VALUE", help="set a feature-flag env var")
+    operations.add_argument("--scale", metavar="N", help="emergency scale (0, and back)")
+    operations.add_argument(
+        "--traffic", choices=["off", "on"], help="take pods out of (off) or into the Service"
+    )
+    rollback.add_argument("--helm", default="helm", help="the helm binary (strategy helm)")
     rollback.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     rollback.add_argument("--timeout", default="5m", help="how long to wait for the rollout")
     rollback.add_argument("--reason", default="", help="why: recorded in the change-cause")
@@ -247,9 +275,125 @@ def _confirm(console: Console, plan: RollbackPlan) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _operation(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    """The operation flag given, as the Slack command's (strategy, options)."""
+    if args.restore_from or args.config_from:
+        return "restore", {
+            "backup": args.restore_from or args.config_from,
+            "what": "all" if args.restore_from else "config",
+        }
+    if args.flag is not None:
+        return operation("--flag", args.flag)
+    if args.scale is not None:
+        return operation("--scale", args.scale)
+    if args.traffic is not None:
+        return operation("--traffic", args.traffic)
+    return "", {}
+
+
+def _backup_file(path: str) -> Body | None:
+    try:
+        loaded = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise UsageError(f"cannot read backup {path}: {err.strerror or err}") from err
+    except ValueError as err:
+        raise UsageError(f"backup {path} is not JSON: {err}") from err
+    if not isinstance(loaded, dict):
+        raise UsageError(f"backup {path} is not a rollbot backup (no object at the top)")
+    return loaded
+
+
+def print_strategy_plan(console: Console, plan: Plan) -> None:
+    console.print(
+        f"[bold]{escape(plan.subject)}[/] in namespace [bold]{plan.namespace}[/] ({plan.strategy})"
+    )
+    console.print(f"  current: {plan.current}", markup=False)
+    console.print(f"  target:  {plan.target}", markup=False)
+    for fact in plan.facts:
+        console.print(f"  {fact}", markup=False)
+    if plan.nothing_to_do:
+        console.print(f"  nothing would change: {plan.nothing_to_do}", markup=False)
+        return
+    console.print("  what changes:")
+    for change in plan.changes:
+        console.print(f"    • {change}", markup=False)
+
+
+class _CliProgress:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.last: dict[str, str] = {}
+
+    def milestone(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def rollout(self, workload: str, state: RolloutState) -> None:
+        if self.last.get(workload) != state.message:  # one line per change, whatever the view
+            self.last[workload] = state.message
+            self.console.print(state.message, markup=False, highlight=False)
+
+
+def cmd_strategy(
+    args: argparse.Namespace,
+    kube: Kube,
+    config: RollbotConfig,
+    console: Console,
+    strategy: str,
+    request: Request,
+) -> int:
+    ctx = Context(
+        kube=kube,
+        config=config,
+        timeout=parse_duration(args.timeout),
+        helm=HelmSettings(args.helm, args.kubeconfig, args.context),
+        backups=_backup_file,
+    )
+    chosen = get_strategy(strategy)
+    plan = chosen.plan(ctx, request)
+    print_strategy_plan(console, plan)
+    if args.dry_run:
+        console.print("dry run: nothing was changed")
+        return EXIT_OK
+    if plan.nothing_to_do:
+        console.print(f"nothing to do: {plan.nothing_to_do}", markup=False)
+        return EXIT_OK
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "not running on a terminal, so rollbot cannot ask: pass --yes to "
+                "go ahead without confirmation, or --dry-run to only look"
+            )
+        answer = console.input(f"{strategy}: {plan.current} → {plan.target}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            console.print("cancelled: nothing was changed")
+            return EXIT_BAD_INPUT
+    actor = args.actor or os.environ.get("ROLLBOT_ACTOR") or getpass.getuser()
+    cause = f"rollbot: {strategy} rollback by {actor}" + (f": {args.reason}" if args.reason else "")
+    started = time.monotonic()
+    done = chosen.apply(ctx, request.namespace, plan.pins, cause, _CliProgress(console))
+    console.print(f"[green]✓[/] {escape(done)} in {format_duration(time.monotonic() - started)}")
+    return EXIT_OK
+
+
 def cmd_rollback(
     args: argparse.Namespace, kube: Kube, config: RollbotConfig, console: Console
 ) -> int:
+    name = check_object_name(args.deployment)
+    entry = config.services.get(name)
+    asked, options = _operation(args)
+    if asked and (args.to_revision or args.to_tag):
+        raise UsageError("an operation (--restore-from, --flag…) does not go with a target")
+    strategy = resolve(config, name, asked or args.strategy or "")
+    if args.namespace is None and entry is not None and entry.namespace:
+        args.namespace = entry.namespace
+    if strategy != "undo":
+        if args.container or args.force:
+            raise UsageError("--container and --force go with a one-Deployment --to-tag")
+        request = Request(_namespace(args), name, strategy, args.to_revision, args.to_tag, options)
+        config.check_namespace_allowed(request.namespace)
+        return cmd_strategy(args, kube, config, console, strategy, request)
+    if entry is not None and entry.deployment:
+        args.deployment = entry.deployment
     timeout = parse_duration(args.timeout)
     if args.to_revision < 0:
         raise UsageError(

@@ -22,6 +22,10 @@ class ProgressSink(Protocol):
     def rollout(self, record: RollbackRecord, state: RolloutState) -> None:
         """Live progress; implementations coalesce these (they come fast)."""
 
+    def reassessed(self, record: RollbackRecord, text: str, offer_rollback: bool) -> None:
+        """A "monitor" recommendation assessed again; `offer_rollback`: with a one-click
+        way to ask for the rollback (when the confirmation is no longer open)."""
+
     def finished(self, record: RollbackRecord) -> None:
         """The record reached a terminal state: say how it ended."""
 

@@ -96,6 +96,10 @@ class RollbackRecord(BaseModel):
     reason: str = ""
     requested_revision: int = 0  # 0: the previous one
     to_tag: str | None = None  # an image-tag rollback (rollback.sh v1.2.3)
+    #: How: "undo" (one Deployment) or a strategy of `bot.strategies` (helm, blue-green…).
+    strategy: str = "undo"
+    #: The strategy's own arguments (a flag to set, a backup to restore…).
+    options: dict[str, str] = Field(default_factory=dict)
     dry_run: bool = False
     channel: str = ""
     thread_ts: str | None = None
@@ -111,6 +115,14 @@ class RollbackRecord(BaseModel):
     from_images: tuple[str, ...] = ()
     to_images: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
+    #: For strategies: what execution must do exactly (pinned at assessment), the
+    #: Deployments touched, the current and target states in words, extra facts.
+    pins: dict[str, str] = Field(default_factory=dict)
+    workloads: tuple[str, ...] = ()
+    current_label: str | None = None
+    target_label: str | None = None
+    facts: tuple[str, ...] = ()
+    verify_checks: bool = True
     #: The assessment shown with the confirmation (facts, severity, recommendation).
     assessment: tuple[str, ...] = ()
     severity: str | None = None
@@ -126,6 +138,23 @@ class RollbackRecord(BaseModel):
     @property
     def workload_key(self) -> str:
         return f"{self.namespace}/{self.workload}"
+
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        """The Deployments this rollback touches (backed up before, verified after)."""
+        return self.workloads or (self.workload,)
+
+    @property
+    def from_text(self) -> str:
+        return self.current_label or f"revision {self.from_revision}"
+
+    @property
+    def to_text(self) -> str:
+        if self.target_label:
+            return self.target_label
+        if self.to_tag and not self.target_revision:
+            return f"image tag {self.to_tag}"
+        return f"revision {self.target_revision}"
 
     def transition(
         self, state: RollbackState, message: str, actor: str | None = None, **changes: object
@@ -159,6 +188,8 @@ def requested(
     emergency: bool = False,
     trigger: str = "manual",
     to_tag: str | None = None,
+    strategy: str = "undo",
+    options: dict[str, str] | None = None,
     ttl: timedelta = timedelta(minutes=15),
 ) -> RollbackRecord:
     created = now()
@@ -179,6 +210,8 @@ def requested(
         emergency=emergency,
         trigger=trigger,
         to_tag=to_tag,
+        strategy=strategy,
+        options=dict(options or {}),
         created_at=created,
         expires_at=created + ttl,
         timeline=(entry,),

@@ -112,6 +112,12 @@ class ReportContext(_RequiredFacts, total=False):
     from_revision: int | None
     #: The revision rolled back to (the known-good one).
     to_revision: int | None
+    #: The state rolled back from and to, in words: "revision 3", "helm revision 5",
+    #: "colour green", "image tag v1.2.3" (whatever the strategy).
+    from_state: str | None
+    to_state: str | None
+    #: How: "undo", "components", "helm", "blue-green", "restore", "flag", "scale", "divert".
+    strategy: str | None
     #: Container images of the bad revision, e.g. ["ghcr.io/acme/web:v3"].
     from_images: list[str]
     #: Container images of the revision rolled back to.

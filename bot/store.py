@@ -173,7 +173,7 @@ class RollbackStore:
 
 
 class Job(BaseModel):
-    kind: Literal["assess", "execute", "expire", "history", "follow_up"]
+    kind: Literal["assess", "execute", "expire", "history", "follow_up", "reassess"]
     record_id: str = ""
     #: For jobs about no record (history): what was asked, by whom, where.
     args: dict[str, str] = Field(default_factory=dict)

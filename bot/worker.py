@@ -12,16 +12,17 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.assessment import AssessmentSource, assess_workload
-from bot.autorollback import WatchSource, find_failed_releases
+from bot.assessment import Assessment, AssessmentSource, assess_workload
+from bot.autorollback import AutoRollbackWatcher, WatchSource
 from bot.backup import BackupSource, take_backup
 from bot.checks import run_checks, run_until_passing
-from bot.config import RollbotConfig
+from bot.config import RollbotConfig, ServiceEntry
 from bot.deployments import Revision
 from bot.engine import (
     AppliedRollback,
@@ -38,16 +39,39 @@ from bot.policy import NotAllowed, check_emergency_allowed
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState, requested
 from bot.reports import TemplateRenderer
-from bot.rollout import rollout_state
+from bot.rollout import RolloutState, rollout_state
+from bot.signals import Thresholds
 from bot.store import Job, JobQueue, RollbackStore
+from bot.strategies import Context, HelmSettings, Plan, Request
+from bot.strategies import get as get_strategy
 
 log = logging.getLogger("rollbot.worker")
 S = RollbackState
 MAX_ATTEMPTS = 5
 
 
+#: Worst first; a multi-component assessment takes its worst component's severity.
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+#: At most this many Deployments are assessed for one confirmation.
+MAX_ASSESSED = 6
+
+
+def worst_of(results: list[Assessment]) -> Assessment:
+    return min(results, key=lambda a: SEVERITY_ORDER.index(a.severity))
+
+
 def _images(revision: Revision | None) -> tuple[str, ...]:
     return revision.images if revision else ()
+
+
+def target_version(images: tuple[str, ...], container: str | None) -> str | None:
+    """The version a rolled-back service should report: its target image's tag."""
+    for entry in images:
+        name, _, image = entry.partition("=")
+        if container is None or name == container:
+            last = image.rsplit("/", 1)[-1]
+            return last.split("@", 1)[0].partition(":")[2] or None
+    return None
 
 
 class WorkerKube(KubeApi, AssessmentSource, BackupSource, WatchSource, Protocol):
@@ -62,11 +86,14 @@ class Worker:
         kube: WorkerKube,
         config: RollbotConfig,
         sink: ProgressSink,
+        helm: HelmSettings | None = None,
     ) -> None:
         self.store, self.queue, self.kube = store, queue, kube
         self.config, self.sink = config, sink
+        self.helm = helm or HelmSettings()
+        #: Remembers for how long each opted-in service's checks have been failing.
+        self.watcher = AutoRollbackWatcher(kube, config)
         self._last_recovery = 0.0
-        self._last_watch = 0.0
 
     # -- the loop ------------------------------------------------------------------
 
@@ -76,6 +103,14 @@ class Worker:
         scheduler = BackgroundScheduler(daemon=True)
         scheduler.add_job(
             self._housekeeping, "interval", seconds=0.5, max_instances=1, coalesce=True
+        )
+        # Its own job: health checks of watched services must not hold up the queue's upkeep.
+        scheduler.add_job(
+            self._watch,
+            "interval",
+            seconds=self.config.auto_rollback_interval_seconds,
+            max_instances=1,
+            coalesce=True,
         )
         scheduler.start()
         try:
@@ -91,14 +126,17 @@ class Worker:
     def _housekeeping(self) -> None:
         try:
             self.queue.promote_due()
-            if time.monotonic() - self._last_watch > self.config.auto_rollback_interval_seconds:
-                self._last_watch = time.monotonic()
-                self.open_automatic_rollbacks()
             if time.monotonic() - self._last_recovery > self.queue.heartbeat_ttl:
                 self.queue.recover_orphans()
                 self._last_recovery = time.monotonic()
         except RollbotError as err:
             log.warning("housekeeping: %s", err)
+
+    def _watch(self) -> None:
+        try:
+            self.open_automatic_rollbacks()
+        except RollbotError as err:
+            log.warning("automatic rollback watch: %s", err)
 
     def run_once(self, timeout: int = 1) -> bool:
         taken = self.queue.take(timeout)
@@ -149,6 +187,12 @@ class Worker:
             self.execute(record)
         elif job.kind == "follow_up" and record.state is S.SUCCEEDED:
             self.follow_up(record, int(job.args["index"]))
+        elif job.kind == "reassess" and record.state in (
+            S.AWAITING_APPROVAL,
+            S.CANCELLED,
+            S.EXPIRED,
+        ):
+            self.reassess(record)
         elif job.kind == "expire" and record.state is S.AWAITING_APPROVAL and record.expired():
             record = self.store.update(
                 record.id,
@@ -187,32 +231,148 @@ class Worker:
 
     # -- assess --------------------------------------------------------------------
 
-    def assess(self, record: RollbackRecord) -> None:
+    def context(self) -> Context:
+        return Context(
+            kube=self.kube,
+            config=self.config,
+            timeout=self.config.rollout_timeout_seconds,
+            helm=self.helm,
+            backups=self.store.get_backup,
+        )
+
+    def _latest_backup(self, record: RollbackRecord) -> str:
+        """The newest earlier rollback of the same service that saved a backup."""
+        for earlier in self.store.recent(200):
+            if (
+                earlier.id != record.id
+                and earlier.workload_key == record.workload_key
+                and self.store.get_backup(earlier.id) is not None
+            ):
+                return earlier.id
+        raise PermanentError(
+            f"no earlier rollback of {record.workload_key} saved a backup to restore from"
+        )
+
+    def _refuse(self, record: RollbackRecord, problem: str) -> None:
+        """The request cannot go on (nothing changed): ended, and its requester told."""
+        failed = self.store.update(
+            record.id, lambda r: r.transition(S.FAILED, problem, error=problem)
+        )
+        self.sink.refused(failed, problem)
+
+    def _assess_strategy(self, record: RollbackRecord) -> None:
+        options = dict(record.options)
         try:
+            if options.get("backup") == "latest":
+                options["backup"] = self._latest_backup(record)
+            plan = get_strategy(record.strategy).plan(
+                self.context(),
+                Request(
+                    record.namespace,
+                    record.workload,
+                    record.strategy,
+                    record.requested_revision,
+                    record.to_tag,
+                    options,
+                ),
+            )
+            if plan.nothing_to_do:
+                raise PermanentError(f"nothing to do: {plan.nothing_to_do}")
+        except PermanentError as err:
+            self._refuse(record, str(err))
+            return
+        facts = self._assess_workloads(record, plan)
+        assessed = self.store.update(
+            record.id,
+            lambda r: r.transition(
+                S.ASSESSED,
+                f"{plan.current} → {plan.target}",
+                options=options,
+                pins=dict(plan.pins),
+                workloads=plan.workloads,
+                current_label=plan.current,
+                target_label=plan.target,
+                facts=plan.facts,
+                verify_checks=plan.verify_checks,
+                from_images=plan.from_images,
+                to_images=plan.to_images,
+                changes=plan.changes,
+                assessment=tuple(facts[0]),
+                severity=facts[1],
+            ),
+        )
+        self._ask(assessed)
+
+    def _entry(self, record: RollbackRecord) -> ServiceEntry | None:
+        """The record's catalog entry: by service name, else by its Deployment."""
+        return self.config.services.get(record.workload) or self.config.service_for(
+            record.namespace, record.workload
+        )
+
+    def _assess(self, record: RollbackRecord, names: tuple[str, ...]) -> list[Assessment]:
+        """Each Deployment assessed at once, with the service's checks, error rate and
+        thresholds (the HTTP checks once, with the first)."""
+        entry = self._entry(record)
+
+        def one(name: str) -> Assessment:
+            return assess_workload(
+                self.kube,
+                record.namespace,
+                name,
+                health_checks=entry.health_checks if entry and name == names[0] else (),
+                error_rate=entry.error_rate if entry else None,
+                thresholds=entry.thresholds if entry else Thresholds(),
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            return list(pool.map(one, names))
+
+    def _assess_workloads(self, record: RollbackRecord, plan: Plan) -> tuple[list[str], str]:
+        """The assessment of each Deployment, at once; the worst severity wins."""
+        names = plan.workloads[:MAX_ASSESSED]
+        if not names:
+            return [], "low"
+        results = self._assess(record, names)
+        worst = worst_of(results)
+        if len(results) == 1:
+            return worst.summary_lines(), worst.severity
+        lines = [f"Severity: *{worst.severity}* — {worst.recommendation}"]
+        for name, result in zip(names, results, strict=True):
+            lines += [f"*{name}*: {line}" for line in result.summary_lines()[1:3]]
+        return lines, worst.severity
+
+    def _revision_before(self, record: RollbackRecord, before: int) -> int:
+        """ "Roll back further": the newest revision older than the one that did not help."""
+        _, history = read_history(self.kube, record.namespace, record.workload)
+        older = [r.number for r in history if r.number < before and not r.current]
+        if not older:
+            raise PermanentError(
+                f"{record.workload_key} has no revision older than {before} to roll back to"
+            )
+        return max(older)
+
+    def assess(self, record: RollbackRecord) -> None:
+        if record.strategy != "undo":
+            self._assess_strategy(record)
+            return
+        try:
+            revision = record.requested_revision
+            if "before" in record.options:
+                revision = self._revision_before(record, int(record.options["before"]))
             plan = plan_rollback(
                 self.kube,
                 self.config,
                 record.namespace,
                 record.workload,
-                record.requested_revision,
+                revision,
                 to_tag=record.to_tag,
             )
             if plan.already_at_target:
                 raise AlreadyAtTarget(plan.name, plan.target.number)
         except PermanentError as err:
-            problem = str(err)
-            failed = self.store.update(
-                record.id, lambda r: r.transition(S.FAILED, problem, error=problem)
-            )
-            self.sink.refused(failed, problem)
+            self._refuse(record, str(err))
             return
-        entry = self.config.service_for(record.namespace, record.workload)
-        facts = assess_workload(
-            self.kube,
-            record.namespace,
-            record.workload,
-            health_checks=entry.health_checks if entry else (),
-        )
+        [facts] = self._assess(record, (record.workload,))
         current = plan.current
         assessed = self.store.update(
             record.id,
@@ -253,11 +413,22 @@ class Worker:
         )
         self._post_confirmation(waiting)
 
+    def _monitor_minutes(self, record: RollbackRecord) -> float | None:
+        """For a "monitor" recommendation (medium severity): when to assess again."""
+        if record.severity != "medium":
+            return None
+        entry = self._entry(record)
+        return (entry.thresholds if entry else Thresholds()).monitor_minutes
+
     def _post_confirmation(self, waiting: RollbackRecord) -> None:
         record = waiting
         thread = self.sink.confirmation(waiting)
         if thread:
             self.store.update(record.id, lambda r: r.model_copy(update={"thread_ts": thread}))
+        if (minutes := self._monitor_minutes(waiting)) is not None:
+            self.queue.enqueue(
+                Job(kind="reassess", record_id=record.id, not_before=time.time() + minutes * 60)
+            )
         if waiting.expires_at is not None:
             self.queue.enqueue(
                 Job(kind="expire", record_id=record.id, not_before=waiting.expires_at.timestamp())
@@ -333,12 +504,20 @@ class Worker:
         """Is it staying healthy? The runbooks' +5/+15/+30 minute checks."""
         minutes = self.config.follow_up_minutes
         last = index == len(minutes) - 1
-        state = rollout_state(self.kube.get_deployment(record.namespace, record.workload))
-        entry = self.config.service_for(record.namespace, record.workload)
-        results = run_checks(entry.health_checks) if entry else []
+        states = [
+            (name, rollout_state(self.kube.get_deployment(record.namespace, name)))
+            for name in record.deployments
+        ]
+        entry = self._entry(record)
+        results = run_checks(entry.health_checks) if entry and record.verify_checks else []
         problems = [r.line() for r in results if not r.ok]
-        if state.available < state.desired:
-            problems.insert(0, f"only {state.available}/{state.desired} replicas available")
+        problems[:0] = [
+            f"{name}: only {st.available}/{st.desired} replicas available"
+            for name, st in states
+            if st.available < st.desired
+        ]
+        available = sum(st.available for _, st in states)
+        desired = sum(st.desired for _, st in states)
         label = f"Follow-up +{minutes[index]:g} min"
         if problems:
             text = f":warning: {label}: unhealthy again <@{record.requested_by}>:\n" + "\n".join(
@@ -347,16 +526,42 @@ class Worker:
         elif last:
             text = f":white_check_mark: {label}: stable; the incident can be closed"
         else:
-            text = f"{label}: healthy ({state.available}/{state.desired} available" + (
+            text = f"{label}: healthy ({available}/{desired} available" + (
                 f", {len(results)} checks passing)" if results else ")"
             )
         self.store.update(record.id, lambda r: r.note(text.split("\n", 1)[0]))
         self.sink.milestone(record, text)
 
+    def reassess(self, record: RollbackRecord) -> None:
+        """The runbook's "monitor for 5–10 minutes, roll back if it gets worse": the
+        assessment again, compared with the first, posted in the thread."""
+        now = worst_of(self._assess(record, record.deployments[:MAX_ASSESSED]))
+        before = record.severity or "unknown"
+        rank = {s: i for i, s in enumerate(reversed(SEVERITY_ORDER))}
+        if rank.get(now.severity, 0) > rank.get(before, 0):
+            verdict = "worse"
+        elif rank.get(now.severity, 0) < rank.get(before, 0):
+            verdict = "better"
+        else:
+            verdict = "no better"
+        minutes = self._monitor_minutes(record) or 0
+        text = (
+            f"Re-assessed after {minutes:g} min: severity {before} → *{now.severity}* "
+            f"({verdict}) — {now.recommendation}"
+        )
+        lines = [text, *now.summary_lines()[1:]]
+        self.store.update(record.id, lambda r: r.note(text))
+        waiting = record.state is S.AWAITING_APPROVAL
+        if waiting:
+            lines.append("The confirmation above is still open: approve it to roll back.")
+        self.sink.reassessed(
+            record, "\n".join(lines), offer_rollback=not waiting and verdict != "better"
+        )
+
     def open_automatic_rollbacks(self) -> list[str]:
         """A rollback for each opted-in Deployment whose fresh revision failed; the ids."""
         opened = []
-        for failure in find_failed_releases(self.kube, self.config):
+        for failure in self.watcher.find_failed_releases():
             key = f"{failure.namespace}/{failure.deployment}"
             if not failure.channel:
                 log.warning("%s failed but has no channel for automatic rollbacks", key)
@@ -410,16 +615,40 @@ class Worker:
                 record.id,
                 lambda r: r.transition(S.BACKING_UP, "backing up the workload before changing it"),
             )
-        bundle = take_backup(self.kube, record.namespace, record.workload)
+        names = record.deployments
+        bundles = [take_backup(self.kube, record.namespace, name) for name in names]
+        bundle: dict[str, Any] = (
+            bundles[0]
+            if len(bundles) == 1
+            else {"components": dict(zip(names, bundles, strict=True))}
+        )
         self.store.save_backup(record.id, bundle)
-        saved = [f"deployment/{record.workload}"]
-        saved += [f"service/{s['metadata']['name']}" for s in bundle["services"]]
-        saved += [f"configmap/{c['metadata']['name']}" for c in bundle["config_maps"]]
-        saved += [f"hpa/{h['metadata']['name']}" for h in bundle["autoscalers"]]
-        self.sink.milestone(record, "Backup saved: " + ", ".join(saved))
+        saved: list[str] = []
+        for name, one in zip(names, bundles, strict=True):
+            saved.append(f"deployment/{name}")
+            saved += [f"service/{s['metadata']['name']}" for s in one["services"]]
+            saved += [f"configmap/{c['metadata']['name']}" for c in one["config_maps"]]
+            saved += [f"hpa/{h['metadata']['name']}" for h in one["autoscalers"]]
+        self.sink.milestone(record, "Backup saved: " + ", ".join(dict.fromkeys(saved)))
         return self.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
 
+    def _apply_strategy(self, record: RollbackRecord) -> RollbackRecord:
+        progress = _RecordProgress(self, record)
+        cause = (
+            f"rollbot: {record.strategy} rollback by {record.approved_by or record.requested_by}"
+            + (f": {record.reason}" if record.reason else "")
+        )
+        done = get_strategy(record.strategy).apply(
+            self.context(), record.namespace, record.pins, cause, progress
+        )
+        self.sink.milestone(record, f"Applied: {done}")
+        return self.store.update(
+            record.id, lambda r: r.note(f"applied: {done}").transition(S.VERIFYING, "verifying")
+        )
+
     def _roll_back(self, record: RollbackRecord) -> RollbackRecord:
+        if record.strategy != "undo":
+            return self._apply_strategy(record)
         if record.to_tag is not None:  # approved already: no second "never deployed" check
             plan = plan_rollback(
                 self.kube,
@@ -470,16 +699,35 @@ class Worker:
     def _verify(self, record: RollbackRecord) -> RollbackRecord:
         """All replicas available, then the catalog's health checks and smoke tests
         (retried, as the runbooks do: the new pods may need a moment)."""
-        deployment = self.kube.get_deployment(record.namespace, record.workload)
-        state = rollout_state(deployment)
-        if state.available < state.desired:
+        states = [
+            rollout_state(self.kube.get_deployment(record.namespace, name))
+            for name in record.deployments
+        ]
+        short = [
+            f"{name} {st.available}/{st.desired}"
+            for name, st in zip(record.deployments, states, strict=True)
+            if st.available < st.desired
+        ]
+        if short:
             raise PermanentError(
-                f"rolled back but unhealthy: only {state.available} of {state.desired} "
-                "replicas are available"
+                "rolled back but unhealthy: not all replicas are available: " + ", ".join(short)
             )
-        summary = f"{state.available}/{state.desired} replicas available"
-        entry = self.config.service_for(record.namespace, record.workload)
+        available = sum(st.available for st in states)
+        summary = f"{available}/{sum(st.desired for st in states)} replicas available"
+        if not record.verify_checks:
+            return self.store.update(
+                record.id, lambda r: r.transition(S.SUCCEEDED, f"done: {summary}")
+            )
+        entry = self._entry(record)
         checks = [*entry.health_checks, *entry.smoke_tests] if entry else []
+        if entry is not None and entry.version_check is not None:
+            version = target_version(record.to_images, entry.version_check.container)
+            if version is None:
+                self.sink.milestone(
+                    record, "Version check skipped: the target image has no tag to compare"
+                )
+            else:
+                checks.append(entry.version_check.expecting(version))
         if checks and entry is not None:
             results, attempts = run_until_passing(
                 checks, entry.verify_attempts, entry.verify_interval_seconds
@@ -494,3 +742,16 @@ class Worker:
         return self.store.update(
             record.id, lambda r: r.transition(S.SUCCEEDED, f"healthy: {summary}")
         )
+
+
+class _RecordProgress:
+    """A strategy's progress, into the record's thread."""
+
+    def __init__(self, worker: Worker, record: RollbackRecord) -> None:
+        self.worker, self.record = worker, record
+
+    def milestone(self, text: str) -> None:
+        self.worker.sink.milestone(self.record, text)
+
+    def rollout(self, workload: str, state: RolloutState) -> None:
+        self.worker.sink.rollout(self.record, state)

@@ -41,12 +41,27 @@ def requester_line(record: RollbackRecord) -> str:
     )
 
 
+#: How the headline names what a strategy does.
+VERBS = {
+    "restore": "Restore",
+    "flag": "Set a feature flag on",
+    "scale": "Scale",
+    "divert": "Divert traffic of",
+}
+
+
+def title(record: RollbackRecord) -> str:
+    return f"{VERBS.get(record.strategy, 'Roll back')} {record.workload}"
+
+
 def summary_text(record: RollbackRecord) -> str:
+    how = "" if record.strategy == "undo" else f" ({record.strategy})"
     lines = [
-        f"*Rollback* `{record.id}` of *{record.workload}* in `{record.namespace}`",
+        f"*Rollback* `{record.id}` of *{record.workload}*{how} in `{record.namespace}`",
         requester_line(record),
-        f"Current: revision {record.from_revision} {_images(record.from_images)}",
-        f"Target: revision {record.target_revision} {_images(record.to_images)}",
+        f"Current: {record.from_text} {_images(record.from_images)}".rstrip(" ?"),
+        f"Target: {record.to_text} {_images(record.to_images)}".rstrip(" ?"),
+        *record.facts,
     ]
     return _clip("\n".join(lines))
 
@@ -64,7 +79,7 @@ def assessment_text(record: RollbackRecord) -> str:
 
 def confirmation_blocks(record: RollbackRecord) -> list[Block]:
     blocks: list[Block] = [
-        HeaderBlock(text=f"Roll back {record.workload}?"[:150]),
+        HeaderBlock(text=f"{title(record)}?"[:150]),
         SectionBlock(block_id=BlockId.SUMMARY, text=MarkdownTextObject(text=summary_text(record))),
         SectionBlock(
             block_id=BlockId.ASSESSMENT, text=MarkdownTextObject(text=assessment_text(record))
@@ -116,12 +131,38 @@ def confirmation_blocks(record: RollbackRecord) -> list[Block]:
     return blocks
 
 
+def recovery_buttons(record: RollbackRecord) -> list[ButtonElement]:
+    """After a rollback that changed the cluster and then failed: the ways out."""
+    changed = any(e.state is RollbackState.ROLLING_BACK for e in record.timeline)
+    if record.state is not RollbackState.FAILED or not changed:
+        return []
+    buttons = []
+    if record.strategy == "undo" and record.target_revision:
+        buttons.append(
+            ButtonElement(
+                text=f"Roll back further (before revision {record.target_revision})"[:75],
+                action_id=ActionId.ROLL_FURTHER,
+                value=record.id,
+            )
+        )
+    if record.strategy not in ("scale", "divert", "flag"):
+        buttons.append(
+            ButtonElement(
+                text="Restore the pre-rollback state",
+                action_id=ActionId.RESTORE,
+                value=record.id,
+                style="danger",
+            )
+        )
+    return buttons
+
+
 def outcome_blocks(record: RollbackRecord) -> list[Block]:
     icon = OUTCOME_ICON.get(record.state, ":arrows_counterclockwise:")
     last = record.timeline[-1].message if record.timeline else ""
     who = f" — approved by <@{record.approved_by}>" if record.approved_by else ""
-    return [
-        HeaderBlock(text=f"Rollback of {record.workload}: {record.state.value}"[:150]),
+    blocks: list[Block] = [
+        HeaderBlock(text=f"{title(record)}: {record.state.value}"[:150]),
         SectionBlock(block_id=BlockId.SUMMARY, text=MarkdownTextObject(text=summary_text(record))),
         SectionBlock(
             block_id=BlockId.OUTCOME,
@@ -130,6 +171,29 @@ def outcome_blocks(record: RollbackRecord) -> list[Block]:
             ),
         ),
     ]
+    if buttons := recovery_buttons(record):
+        blocks.append(ActionsBlock(block_id=BlockId.RECOVERY, elements=buttons))
+    return blocks
+
+
+def reassessment_blocks(record: RollbackRecord, text: str, offer: bool) -> list[Block]:
+    blocks: list[Block] = [
+        SectionBlock(block_id=BlockId.REASSESSED, text=MarkdownTextObject(text=_clip(text)))
+    ]
+    if offer:
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text=f"Ask for the rollback of {record.workload}"[:75],
+                        action_id=ActionId.REQUEST_AGAIN,
+                        value=record.id,
+                        style="primary",
+                    )
+                ]
+            )
+        )
+    return blocks
 
 
 def as_dicts(blocks: list[Block]) -> list[dict[str, object]]:

@@ -8,6 +8,9 @@ from enum import StrEnum
 class ActionId(StrEnum):
     APPROVE = "rollback_approve"
     CANCEL = "rollback_cancel"
+    ROLL_FURTHER = "rollback_further"
+    RESTORE = "rollback_restore"
+    REQUEST_AGAIN = "rollback_request_again"
 
 
 class BlockId(StrEnum):
@@ -16,3 +19,5 @@ class BlockId(StrEnum):
     CHANGES = "rollback_changes"
     DECISION = "rollback_decision"
     OUTCOME = "rollback_outcome"
+    RECOVERY = "rollback_recovery"
+    REASSESSED = "rollback_reassessed"

@@ -38,6 +38,7 @@ def _worker(argv: list[str]) -> int:
     from bot.store import JobQueue, RollbackStore, connect
     from bot.worker import Worker
     from handlers.app import slack_client
+    from handlers.server import helm_from_environment
     from handlers.thread import SlackThreadSink
 
     store = RollbackStore(connect())
@@ -45,7 +46,12 @@ def _worker(argv: list[str]) -> int:
         slack_client(os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_API_URL"))
     )
     Worker(
-        store, JobQueue(store.redis), Kube.from_kubeconfig(args.kubeconfig), load_config(), sink
+        store,
+        JobQueue(store.redis),
+        Kube.from_kubeconfig(args.kubeconfig),
+        load_config(),
+        sink,
+        helm=helm_from_environment(args.kubeconfig),
     ).run(threading.Event())
     return 0
 

@@ -26,6 +26,7 @@ from bot.config import RollbotConfig
 from bot.kube import translate
 from bot.records import RollbackRecord
 from bot.store import JobQueue, RollbackStore, StoreUnavailable
+from bot.strategies import HelmSettings
 from bot.worker import Worker, WorkerKube
 from handlers.app import create_app, slack_client
 from handlers.groups import SlackGroups
@@ -56,6 +57,8 @@ class RollbotServer:
     signing_secret: str
     slack_api_url: str | None = None
     workers: int = 1
+    #: The helm binary and the kubeconfig it uses, for services with strategy helm.
+    helm: HelmSettings | None = None
     app: App = field(init=False)
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -134,7 +137,12 @@ class RollbotServer:
     def start_workers(self) -> None:
         for n in range(self.workers):
             worker = Worker(
-                self.store, JobQueue(self.store.redis), self.kube, self.config, self.sink
+                self.store,
+                JobQueue(self.store.redis),
+                self.kube,
+                self.config,
+                self.sink,
+                helm=self.helm,
             )
             self._spawn(f"worker-{n}", lambda w=worker: w.run(self.stop_event))
 
@@ -152,6 +160,15 @@ class RollbotServer:
         for thread in self.threads:
             thread.join(timeout=5)
         self.threads.clear()
+
+
+def helm_from_environment(kubeconfig: str | None) -> HelmSettings:
+    """The helm binary ($ROLLBOT_HELM or helm on PATH) with rollbot's own kubeconfig
+    (none in a pod: helm then uses the service account, as rollbot does)."""
+    return HelmSettings(
+        binary=os.environ.get("ROLLBOT_HELM", "helm"),
+        kubeconfig=kubeconfig or os.environ.get("KUBECONFIG") or None,
+    )
 
 
 def serve_from_environment(port: int, with_worker: bool, kubeconfig: str | None) -> None:
@@ -175,6 +192,7 @@ def serve_from_environment(port: int, with_worker: bool, kubeconfig: str | None)
         token,
         secret or "unused",
         slack_api_url=os.environ.get("SLACK_API_URL"),
+        helm=helm_from_environment(kubeconfig),
     )
     if with_worker:
         server.start_workers()

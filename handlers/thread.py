@@ -16,7 +16,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.records import RollbackRecord
 from bot.rollout import RolloutPhase, RolloutState
-from handlers.blocks import as_dicts, confirmation_blocks, outcome_blocks
+from handlers.blocks import (
+    as_dicts,
+    confirmation_blocks,
+    outcome_blocks,
+    reassessment_blocks,
+    title,
+)
 
 MIN_EDIT_INTERVAL = 1.0
 
@@ -31,7 +37,7 @@ class SlackThreadSink:
     def confirmation(self, record: RollbackRecord) -> str | None:
         response = self.client.chat_postMessage(
             channel=record.channel,
-            text=f"Roll back {record.workload}?",
+            text=f"{title(record)}?",
             blocks=as_dicts(confirmation_blocks(record)),
         )
         return str(response["ts"])
@@ -59,6 +65,14 @@ class SlackThreadSink:
             self.client.chat_update(channel=record.channel, ts=ts, text=text)
             self._status[record.id] = (ts, time.monotonic(), text)
 
+    def reassessed(self, record: RollbackRecord, text: str, offer_rollback: bool) -> None:
+        self.client.chat_postMessage(
+            channel=record.channel,
+            thread_ts=record.thread_ts,
+            text=text.split("\n", 1)[0],
+            blocks=as_dicts(reassessment_blocks(record, text, offer_rollback)),
+        )
+
     def finished(self, record: RollbackRecord) -> None:
         with self._lock:
             self._status.pop(record.id, None)
@@ -66,7 +80,7 @@ class SlackThreadSink:
             self.client.chat_update(
                 channel=record.channel,
                 ts=record.thread_ts,
-                text=f"Rollback of {record.workload}: {record.state.value}",
+                text=f"{title(record)}: {record.state.value}",
                 blocks=as_dicts(outcome_blocks(record)),
             )
             self.client.chat_postMessage(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers.actions import decision
+from handlers.actions import decision, recovery
 from handlers.services import Services
 
 
 def register(app: App, services: Services) -> None:
     decision.register(app, services)
+    recovery.register(app, services)

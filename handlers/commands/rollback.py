@@ -43,11 +43,12 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
             return f"Reading the history of {command.namespace}/{command.workload}…"
         check_may_request(config, command.namespace, user, command.emergency, services.groups_of)
         config.check_namespace_allowed(command.namespace)
-        holder = store.lock_holder(f"{command.namespace}/{command.workload}")
+        strategy, workload = command.resolved(config)
+        holder = store.lock_holder(f"{command.namespace}/{workload}")
         if holder is not None:
             running = store.get(holder)
             return (
-                f"A rollback of {command.workload} is already in progress "
+                f"A rollback of {workload} is already in progress "
                 f"(`{holder}`, requested by <@{running.requested_by}>): see its thread."
             )
         # Slack re-delivers a command it thinks timed out: act on each trigger once.
@@ -56,7 +57,7 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
         record = store.create(
             requested(
                 command.namespace,
-                command.workload,
+                workload,
                 user,
                 reason=command.reason,
                 revision=command.to_revision,
@@ -64,12 +65,15 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
                 dry_run=command.dry_run,
                 emergency=command.emergency,
                 to_tag=command.to_tag,
+                strategy=strategy,
+                options=command.options,
                 ttl=timedelta(seconds=config.confirmation_ttl_seconds),
             )
         )
         services.queue.enqueue(Job(kind="assess", record_id=record.id))
+        how = "" if strategy == "undo" else f" ({strategy})"
         return (
-            f"Assessing {command.namespace}/{command.workload} (`{record.id}`): "
+            f"Assessing {command.namespace}/{workload}{how} (`{record.id}`): "
             "a confirmation will be posted here."
         )
     except RollbotError as err:

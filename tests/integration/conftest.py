@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 from kubernetes import client
 
+from bot.config import RollbotConfig
 from bot.kube import Kube
-from bot.store import connect
+from bot.store import RollbackStore, connect
+from bot.strategies import HelmSettings
+from handlers.server import RollbotServer
 from testbed.binaries import BuildError
 from testbed.controlplane import ControlPlane, ControlPlaneError
 from testbed.redis_server import RedisServer, RedisServerError
+from testbed.slack_api import FakeSlackApi
 from tests.conftest import unavailable
+from tests.integration.slack_helpers import SECRET
 from tests.integration.workloads import Workloads
 
 
@@ -82,3 +87,36 @@ def redis_client(redis_server: RedisServer) -> redis.Redis:
     client = connect(redis_server.url)
     client.flushdb()
     return client
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi() as api:
+        yield api
+
+
+@pytest.fixture
+def make_bot(slack, redis_client, kube) -> Iterator[Callable[..., RollbotServer]]:
+    servers: list[RollbotServer] = []
+
+    def start(
+        config: RollbotConfig | None = None, workers: int = 1, helm: HelmSettings | None = None
+    ) -> RollbotServer:
+        server = RollbotServer(
+            config or RollbotConfig(),
+            RollbackStore(redis_client),
+            kube,
+            token="xoxb-test",
+            signing_secret=SECRET,
+            slack_api_url=slack.base_url,
+            workers=workers,
+            helm=helm,
+        )
+        server.start_http(port=0)
+        server.start_workers()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

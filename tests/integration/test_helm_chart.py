@@ -30,6 +30,8 @@ from bot.errors import Forbidden, RollbotError
 from bot.kube import Kube
 from bot.records import RollbackState, requested
 from bot.store import RollbackStore, connect
+from bot.strategies import Context, HelmSettings, Request
+from bot.strategies import get as get_strategy
 from handlers.server import RollbotServer
 from testbed.controlplane import free_port
 from tests.integration.workloads import Workloads
@@ -53,8 +55,19 @@ ROLLBOT_NEEDS = {
     ("", "services", "list"),
     ("", "configmaps", "get"),
     ("autoscaling", "horizontalpodautoscalers", "list"),
+    # blue-green, config restore and divert
+    ("", "services", "get"),
+    ("", "services", "patch"),
+    ("", "endpoints", "get"),
+    ("", "configmaps", "patch"),
+    ("", "pods", "patch"),
 }
-HELM_STRATEGY_NEEDS = {("", "secrets", "get"), ("", "secrets", "list")}
+HELM_STRATEGY_NEEDS = {
+    ("", "secrets", "get"),
+    ("", "secrets", "list"),
+    ("", "secrets", "create"),  # helm rollback: the new revision's record
+    ("", "secrets", "update"),  # ...and the old one marked superseded
+}
 #: Near misses of ROLLBOT_NEEDS and classic escalations: each must be refused.
 NEVER = [
     ("delete", "deployments"),
@@ -68,7 +81,13 @@ NEVER = [
     ("create", "pods", "exec"),
     ("list", "configmaps"),
     ("update", "configmaps"),
-    ("patch", "services"),
+    ("delete", "configmaps"),
+    ("update", "services"),
+    ("delete", "services"),
+    ("update", "pods"),
+    ("patch", "pods", "status"),
+    ("list", "endpoints"),
+    ("patch", "endpoints"),
     ("create", "secrets"),
     ("patch", "horizontalpodautoscalers.autoscaling"),
     ("create", "roles.rbac.authorization.k8s.io"),
@@ -397,7 +416,8 @@ def test_the_helm_strategy_makes_secrets_readable_in_listed_namespaces_only(tool
         (release.namespace, "get", "secrets"),
         (release.namespace, "list", "secrets"),
     ]
-    assert answers(tools, release, asks) == dict(zip(asks, [True, True] + [False] * 4, strict=True))
+    expected = [True, True, True, False, False, False]
+    assert answers(tools, release, asks) == dict(zip(asks, expected, strict=True))
 
 
 # -- installed: rollbot itself, with the ServiceAccount's own token -------------------------------
@@ -433,6 +453,19 @@ def kube_calls(pod: str) -> dict[str, Callable[[Kube, str], Any]]:
         "list_services": lambda k, ns: k.list_services(ns),
         "get_config_map": lambda k, ns: k.get_config_map(ns, "web-config"),
         "list_autoscalers": lambda k, ns: k.list_autoscalers(ns),
+        "get_service": lambda k, ns: k.get_service(ns, "web"),
+        "json_patch_service": lambda k, ns: k.json_patch_service(
+            ns, "web", [{"op": "test", "path": "/metadata/name", "value": "web"}]
+        ),
+        "get_endpoints": lambda k, ns: k.get_endpoints(ns, "web"),
+        "json_patch_config_map": lambda k, ns: k.json_patch_config_map(
+            ns, "web-config", [{"op": "test", "path": "/metadata/name", "value": "web-config"}]
+        ),
+        "merge_patch_pod": lambda k, ns: k.merge_patch_pod(
+            ns, pod, {"metadata": {"labels": {"app": "web"}}}
+        ),
+        # Only with strategies.helm.enabled (below): release history from its Secrets.
+        "list_secrets": lambda k, ns: k.list_secrets(ns, "owner=helm"),
     }
 
 
@@ -442,7 +475,7 @@ def outcome(call: Callable[[Kube, str], Any], kube: Kube, namespace: str) -> str
     except Forbidden:
         return "forbidden"
     except RollbotError:
-        return "allowed"  # authorized, then failed for another reason (no kubelet to ask)
+        return "allowed"  # authorized, then failed for another reason (e.g. not found)
     return "allowed"
 
 
@@ -467,7 +500,7 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     }
     assert methods == set(calls)
     assert {name: outcome(call, as_rollbot, release.listed) for name, call in calls.items()} == {
-        name: "allowed" for name in calls
+        name: "forbidden" if name == "list_secrets" else "allowed" for name in calls
     }
     assert {name: outcome(call, as_rollbot, release.namespace) for name, call in calls.items()} == {
         name: "forbidden" for name in calls
@@ -479,6 +512,43 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     with pytest.raises(Forbidden):
         rollback(as_rollbot, RollbotConfig(), release.namespace, "web")
     assert unlisted.images_of("web") == ["app:v2"]
+
+
+def test_the_helm_strategy_rolls_a_release_back_as_the_service_account(
+    tools, control_plane, install, tmp_path
+):
+    release = install(strategies={"helm": {"enabled": True}})
+    todo = Path(__file__).parent / "charts" / "todo-app"
+    for tag, wait in (("1.0.0", "60s"), ("1.1.0", "60s"), ("1.2.0-broken", "10s")):
+        tools(
+            "helm", "upgrade", "--install", "todo-app", str(todo), "-n", release.listed,
+            "--set", f"tag={tag}", "--wait", "--timeout", wait, check="broken" not in tag,
+        )  # fmt: skip
+    as_rollbot = service_account_kube(tools, control_plane, release, tmp_path)
+    ctx = Context(
+        kube=as_rollbot,
+        config=RollbotConfig(namespaces=[release.listed]),
+        timeout=60,
+        helm=HelmSettings(
+            str(control_plane.bin_dir / "helm"), str(tmp_path / "kubeconfig-rollbot")
+        ),
+    )
+    strategy = get_strategy("helm")
+    plan = strategy.plan(ctx, Request(release.listed, "todo-app", "helm"))
+    assert plan.pins["target"] == "2"
+
+    class Quiet:
+        def milestone(self, text: str) -> None: ...
+
+        def rollout(self, workload: str, state: object) -> None: ...
+
+    done = strategy.apply(ctx, release.listed, plan.pins, "rollbot: chart test", Quiet())
+    assert "now revision 4, deployed" in done
+    image = tools(
+        "kubectl", "get", "deployment", "todo-backend", "-n", release.listed,
+        "-o", "jsonpath={.spec.template.spec.containers[0].image}",
+    ).stdout  # fmt: skip
+    assert image.endswith(":1.1.0")
 
 
 def get(url: str) -> tuple[int, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,85 +17,19 @@ from bot.config import RollbotConfig
 from bot.records import RollbackRecord, RollbackState
 from bot.store import RollbackStore
 from handlers.ids import ActionId
-from handlers.server import RollbotServer
-from testbed.slack_api import FakeSlackApi
-from testbed.slack_user import SlackUser as _SlackUser
+from tests.integration.slack_helpers import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    MALLORY,
+    SlackUser,
+    confirmation,
+    ephemerals,
+    final,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
-SECRET = "test-signing-secret"
-CHANNEL = "C0INCIDENT"
-ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"
-
-
-def SlackUser(url: str, user: str, secret: str = SECRET) -> _SlackUser:  # noqa: N802
-    return _SlackUser(url, user, CHANNEL, secret)
-
-
-def wait_for(what: str, test: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = test()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last seen: {value!r})")
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with FakeSlackApi() as api:
-        yield api
-
-
-@pytest.fixture
-def make_bot(slack, redis_client, kube) -> Iterator[Callable[..., RollbotServer]]:
-    servers: list[RollbotServer] = []
-
-    def start(config: RollbotConfig | None = None, workers: int = 1) -> RollbotServer:
-        server = RollbotServer(
-            config or RollbotConfig(),
-            RollbackStore(redis_client),
-            kube,
-            token="xoxb-test",
-            signing_secret=SECRET,
-            slack_api_url=slack.base_url,
-            workers=workers,
-        )
-        server.start_http(port=0)
-        server.start_workers()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def confirmation(slack: FakeSlackApi) -> tuple[str, str]:
-    """(record id, message ts) of the confirmation with buttons, once it is posted."""
-
-    def find() -> tuple[str, str] | None:
-        for message in slack.messages(CHANNEL):
-            for block in message.blocks:
-                for element in block.get("elements", []):
-                    if element.get("action_id") == ActionId.APPROVE:
-                        return str(element["value"]), message.ts
-        return None
-
-    found: tuple[str, str] = wait_for("the confirmation", find)
-    return found
-
-
-def final(store: RollbackStore, record_id: str, timeout: float = 90) -> RollbackRecord:
-    record: RollbackRecord = wait_for(
-        "the rollback to finish", lambda: (r := store.get(record_id)).state.terminal and r, timeout
-    )
-    return record
-
-
-def ephemerals(slack: FakeSlackApi, user: str) -> list[str]:
-    return [m.text for m in slack.messages(CHANNEL) if m.ephemeral_user == user]
 
 
 def test_slash_command_to_approved_rollback_with_a_live_thread(make_bot, slack, workloads):

@@ -22,7 +22,7 @@ from handlers.server import RollbotServer
 from testbed.slack_api import FakeSlackApi
 from testbed.slack_user import block_actions_payload
 from testbed.socket_mode_server import FakeSocketModeServer
-from tests.integration.test_slack_flow import (
+from tests.integration.slack_helpers import (
     ALICE,
     BOB,
     CHANNEL,

@@ -66,3 +66,70 @@ def test_a_catalog_service_brings_its_namespace_and_deployment():
     assert (command.namespace, command.workload) == ("homelab", "fa-api")
     explicit = parse_command("family-assistant -n staging", "default", catalog)
     assert explicit.namespace == "staging"
+
+
+@pytest.mark.parametrize(
+    ("text", "strategy", "options"),
+    [
+        ("api --restore rb-0123abcd", "restore", {"backup": "rb-0123abcd", "what": "all"}),
+        ("api --config latest", "restore", {"backup": "latest", "what": "config"}),
+        ("api --flag FEATURE_NEW_DASHBOARD=false", "flag", {"flag": "FEATURE_NEW_DASHBOARD=false"}),
+        ("api --scale=0", "scale", {"replicas": "0"}),
+        ("api --traffic off", "divert", {"serving": "false"}),
+        ("api --traffic on", "divert", {"serving": "true"}),
+        ("api --strategy helm", "helm", {}),
+    ],
+)
+def test_operation_flags_name_a_strategy_and_its_options(text, strategy, options):
+    command = parse_command(text, "prod")
+    assert (command.strategy, command.options) == (strategy, options)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("api --restore yesterday", "takes a rollback id (rb-1a2b3c4d) or latest"),
+        ("api --flag FEATURE", "--flag takes NAME=VALUE"),
+        ("api --flag 1X=off", "--flag takes NAME=VALUE"),
+        ("api --scale -1", "replica count from 0 to 1000"),
+        ("api --scale 5000", "replica count from 0 to 1000"),
+        ("api --traffic maybe", "--traffic takes off"),
+        ("api --scale 0 --traffic off", "one operation at a time"),
+        ("api --scale 0 --to-revision 2", "does not go with --to-revision"),
+        ("api --strategy canary", "unknown strategy 'canary'"),
+        ("history api --scale 0", "history takes only"),
+    ],
+)
+def test_bad_operation_flags_say_what_is_wrong(text, message):
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_command(text, "prod")
+
+
+def test_a_service_of_several_deployments_is_rolled_back_under_its_own_name():
+    from bot.config import RollbotConfig
+
+    config = RollbotConfig.model_validate(
+        {
+            "services": {
+                "eli-maor": {"deployments": ["backend", "worker", "beat", "frontend"]},
+                "todo-app": {"strategy": "helm"},
+                "family-assistant": {"deployment": "web"},
+            }
+        }
+    )
+    assert parse_command("eli-maor", "prod", config.catalog).resolved(config) == (
+        "components",
+        "eli-maor",
+    )
+    assert parse_command("todo-app", "prod", config.catalog).resolved(config) == (
+        "helm",
+        "todo-app",
+    )
+    assert parse_command("family-assistant", "prod", config.catalog).resolved(config) == (
+        "undo",
+        "web",
+    )
+    forced = parse_command("todo-app --strategy undo", "prod", config.catalog)
+    assert forced.resolved(config) == ("undo", "todo-app")
+    scale = parse_command("family-assistant --scale 0", "prod", config.catalog)
+    assert scale.resolved(config) == ("scale", "family-assistant")

@@ -67,7 +67,8 @@ or else every namespace the config names.
 What rollbot does in the cluster, and nothing more (bot/kube.py is the list):
 read a Deployment, its ReplicaSets (the history) and watch the rollout; patch
 it back; assess it from its pods, their logs and Warning events; back up the
-Services, ConfigMaps and autoscalers around it. No create, no delete.
+Services, ConfigMaps and autoscalers around it; switch a blue-green Service's
+selector, restore a ConfigMap, relabel pods out of a Service. No create, no delete.
 */}}
 {{- define "rollbot.rules" -}}
 - apiGroups: [apps]
@@ -82,14 +83,27 @@ Services, ConfigMaps and autoscalers around it. No create, no delete.
 - apiGroups: [""]
   resources: [pods/log, configmaps]
   verbs: [get]
+# Blue-green switches a Service's selector and reads its Endpoints; config restores a
+# ConfigMap; divert relabels pods.
+- apiGroups: [""]
+  resources: [services, endpoints]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [services, configmaps, pods]
+  verbs: [patch]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list]
 {{- if .Values.strategies.helm.enabled }}
-# The Helm strategy reads release history from the release Secrets.
+# The Helm strategy reads release history from the release Secrets, and `helm
+# rollback` writes the new revision's Secret and marks the old one superseded.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list]
+  verbs: [get, list, create, update]
+{{- with .Values.strategies.helm.extraRules }}
+# What the releases' charts manage beyond the rules above (helm re-applies it all).
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

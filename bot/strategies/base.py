@@ -1,0 +1,140 @@
+"""What every rollback strategy shares: a request, a plan a person approves, and
+the progress it reports while it changes the cluster.
+
+A strategy is two functions. `plan` reads the cluster and says what would
+change, pinning everything execution needs in `Plan.pins` (plain strings, so
+the record can keep them); `apply` changes the cluster to exactly that, waits
+until the workloads have rolled out, and must be safe to call again after a
+worker died half-way (it looks before it writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.config import RollbotConfig, ServiceEntry
+from bot.engine import KubeApi
+from bot.errors import Forbidden, InvalidInput, PermanentError
+from bot.rollout import RolloutState
+
+Body = dict[str, Any]
+
+
+class StrategyKube(KubeApi, Protocol):
+    """The cluster calls the strategies make besides the engine's (`bot.kube.Kube`)."""
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[Body]: ...
+
+    def list_services(self, namespace: str) -> list[Body]: ...
+
+    def get_config_map(self, namespace: str, name: str) -> Body: ...
+
+
+class Progress(Protocol):
+    """Where a strategy reports while it works (the Slack thread, a terminal)."""
+
+    def milestone(self, text: str) -> None: ...
+
+    def rollout(self, workload: str, state: RolloutState) -> None: ...
+
+
+@dataclass(frozen=True)
+class HelmSettings:
+    binary: str = "helm"
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    kube: Any  # StrategyKube plus each strategy's own calls
+    config: RollbotConfig
+    timeout: float
+    helm: HelmSettings = field(default_factory=HelmSettings)
+    #: A backup bundle by the id of the rollback that took it (None: unknown).
+    backups: Callable[[str], Body | None] = lambda _id: None
+
+
+@dataclass(frozen=True)
+class Request:
+    """What was asked: `/rollback SERVICE [flags]` or `rollbot rollback SERVICE …`."""
+
+    namespace: str
+    service: str
+    strategy: str = "undo"
+    revision: int = 0
+    to_tag: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    strategy: str
+    namespace: str
+    #: What is rolled back, for a headline ("helm release todo-app").
+    subject: str
+    current: str
+    target: str
+    changes: tuple[str, ...]
+    #: Everything `apply` needs to do what was approved, whatever changed since.
+    pins: Mapping[str, str]
+    #: The Deployments it touches: backed up before, verified after.
+    workloads: tuple[str, ...]
+    #: Extra lines for the confirmation (a release history, a warning).
+    facts: tuple[str, ...] = ()
+    from_images: tuple[str, ...] = ()
+    to_images: tuple[str, ...] = ()
+    #: Why nothing would change, if nothing would.
+    nothing_to_do: str | None = None
+    #: Whether health checks and smoke tests should pass afterwards (not after scale to 0).
+    verify_checks: bool = True
+
+
+class Strategy(Protocol):
+    name: str
+
+    def plan(self, ctx: Context, request: Request) -> Plan: ...
+
+    def apply(
+        self, ctx: Context, namespace: str, pins: Mapping[str, str], cause: str, progress: Progress
+    ) -> str:
+        """Change the cluster and wait for it; a one-line summary of what was done."""
+        ...
+
+
+class StrategyError(InvalidInput):
+    code = "strategy"
+
+
+def read_or_explain(read: Callable[[], Body], explain: Callable[[PermanentError], str]) -> Body:
+    """An object a strategy needs, or a StrategyError saying what its absence means
+    (a refusal stays a refusal: Forbidden is not explained away)."""
+    try:
+        return read()
+    except Forbidden:
+        raise
+    except PermanentError as err:
+        raise StrategyError(explain(err)) from err
+
+
+def entry_of(ctx: Context, request: Request) -> ServiceEntry | None:
+    return ctx.config.services.get(request.service)
+
+
+def workloads_of(ctx: Context, request: Request) -> list[str]:
+    """The Deployments a service is made of (its own name without a catalog entry)."""
+    entry = entry_of(ctx, request)
+    if entry is None:
+        return [request.service]
+    if entry.deployments:
+        return list(entry.deployments)
+    return [entry.deployment or request.service]
+
+
+def option(request: Request, name: str) -> str:
+    value = request.options.get(name)
+    if value is None:
+        raise StrategyError(f"the {request.strategy} strategy needs {name}")
+    return value

@@ -1,0 +1,59 @@
+"""What the Slack-facing tests share: the people, the channel, signed requests,
+and waiting for what the bot posts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.records import RollbackRecord
+from bot.store import RollbackStore
+from handlers.ids import ActionId
+from testbed.slack_api import FakeSlackApi
+from testbed.slack_user import SlackUser as _SlackUser
+
+SECRET = "test-signing-secret"
+CHANNEL = "C0INCIDENT"
+ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"
+
+
+def SlackUser(url: str, user: str, secret: str = SECRET) -> _SlackUser:  # noqa: N802
+    return _SlackUser(url, user, CHANNEL, secret)
+
+
+def wait_for(what: str, test: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = test()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last seen: {value!r})")
+
+
+def confirmation(slack: FakeSlackApi) -> tuple[str, str]:
+    """(record id, message ts) of the confirmation with buttons, once it is posted."""
+
+    def find() -> tuple[str, str] | None:
+        for message in slack.messages(CHANNEL):
+            for block in message.blocks:
+                for element in block.get("elements", []):
+                    if element.get("action_id") == ActionId.APPROVE:
+                        return str(element["value"]), message.ts
+        return None
+
+    found: tuple[str, str] = wait_for("the confirmation", find)
+    return found
+
+
+def final(store: RollbackStore, record_id: str, timeout: float = 90) -> RollbackRecord:
+    record: RollbackRecord = wait_for(
+        "the rollback to finish", lambda: (r := store.get(record_id)).state.terminal and r, timeout
+    )
+    return record
+
+
+def ephemerals(slack: FakeSlackApi, user: str) -> list[str]:
+    return [m.text for m in slack.messages(CHANNEL) if m.ephemeral_user == user]
