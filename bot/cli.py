@@ -47,6 +47,7 @@ from bot.errors import (
     RolloutFailed,
     TemporaryError,
 )
+from bot.history import history_lines
 from bot.kube import Kube
 from bot.names import check_namespace, check_object_name
 from bot.rollout import RolloutPhase, RolloutState, rollout_state, watch_rollout
@@ -76,19 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--context", help="kubeconfig context")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def workload(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("deployment", help="Deployment name")
-        sub.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    def workload(sub: argparse.ArgumentParser, what: str = "Deployment name") -> None:
+        sub.add_argument("deployment", help=what)
+        sub.add_argument(
+            "-n", "--namespace", help="namespace (default: the catalog's, else the context's)"
+        )
 
-    history = commands.add_parser("history", help="list a Deployment's revisions")
-    workload(history)
+    history = commands.add_parser("history", help="what a Deployment or service can go back to")
+    workload(history, "Deployment, or a service of the catalog")
     history.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
-    rollback = commands.add_parser("rollback", help="roll a Deployment back")
-    rollback.add_argument("deployment", help="Deployment, or a service of the catalog")
-    rollback.add_argument(
-        "-n", "--namespace", help="namespace (default: the catalog's, the context's)"
-    )
+    rollback = commands.add_parser("rollback", help="roll a Deployment or a service back")
+    workload(rollback, "Deployment, or a service of the catalog")
     rollback.add_argument(
         "--to-revision",
         type=int,
@@ -249,9 +249,24 @@ def _namespace(args: argparse.Namespace) -> str:
 def cmd_history(
     args: argparse.Namespace, kube: Kube, config: RollbotConfig, console: Console
 ) -> int:
+    name = check_object_name(args.deployment)
+    entry = config.services.get(name)
+    if args.namespace is None and entry is not None and entry.namespace:
+        args.namespace = entry.namespace
     namespace = _namespace(args)
     config.check_namespace_allowed(namespace)
-    _, history = read_history(kube, namespace, check_object_name(args.deployment))
+    if entry is not None and (entry.deployments or resolve(config, name) != "undo"):
+        # A Helm release, a blue-green pair, several Deployments: as its strategy sees it.
+        for line in history_lines(kube, config, namespace, name):
+            console.print(
+                line.replace("*", "").replace("`", ""),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        return EXIT_OK
+    name = (entry.deployment if entry else None) or name
+    _, history = read_history(kube, namespace, name)
     if args.output == "json":
         rows = [
             {k: v for k, v in asdict(r).items() if k not in ("template", "annotations")}
@@ -259,7 +274,7 @@ def cmd_history(
         ]
         console.print_json(json.dumps(rows))
     else:
-        console.print(history_table(args.deployment, history))
+        console.print(history_table(name, history))
     return EXIT_OK
 
 
@@ -307,16 +322,16 @@ def print_strategy_plan(console: Console, plan: Plan) -> None:
     console.print(
         f"[bold]{escape(plan.subject)}[/] in namespace [bold]{plan.namespace}[/] ({plan.strategy})"
     )
-    console.print(f"  current: {plan.current}", markup=False)
-    console.print(f"  target:  {plan.target}", markup=False)
+    console.print(f"  current: {plan.current}", markup=False, soft_wrap=True)
+    console.print(f"  target:  {plan.target}", markup=False, soft_wrap=True)
     for fact in plan.facts:
-        console.print(f"  {fact}", markup=False)
+        console.print(f"  {fact}", markup=False, soft_wrap=True)
     if plan.nothing_to_do:
-        console.print(f"  nothing would change: {plan.nothing_to_do}", markup=False)
+        console.print(f"  nothing would change: {plan.nothing_to_do}", markup=False, soft_wrap=True)
         return
     console.print("  what changes:")
     for change in plan.changes:
-        console.print(f"    • {change}", markup=False)
+        console.print(f"    • {change}", markup=False, soft_wrap=True)
 
 
 class _CliProgress:
@@ -325,12 +340,12 @@ class _CliProgress:
         self.last: dict[str, str] = {}
 
     def milestone(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def rollout(self, workload: str, state: RolloutState) -> None:
         if self.last.get(workload) != state.message:  # one line per change, whatever the view
             self.last[workload] = state.message
-            self.console.print(state.message, markup=False, highlight=False)
+            self.console.print(state.message, markup=False, highlight=False, soft_wrap=True)
 
 
 def cmd_strategy(

@@ -26,7 +26,7 @@ OPERATION_FLAGS = {
 }
 
 USAGE = """\
-/rollback SERVICE [-n NAMESPACE] [--to-revision N | --to-tag TAG] [--dry-run]
+/rollback SERVICE [-n NAMESPACE] [--to-revision N | --to-tag TAG [--container C]] [--dry-run]
           [--emergency] [--reason "why"] [--strategy undo|helm|blue-green]
 /rollback SERVICE --restore ID          (pre-rollback state from rollback ID's backup)
 /rollback SERVICE --config ID|latest    (ConfigMaps from a backup, then restart)
@@ -110,6 +110,7 @@ def parse_command(
     emergency = explicit_namespace = False
     to_tag: str | None = None
     strategy, options = "", dict[str, str]()
+    container = ""
     rest = list(words)
     while rest:
         word = rest.pop(0)
@@ -133,11 +134,13 @@ def parse_command(
             strategy = rest.pop(0)
             if strategy not in ("undo", "helm", "blue-green"):
                 raise CommandError(f"unknown strategy {strategy!r}: use undo, helm or blue-green")
-        elif word in ("-n", "--namespace", "--to-revision", "--reason", "--to-tag"):
+        elif word in ("-n", "--namespace", "--to-revision", "--reason", "--to-tag", "--container"):
             if not rest:
                 raise CommandError(f"{word} needs a value")
             value = rest.pop(0)
-            if word in ("-n", "--namespace"):
+            if word == "--container":
+                container = check_object_name(value, "container")
+            elif word in ("-n", "--namespace"):
                 namespace, explicit_namespace = value, True
             elif word == "--to-revision":
                 to_revision = _int(word, value)
@@ -168,6 +171,10 @@ def parse_command(
     workload = deployment or workload
     if strategy in ("restore", "flag", "scale", "divert") and (to_revision or to_tag):
         raise CommandError("an operation flag does not go with --to-revision or --to-tag")
+    if container:
+        if to_tag is None:
+            raise CommandError("--container goes with --to-tag: the container whose tag to set")
+        options = {**options, "container": container}
     if to_tag is not None and to_revision:
         raise CommandError("--to-tag and --to-revision name two different targets: pick one")
     if action == "history" and (to_revision or dry_run or reason or emergency or strategy):

@@ -19,8 +19,11 @@ class ProgressSink(Protocol):
     def milestone(self, record: RollbackRecord, text: str) -> None:
         """A step worth its own line in the thread (backup saved, rollback applied...)."""
 
-    def rollout(self, record: RollbackRecord, state: RolloutState) -> None:
-        """Live progress; implementations coalesce these (they come fast)."""
+    def rollout(
+        self, record: RollbackRecord, state: RolloutState, workload: str | None = None
+    ) -> None:
+        """Live progress (of one of several Deployments, when `workload` is given);
+        implementations coalesce these (they come fast)."""
 
     def reassessed(self, record: RollbackRecord, text: str, offer_rollback: bool) -> None:
         """A "monitor" recommendation assessed again; `offer_rollback`: with a one-click

@@ -34,6 +34,7 @@ from bot.engine import (
     read_history,
 )
 from bot.errors import AlreadyAtTarget, PermanentError, RollbotError, TemporaryError
+from bot.history import history_lines
 from bot.incident import report_context
 from bot.policy import NotAllowed, check_emergency_allowed
 from bot.progress import ProgressSink
@@ -215,18 +216,11 @@ class Worker:
         return record
 
     def history(self, args: dict[str, str]) -> None:
-        namespace, name = args["namespace"], args["workload"]
         try:
-            self.config.check_namespace_allowed(namespace)
-            _, revisions = read_history(self.kube, namespace, name)
+            lines = history_lines(self.kube, self.config, args["namespace"], args["workload"])
         except PermanentError as err:
             self.sink.tell(args["channel"], args["user"], f":warning: {err}")
             return
-        lines = [f"*Rollout history of {namespace}/{name}*"]
-        for rev in revisions:
-            images = ", ".join(i.split("=", 1)[-1] for i in rev.images)
-            mark = " (current)" if rev.current else ""
-            lines.append(f"• {rev.number}{mark} `{images}` — {rev.change_cause or 'no cause'}")
         self.sink.tell(args["channel"], args["user"], "\n".join(lines))
 
     # -- assess --------------------------------------------------------------------
@@ -366,6 +360,7 @@ class Worker:
                 record.workload,
                 revision,
                 to_tag=record.to_tag,
+                container=record.options.get("container"),
             )
             if plan.already_at_target:
                 raise AlreadyAtTarget(plan.name, plan.target.number)
@@ -656,6 +651,7 @@ class Worker:
                 record.namespace,
                 record.workload,
                 to_tag=record.to_tag,
+                container=record.options.get("container"),
                 allow_unknown_tag=True,
             )
         else:
@@ -754,4 +750,5 @@ class _RecordProgress:
         self.worker.sink.milestone(self.record, text)
 
     def rollout(self, workload: str, state: RolloutState) -> None:
-        self.worker.sink.rollout(self.record, state)
+        several = len(self.record.deployments) > 1
+        self.worker.sink.rollout(self.record, state, workload if several else None)

@@ -59,6 +59,9 @@ class RollbotServer:
     workers: int = 1
     #: The helm binary and the kubeconfig it uses, for services with strategy helm.
     helm: HelmSettings | None = None
+    #: Whether Slack's requests arrive over HTTP (False in Socket Mode: the HTTP port
+    #: then serves only /healthz, /readyz and /metrics).
+    http_events: bool = True
     app: App = field(init=False)
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -123,6 +126,13 @@ class RollbotServer:
                     records = None
                 return answer(
                     start_response, "200 OK", metrics.render(records), metrics.CONTENT_TYPE
+                )
+            if not self.http_events:
+                return answer(
+                    start_response,
+                    "404 Not Found",
+                    "Socket Mode: Slack's events arrive over the WebSocket, not here\n",
+                    "text/plain",
                 )
             return bolt(environ, start_response)
 
@@ -193,14 +203,17 @@ def serve_from_environment(port: int, with_worker: bool, kubeconfig: str | None)
         secret or "unused",
         slack_api_url=os.environ.get("SLACK_API_URL"),
         helm=helm_from_environment(kubeconfig),
+        http_events=not app_token,
     )
     if with_worker:
         server.start_workers()
+    # Socket Mode too: the probes and /metrics are served over HTTP either way.
+    server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
     if app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+        print(f"rollbot in Socket Mode; /healthz, /readyz, /metrics on :{port}", flush=True)
         SocketModeHandler(server.app, app_token).start()  # type: ignore[no-untyped-call]
     else:
-        server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
         print(f"rollbot listening on :{port} (/slack/events, /healthz)", flush=True)
         server.stop_event.wait()

@@ -31,7 +31,8 @@ class SlackThreadSink:
     def __init__(self, client: WebClient, min_interval: float = MIN_EDIT_INTERVAL) -> None:
         self.client = client
         self.min_interval = min_interval
-        self._status: dict[str, tuple[str, float, str]] = {}  # record → (ts, at, text)
+        #: (record, workload) → (ts, at, text): one live line per Deployment being rolled out.
+        self._status: dict[tuple[str, str], tuple[str, float, str]] = {}
         self._lock = threading.Lock()
 
     def confirmation(self, record: RollbackRecord) -> str | None:
@@ -45,25 +46,28 @@ class SlackThreadSink:
     def milestone(self, record: RollbackRecord, text: str) -> None:
         self.client.chat_postMessage(channel=record.channel, thread_ts=record.thread_ts, text=text)
 
-    def rollout(self, record: RollbackRecord, state: RolloutState) -> None:
+    def rollout(
+        self, record: RollbackRecord, state: RolloutState, workload: str | None = None
+    ) -> None:
+        key = (record.id, workload or "")
         text = (
             f":arrows_counterclockwise: {state.message} "
             f"({state.available}/{state.desired} available)"
         )
         with self._lock:
-            current = self._status.get(record.id)
+            current = self._status.get(key)
             if current is None:
                 response = self.client.chat_postMessage(
                     channel=record.channel, thread_ts=record.thread_ts, text=text
                 )
-                self._status[record.id] = (str(response["ts"]), time.monotonic(), text)
+                self._status[key] = (str(response["ts"]), time.monotonic(), text)
                 return
             ts, at, shown = current
             final = state.phase is RolloutPhase.COMPLETE
             if text == shown or (not final and time.monotonic() - at < self.min_interval):
                 return  # coalesced: the next edit (or the final one) shows it
             self.client.chat_update(channel=record.channel, ts=ts, text=text)
-            self._status[record.id] = (ts, time.monotonic(), text)
+            self._status[key] = (ts, time.monotonic(), text)
 
     def reassessed(self, record: RollbackRecord, text: str, offer_rollback: bool) -> None:
         self.client.chat_postMessage(
@@ -75,7 +79,8 @@ class SlackThreadSink:
 
     def finished(self, record: RollbackRecord) -> None:
         with self._lock:
-            self._status.pop(record.id, None)
+            for key in [k for k in self._status if k[0] == record.id]:
+                del self._status[key]
         if record.thread_ts:
             self.client.chat_update(
                 channel=record.channel,

@@ -63,6 +63,7 @@ class ComponentsStrategy:
                     name,
                     request.revision,
                     to_tag=request.to_tag,
+                    container=request.options.get("container"),
                 )
             except NoRolloutHistory:
                 return None  # never changed (a beat that was not redeployed): nothing to undo
@@ -74,10 +75,9 @@ class ComponentsStrategy:
             f"{name}: no earlier revision, left alone" for name, p in planned.items() if p is None
         )
         moving = [p for p in plans if not p.already_at_target]
-        pins = {
-            p.name: (TAG_PIN + request.to_tag) if request.to_tag else p.target.replica_set
-            for p in moving
-        }
+        container = request.options.get("container")
+        tag_pin = f"{TAG_PIN}{request.to_tag}" + (f"|{container}" if container else "")
+        pins = {p.name: tag_pin if request.to_tag else p.target.replica_set for p in moving}
         changes = tuple(f"{p.name}: {c.describe()}" for p in moving for c in p.changes)
         facts = unchanged + tuple(
             f"{p.name}: already at the target, left alone" for p in plans if p.already_at_target
@@ -103,12 +103,14 @@ class ComponentsStrategy:
         def one(name: str) -> str:
             pin = pins[name]
             if pin.startswith(TAG_PIN):
+                tag, _, container = pin.removeprefix(TAG_PIN).partition("|")
                 plan = plan_rollback(
                     ctx.kube,
                     ctx.config,
                     namespace,
                     name,
-                    to_tag=pin.removeprefix(TAG_PIN),
+                    to_tag=tag,
+                    container=container or None,
                     allow_unknown_tag=True,
                 )
             else:

@@ -34,13 +34,13 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
                     kind="history",
                     args={
                         "namespace": command.namespace,
-                        "workload": command.workload,
+                        "workload": command.service or command.workload,
                         "user": user,
                         "channel": channel,
                     },
                 )
             )
-            return f"Reading the history of {command.namespace}/{command.workload}…"
+            return f"Reading the history of {command.namespace}/{command.service}…"
         check_may_request(config, command.namespace, user, command.emergency, services.groups_of)
         config.check_namespace_allowed(command.namespace)
         strategy, workload = command.resolved(config)

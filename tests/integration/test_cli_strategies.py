@@ -36,6 +36,12 @@ def test_a_service_of_several_deployments_from_the_cli(control_plane, workloads,
         workloads.create(name, [f"{name}:v1", f"{name}:v2"])
     config = catalog(tmp_path, workloads.namespace, shop={"deployments": ["backend", "worker"]})
 
+    history = rollbot(control_plane, "--config", config, "history", "shop")
+    assert history.returncode == 0, history.stderr
+    assert f"Rollout history of deployment {workloads.namespace}/backend" in history.stdout
+    assert f"Rollout history of deployment {workloads.namespace}/worker" in history.stdout
+    assert "• 2 (current) worker:v2" in history.stdout
+
     dry = rollbot(control_plane, "--config", config, "rollback", "shop", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "shop (2 deployments)" in dry.stdout and "(components)" in dry.stdout
@@ -73,6 +79,8 @@ def test_blue_green_from_the_cli(control_plane, workloads, tmp_path):
     assert "switched from green to blue" in done.stdout
     assert read(workloads, "service", "jarvis")["spec"]["selector"]["color"] == "blue"
     assert served_ips(workloads, "jarvis") == ips_of(workloads, "color=blue")
+    history = rollbot(control_plane, "--config", config, "history", "jarvis")
+    assert f"Blue-green service {workloads.namespace}/jarvis: live colour blue" in history.stdout
 
 
 def test_flag_scale_and_traffic_from_the_cli(control_plane, workloads):

@@ -336,8 +336,9 @@ def test_socket_mode_needs_the_app_token_and_no_signing_secret(tools, kube_versi
     env = env_of(bot)
     assert env["SLACK_APP_TOKEN"]["secretKeyRef"]["key"] == "SLACK_APP_TOKEN"
     assert env["SLACK_SIGNING_SECRET"]["secretKeyRef"]["optional"] is True
-    # `rollbot serve` opens no HTTP port in Socket Mode: no probe may point at one.
-    assert "readinessProbe" not in container_of(bot)
+    # Socket Mode still serves the probes over HTTP (and nothing else there).
+    assert container_of(bot)["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container_of(bot)["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
 # -- installed: what the ServiceAccount may do ------------------------------------------------

@@ -16,7 +16,16 @@ from bot.records import RollbackState
 from bot.strategies import HelmSettings
 from handlers.ids import ActionId
 from testbed import binaries
-from tests.integration.slack_helpers import ALICE, BOB, CHANNEL, SlackUser, confirmation, final
+from tests.integration.slack_helpers import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    SlackUser,
+    confirmation,
+    ephemerals,
+    final,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -86,6 +95,11 @@ def test_a_helm_release_rolls_back_from_slack_to_the_last_good_revision(
     make_bot, slack, helm, workloads
 ):
     bot = make_bot(todo_app(helm.namespace), helm=HelmSettings(helm.binary, helm.kubeconfig))
+    SlackUser(bot.url, ALICE).command("history todo-app")
+    history = wait_for("the history", lambda: ephemerals(slack, ALICE)[-1:])
+    assert history[0].startswith(f"*Helm release todo-app in {helm.namespace}*")
+    assert "• 2 deployed todo-app-0.1.0 (app 1.0.0)" in history[0]
+
     SlackUser(bot.url, ALICE).command("todo-app --reason 'login broken'")
     record_id, ts = confirmation(slack)
     shown = json.dumps(slack.thread(CHANNEL, ts)[0].blocks, ensure_ascii=False)
@@ -137,6 +151,11 @@ def test_a_helm_release_rolls_back_from_the_cli_and_a_dry_run_changes_nothing(
     config = tmp_path / "rollbot.yaml"
     config.write_text(todo_app(helm.namespace).model_dump_json())
     helm_flag = ["--helm", helm.binary]
+
+    history = rollbot_cli(control_plane, "history", "todo-app", config=config)
+    assert history.returncode == 0, history.stderr
+    assert f"Helm release todo-app in {helm.namespace}" in history.stdout
+    assert "• 3 failed todo-app-0.1.0 (app 1.0.0) — Upgrade" in history.stdout
 
     dry = rollbot_cli(control_plane, "rollback", "todo-app", "--dry-run", *helm_flag, config=config)
     assert dry.returncode == 0, dry.stderr

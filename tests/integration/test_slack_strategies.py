@@ -69,6 +69,10 @@ def test_a_service_of_several_deployments_rolls_back_as_one_from_slack(make_bot,
     assert record.state is S.SUCCEEDED, record.timeline
     for name in ("backend", "worker", "beat"):
         assert workloads.images_of(name) == [f"{name}:v1"]
+    # One live line per component, each ending rolled out (not one line they fight over).
+    live = [m.text for m in slack.thread(CHANNEL, ts) if m.text.startswith(":arrows_")]
+    assert sorted(t.split('"')[1] for t in live) == ["backend", "beat", "worker"]
+    assert all("successfully rolled out" in t for t in live), live
     backup = bot.store.get_backup(record_id)
     assert set(backup["components"]) == {"backend", "worker", "beat"}
     report = wait_for(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
@@ -84,8 +85,10 @@ def test_a_rollback_requested_and_approved_over_socket_mode(
         token="xoxb-test",
         signing_secret="unused-in-socket-mode",
         slack_api_url=slack.base_url,
+        http_events=False,
     )
-    bot.start_workers()  # and no start_http(): Socket Mode is the only way in
+    bot.start_workers()
+    bot.start_http(port=0)  # probes and metrics only: Socket Mode is the only way in
     handler = SocketModeHandler(
         bot.app, app_token=APP_TOKEN, web_client=WebClient(base_url=socket_mode.base_url)
     )
@@ -123,6 +126,14 @@ def test_a_rollback_requested_and_approved_over_socket_mode(
         assert [a["envelope_id"] for a in socket_mode.acks()] == [command, approve]
         assert socket_mode.other_messages() == []
         assert socket_mode.connection_count() == 1, "no reconnects"
+
+        # The HTTP port answers the probes and /metrics, and takes no Slack events.
+        base = bot.url.removesuffix("/slack/events")
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert "rollbot_store_up 1" in httpx.get(f"{base}/metrics").text
+        signed_or_not = httpx.post(bot.url, content=b"command=%2Frollback&text=web")
+        assert signed_or_not.status_code == 404
     finally:
         handler.close()
         bot.stop()

@@ -78,6 +78,7 @@ def test_a_catalog_service_brings_its_namespace_and_deployment():
         ("api --traffic off", "divert", {"serving": "false"}),
         ("api --traffic on", "divert", {"serving": "true"}),
         ("api --strategy helm", "helm", {}),
+        ("api --to-tag v1.2.3 --container app", "", {"container": "app"}),
     ],
 )
 def test_operation_flags_name_a_strategy_and_its_options(text, strategy, options):
@@ -98,6 +99,7 @@ def test_operation_flags_name_a_strategy_and_its_options(text, strategy, options
         ("api --scale 0 --to-revision 2", "does not go with --to-revision"),
         ("api --strategy canary", "unknown strategy 'canary'"),
         ("history api --scale 0", "history takes only"),
+        ("api --container app", "--container goes with --to-tag"),
     ],
 )
 def test_bad_operation_flags_say_what_is_wrong(text, message):
@@ -133,3 +135,8 @@ def test_a_service_of_several_deployments_is_rolled_back_under_its_own_name():
     assert forced.resolved(config) == ("undo", "todo-app")
     scale = parse_command("family-assistant --scale 0", "prod", config.catalog)
     assert scale.resolved(config) == ("scale", "family-assistant")
+
+
+def test_a_container_name_that_is_not_dns_1123_is_refused():
+    with pytest.raises(InvalidInput, match="'Bad_Name' is not a valid container name"):
+        parse_command("api --to-tag v1 --container Bad_Name", "prod")
