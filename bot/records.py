@@ -140,6 +140,14 @@ class RollbackRecord(BaseModel):
         return f"{self.namespace}/{self.workload}"
 
     @property
+    def lock_keys(self) -> tuple[str, ...]:
+        """What a running rollback holds: the service, and each Deployment it touches
+        (so an undo of one component waits for the rollback of its whole service)."""
+        keys = [self.workload_key]
+        keys += [f"{self.namespace}/{d}" for d in self.workloads if d != self.workload]
+        return tuple(keys)
+
+    @property
     def deployments(self) -> tuple[str, ...]:
         """The Deployments this rollback touches (backed up before, verified after)."""
         return self.workloads or (self.workload,)

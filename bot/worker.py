@@ -209,7 +209,7 @@ class Worker:
             record_id,
             lambda r: r if r.state.terminal else r.transition(S.FAILED, message, error=message),
         )
-        self.store.unlock_workload(record.workload_key, record.id)
+        self._unlock(record)
         self.sink.finished(record)
         if record.approved_by:
             self._report(record)
@@ -456,14 +456,28 @@ class Worker:
 
     # -- execute -------------------------------------------------------------------
 
+    def _lock(self, record: RollbackRecord) -> str | None:
+        """Take every lock the record needs; None, or why not (all released again)."""
+        taken: list[str] = []
+        for key in record.lock_keys:
+            holder = self.store.lock_workload(key, record.id)
+            if holder is not None:
+                for done in taken:
+                    self.store.unlock_workload(done, record.id)
+                return f"rollback {holder} of {key} is in progress"
+            taken.append(key)
+        return None
+
+    def _unlock(self, record: RollbackRecord) -> None:
+        for key in record.lock_keys:
+            self.store.unlock_workload(key, record.id)
+
     def execute(self, record: RollbackRecord) -> None:
-        holder = self.store.lock_workload(record.workload_key, record.id)
-        if holder is not None:
-            message = f"rollback {holder} of {record.workload_key} is in progress"
+        if (problem := self._lock(record)) is not None:
             refused = self.store.update(
-                record.id, lambda r: r.transition(S.FAILED, message, error=message)
+                record.id, lambda r: r.transition(S.FAILED, problem, error=problem)
             )
-            self.sink.refused(refused, message)
+            self.sink.refused(refused, problem)
             return
         try:
             if record.state in (S.APPROVED, S.BACKING_UP):
@@ -477,7 +491,7 @@ class Worker:
         except RollbotError as err:
             self._fail(record.id, str(err))
             return
-        self.store.unlock_workload(record.workload_key, record.id)
+        self._unlock(record)
         self.sink.finished(record)
         self._report(record)
         if record.state is S.SUCCEEDED:

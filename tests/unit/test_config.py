@@ -95,3 +95,15 @@ def test_a_catalog_entry_with_contradictory_strategy_settings_is_refused(
     file.write_text(yaml.safe_dump({"services": {"api": service}}))
     with pytest.raises(ConfigError, match=message):
         load_config(file)
+
+
+def test_the_readme_example_config_is_valid():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", readme, re.S)
+    assert example is not None, "README.md has no yaml example"
+    config = RollbotConfig.model_validate(yaml.safe_load(example.group(1)))
+    assert config.services["todo-app"].strategy == "helm"
+    assert config.services["eli-maor"].deployments[0] == "eli-maor-backend"
