@@ -79,6 +79,18 @@ end
 return #due
 """
 
+#: A request opened in one round trip: refused if its workload is locked or its
+#: trigger was seen before; otherwise the record stored, listed and its job queued.
+_OPEN = """
+local holder = redis.call('get', KEYS[1])
+if holder then return {'held', holder} end
+if not redis.call('set', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then return {'duplicate', ''} end
+if not redis.call('set', KEYS[3], ARGV[2], 'NX') then return {'exists', ''} end
+redis.call('zadd', KEYS[4], ARGV[3], ARGV[1])
+redis.call('lpush', KEYS[5], ARGV[4])
+return {'created', ARGV[1]}
+"""
+
 _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -88,6 +100,7 @@ return 0
 class RollbackStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._open = client.register_script(_OPEN)  # EVALSHA: the script is sent once
 
     @staticmethod
     def _key(record_id: str) -> str:
@@ -100,6 +113,34 @@ class RollbackStore:
             raise PermanentError(f"rollback {record.id} exists already")
         self.redis.zadd(f"{PREFIX}records", {record.id: record.created_at.timestamp()})
         return saved
+
+    @_guard
+    def open(
+        self, record: RollbackRecord, *, claim: str, job: Job, queue: str, claim_ttl: float = 3600
+    ) -> tuple[str, str]:
+        """Store a new request and queue its first job, in one round trip (Slack waits
+        for the ack): ("created", id), ("held", holder of the workload's lock), or
+        ("duplicate", "") when `claim` was claimed before (a re-delivered command)."""
+        saved = record.model_copy(update={"version": 1})
+        outcome, detail = self._open(
+            keys=[
+                f"{PREFIX}lock:{record.workload_key}",
+                f"{PREFIX}once:{claim}",
+                self._key(record.id),
+                f"{PREFIX}records",
+                queue,
+            ],
+            args=[
+                record.id,
+                saved.model_dump_json(),
+                record.created_at.timestamp(),
+                job.model_dump_json(),
+                int(claim_ttl * 1000),
+            ],
+        )
+        if outcome == "exists":
+            raise PermanentError(f"rollback {record.id} exists already")
+        return str(outcome), str(detail)
 
     @_guard
     def get(self, record_id: str) -> RollbackRecord:
@@ -115,9 +156,16 @@ class RollbackStore:
 
     @_guard
     def update(
-        self, record_id: str, change: Callable[[RollbackRecord], RollbackRecord]
+        self,
+        record_id: str,
+        change: Callable[[RollbackRecord], RollbackRecord],
+        *,
+        then: Callable[[RollbackRecord], Job | None] | None = None,
+        queue: str = "",
     ) -> RollbackRecord:
-        """Apply `change` to the stored record atomically (optimistic, retried)."""
+        """Apply `change` to the stored record atomically (optimistic, retried); the job
+        `then` makes of the changed record, if any, is queued in the same transaction
+        (on `queue`): a record never moves on without the job that acts on it."""
         key = self._key(record_id)
         while True:
             with self.redis.pipeline() as pipe:
@@ -128,8 +176,11 @@ class RollbackStore:
                         raise RecordNotFound(record_id)
                     current = RollbackRecord.model_validate_json(raw)
                     changed = change(current).model_copy(update={"version": current.version + 1})
+                    job = then(changed) if then is not None else None
                     pipe.multi()
                     pipe.set(key, changed.model_dump_json())
+                    if job is not None:
+                        pipe.lpush(queue, job.model_dump_json())
                     pipe.execute()
                     return changed
                 except redis.WatchError:

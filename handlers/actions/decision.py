@@ -24,49 +24,67 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str]:
     return str(action["value"]), str(body["user"]["id"])
 
 
+class _Answer(Exception):
+    """The click needs no change: what to tell the clicker (no timeline entry)."""
+
+
+class _Expired(Exception):
+    """The confirmation outlived its time."""
+
+
 def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None:
-    """None when approved; otherwise what the clicker alone should read."""
+    """None when approved; otherwise what the clicker alone should read.
+
+    One transaction (Slack waits for the ack): the state and policy checked, the
+    approval counted or the record approved, and the execute job queued with it.
+    """
     record_id, user = _clicked(body)
     store = services.store
-    try:
-        record = store.get(record_id)
-        if record.state is not S.AWAITING_APPROVAL:
-            return f"This rollback is already {record.state.value.replace('_', ' ')}."
-        if record.expired():
-            # The worker expires it now (and takes the buttons away), not at its timer.
-            services.queue.enqueue(Job(kind="expire", record_id=record_id))
-            return "This confirmation has expired; run /rollback again."
-        check_may_approve(services.config, record, user, services.groups_of)
-        needed = approvals_needed(services.config, record)
 
-        def approve(current: RollbackRecord) -> RollbackRecord:
-            # Re-checked inside the transaction: a concurrent click may have counted.
-            check_may_approve(services.config, current, user, services.groups_of)
-            approvals = (*current.approvals, user)
-            if len(approvals) < needed:
-                return current.note(
-                    f"approved by <@{user}> ({len(approvals)} of {needed})", user
-                ).model_copy(update={"approvals": approvals})
-            return current.transition(
-                S.APPROVED,
-                f"approved by <@{user}>",
-                actor=user,
-                approved_by=user,
-                approvals=approvals,
-            )
-
-        updated = store.update(record_id, approve)
-        if updated.state is S.APPROVED:
-            services.queue.enqueue(Job(kind="execute", record_id=record_id))
-            return None
-        return (
-            f"Your approval is recorded ({len(updated.approvals)} of {needed}); "
-            "it needs another approver."
+    def approve(current: RollbackRecord) -> RollbackRecord:
+        if current.state is not S.AWAITING_APPROVAL:
+            raise _Answer(f"This rollback is already {current.state.value.replace('_', ' ')}.")
+        if current.expired():
+            raise _Expired
+        # Checked inside the transaction: a concurrent click may have counted.
+        check_may_approve(services.config, current, user, services.groups_of)
+        needed = approvals_needed(services.config, current)
+        approvals = (*current.approvals, user)
+        if len(approvals) < needed:
+            return current.note(
+                f"approved by <@{user}> ({len(approvals)} of {needed})", user
+            ).model_copy(update={"approvals": approvals})
+        return current.transition(
+            S.APPROVED, f"approved by <@{user}>", actor=user, approved_by=user, approvals=approvals
         )
+
+    def execute(changed: RollbackRecord) -> Job | None:
+        return Job(kind="execute", record_id=record_id) if changed.state is S.APPROVED else None
+
+    try:
+        updated = store.update(record_id, approve, then=execute, queue=services.queue.QUEUE)
+    except _Answer as answer:
+        return str(answer)
+    except _Expired:
+        # The worker expires it now (and takes the buttons away), not at its timer.
+        services.queue.enqueue(Job(kind="expire", record_id=record_id))
+        return "This confirmation has expired; run /rollback again."
     except RollbotError as err:
         problem = str(err)
-        store.update(record_id, lambda r: r.note(f"click by <@{user}> refused: {problem}", user))
+        try:
+            store.update(
+                record_id, lambda r: r.note(f"click by <@{user}> refused: {problem}", user)
+            )
+        except RollbotError:
+            pass  # the record is gone or the store is down: the clicker still hears why
         return problem
+    if updated.state is S.APPROVED:
+        return None
+    needed = approvals_needed(services.config, updated)
+    return (
+        f"Your approval is recorded ({len(updated.approvals)} of {needed}); "
+        "it needs another approver."
+    )
 
 
 def handle_cancel_click(services: Services, body: dict[str, Any]) -> RollbackRecord | str:

@@ -44,33 +44,36 @@ def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
         check_may_request(config, command.namespace, user, command.emergency, services.groups_of)
         config.check_namespace_allowed(command.namespace)
         strategy, workload = command.resolved(config)
-        holder = store.lock_holder(f"{command.namespace}/{workload}")
-        if holder is not None:
+        record = requested(
+            command.namespace,
+            workload,
+            user,
+            reason=command.reason,
+            revision=command.to_revision,
+            channel=channel,
+            dry_run=command.dry_run,
+            emergency=command.emergency,
+            to_tag=command.to_tag,
+            strategy=strategy,
+            options=command.options,
+            ttl=timedelta(seconds=config.confirmation_ttl_seconds),
+        )
+        # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
+        # command it thinks timed out: act on each once), the record stored, the job queued.
+        outcome, holder = store.open(
+            record,
+            claim=f"command:{body.get('trigger_id') or body.get('text')}",
+            job=Job(kind="assess", record_id=record.id),
+            queue=services.queue.QUEUE,
+        )
+        if outcome == "held":
             running = store.get(holder)
             return (
                 f"A rollback of {workload} is already in progress "
                 f"(`{holder}`, requested by <@{running.requested_by}>): see its thread."
             )
-        # Slack re-delivers a command it thinks timed out: act on each trigger once.
-        if not store.claim_once(f"command:{body.get('trigger_id') or body.get('text')}"):
+        if outcome == "duplicate":
             return "Your command was already received; its confirmation is on its way."
-        record = store.create(
-            requested(
-                command.namespace,
-                workload,
-                user,
-                reason=command.reason,
-                revision=command.to_revision,
-                channel=channel,
-                dry_run=command.dry_run,
-                emergency=command.emergency,
-                to_tag=command.to_tag,
-                strategy=strategy,
-                options=command.options,
-                ttl=timedelta(seconds=config.confirmation_ttl_seconds),
-            )
-        )
-        services.queue.enqueue(Job(kind="assess", record_id=record.id))
         how = "" if strategy == "undo" else f" ({strategy})"
         return (
             f"Assessing {command.namespace}/{workload}{how} (`{record.id}`): "

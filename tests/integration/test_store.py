@@ -148,3 +148,49 @@ def test_a_service_rollback_holds_each_of_its_deployments_and_takes_all_or_none(
 
     worker._unlock(service)
     assert worker._lock(one) is None
+
+
+def test_a_request_is_opened_in_one_step_unless_its_workload_is_held_or_it_was_seen(
+    redis_client,
+):
+    store, queue = RollbackStore(redis_client), JobQueue(redis_client)
+    first = requested("prod", "web", "U1")
+    job = Job(kind="assess", record_id=first.id)
+    assert store.open(first, claim="command:t1", job=job, queue=queue.QUEUE) == (
+        "created",
+        first.id,
+    )
+    assert store.get(first.id).version == 1
+    assert [r.id for r in store.recent()] == [first.id]
+    taken = queue.take(1)
+    assert taken is not None and taken[0].record_id == first.id
+
+    again = requested("prod", "web", "U1")
+    assert store.open(again, claim="command:t1", job=job, queue=queue.QUEUE) == ("duplicate", "")
+    store.lock_workload("prod/web", first.id)
+    held = requested("prod", "web", "U2")
+    assert store.open(held, claim="command:t2", job=job, queue=queue.QUEUE) == ("held", first.id)
+    with pytest.raises(RecordNotFound):
+        store.get(again.id)  # neither refused request left a record behind
+    assert queue.take(1) is None, "nor a job"
+
+
+def test_an_update_queues_its_job_in_the_same_transaction(redis_client):
+    store, queue = RollbackStore(redis_client), JobQueue(redis_client)
+    record = store.create(requested("prod", "web", "U1"))
+
+    def job_if_assessed(r):
+        return Job(kind="execute", record_id=r.id) if r.state is RollbackState.ASSESSED else None
+
+    store.update(
+        record.id, lambda r: r.note("nothing yet"), then=job_if_assessed, queue=queue.QUEUE
+    )
+    assert queue.take(1) is None
+    store.update(
+        record.id,
+        lambda r: r.transition(RollbackState.ASSESSED, "assessed"),
+        then=job_if_assessed,
+        queue=queue.QUEUE,
+    )
+    taken = queue.take(1)
+    assert taken is not None and taken[0].kind == "execute"
