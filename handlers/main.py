@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 
@@ -20,10 +21,19 @@ def _serve(argv: list[str]) -> int:
         "--no-worker", action="store_true", help="only answer Slack; run `rollbot worker` elsewhere"
     )
     parser.add_argument("--kubeconfig")
+    parser.add_argument(
+        "--http-processes",
+        type=int,
+        default=int(os.environ.get("ROLLBOT_HTTP_PROCESSES", "1")),
+        help="processes answering HTTP (default: $ROLLBOT_HTTP_PROCESSES or 1); "
+        "more acks a burst faster on more cores",
+    )
     args = parser.parse_args(argv)
+    if not 1 <= args.http_processes <= 64:
+        parser.error("--http-processes takes 1 to 64")
     from handlers.server import serve_from_environment
 
-    serve_from_environment(args.port, not args.no_worker, args.kubeconfig)
+    serve_from_environment(args.port, not args.no_worker, args.kubeconfig, args.http_processes)
     return 0
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -62,6 +64,11 @@ class RollbotServer:
     #: Whether Slack's requests arrive over HTTP (False in Socket Mode: the HTTP port
     #: then serves only /healthz, /readyz and /metrics).
     http_events: bool = True
+    #: Processes answering HTTP on the one listening socket (pre-forked by start_http,
+    #: which must then run before any other thread starts): Bolt's CPU per request is
+    #: what bounds acks under a burst, and one process uses one core.
+    http_processes: int = 1
+    children: list[int] = field(default_factory=list)
     app: App = field(init=False)
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -142,7 +149,33 @@ class RollbotServer:
         self.http = make_server(
             host, port, self._wsgi(), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
         )
+        for _ in range(self.http_processes - 1):
+            pid = os.fork()
+            if pid == 0:
+                self._serve_as_child(self.http)  # never returns
+            self.children.append(pid)
         self._spawn("http", self.http.serve_forever)
+
+    def _serve_as_child(self, http: WSGIServer) -> None:
+        """A forked process that only answers HTTP: the parent's workers, scheduler and
+        connections stay the parent's (redis-py reconnects after a fork by itself)."""
+        status = 0
+        try:
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+            parent = os.getppid()
+
+            def orphaned() -> None:  # the parent died without stopping us: stop too
+                while os.getppid() == parent:
+                    time.sleep(1)
+                os._exit(0)
+
+            threading.Thread(target=orphaned, daemon=True).start()
+            http.serve_forever()
+        except BaseException:
+            log.exception("HTTP child process failed")
+            status = 1
+        finally:
+            os._exit(status)  # no atexit, no destructors of the parent's objects
 
     def start_workers(self) -> None:
         for n in range(self.workers):
@@ -163,6 +196,13 @@ class RollbotServer:
 
     def stop(self) -> None:
         self.stop_event.set()
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self.children.clear()
         if self.http is not None:
             self.http.shutdown()
             self.http.server_close()
@@ -181,7 +221,9 @@ def helm_from_environment(kubeconfig: str | None) -> HelmSettings:
     )
 
 
-def serve_from_environment(port: int, with_worker: bool, kubeconfig: str | None) -> None:
+def serve_from_environment(
+    port: int, with_worker: bool, kubeconfig: str | None, http_processes: int = 1
+) -> None:
     """`rollbot serve`: settings from the environment, as DESIGN.md lists them."""
     from bot.config import load_config
     from bot.kube import Kube
@@ -204,11 +246,13 @@ def serve_from_environment(port: int, with_worker: bool, kubeconfig: str | None)
         slack_api_url=os.environ.get("SLACK_API_URL"),
         helm=helm_from_environment(kubeconfig),
         http_events=not app_token,
+        http_processes=http_processes,
     )
-    if with_worker:
-        server.start_workers()
+    # HTTP first: its extra processes are forked before any worker thread exists.
     # Socket Mode too: the probes and /metrics are served over HTTP either way.
     server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
+    if with_worker:
+        server.start_workers()
     if app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

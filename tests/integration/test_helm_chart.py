@@ -203,7 +203,11 @@ def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[s
             "rollout_timeout_seconds": 120,
         },
         "reportTemplates": {"slack_alert.txt.j2": "{{ service }} rolled back\n"},
-        "bot": {"replicas": 3, "extraEnv": [{"name": "ROLLBOT_ACTOR", "value": "rollbot"}]},
+        "bot": {
+            "replicas": 3,
+            "httpProcesses": 2,
+            "extraEnv": [{"name": "ROLLBOT_ACTOR", "value": "rollbot"}],
+        },
         "worker": {"enabled": True, "replicas": 2},
         "ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "rollbot-tls"},
         "redis": {"existingSecret": "rollbot-redis"},
@@ -243,7 +247,8 @@ def test_default_values_render_objects_the_apiserver_accepts(
     pod = bot["spec"]["template"]["spec"]
     container = container_of(bot)
     assert bot["spec"]["replicas"] == 2
-    assert container["args"] == ["serve", "--port=3000"]  # the worker runs inside the bot
+    # The worker runs inside the bot.
+    assert container["args"] == ["serve", "--port=3000", "--http-processes=1"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -278,7 +283,12 @@ def test_full_values_render_objects_the_apiserver_accepts(
 
     assert not of_kind(objects, "StatefulSet")  # external Redis: nothing bundled
     bot, worker = sorted(of_kind(objects, "Deployment"), key=lambda d: d["metadata"]["name"])
-    assert container_of(bot)["args"] == ["serve", "--port=3000", "--no-worker"]
+    assert container_of(bot)["args"] == [
+        "serve",
+        "--port=3000",
+        "--http-processes=2",
+        "--no-worker",
+    ]
     assert container_of(bot)["image"] == "registry.example/rollbot:1.2.3"
     assert container_of(worker)["args"] == ["worker"]
     assert worker["spec"]["replicas"] == 2 and bot["spec"]["replicas"] == 3
