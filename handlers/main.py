@@ -7,7 +7,6 @@ import argparse
 import logging
 import os
 import sys
-import threading
 
 from bot import cli
 
@@ -40,29 +39,17 @@ def _serve(argv: list[str]) -> int:
 def _worker(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="rollbot worker", description="Run workers only.")
     parser.add_argument("--kubeconfig")
-    args = parser.parse_args(argv)
-    import os
-
-    from bot.config import load_config
-    from bot.kube import Kube
-    from bot.store import JobQueue, RollbackStore, connect
-    from bot.worker import Worker
-    from handlers.app import slack_client
-    from handlers.server import helm_from_environment
-    from handlers.thread import SlackThreadSink
-
-    store = RollbackStore(connect())
-    sink = SlackThreadSink(
-        slack_client(os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_API_URL"))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("ROLLBOT_WORKER_PORT", "0")),
+        help="serve /healthz, /readyz and /metrics here (default: $ROLLBOT_WORKER_PORT, "
+        "0: no HTTP)",
     )
-    Worker(
-        store,
-        JobQueue(store.redis),
-        Kube.from_kubeconfig(args.kubeconfig),
-        load_config(),
-        sink,
-        helm=helm_from_environment(args.kubeconfig),
-    ).run(threading.Event())
+    args = parser.parse_args(argv)
+    from handlers.server import work_from_environment
+
+    work_from_environment(args.kubeconfig, args.port)
     return 0
 
 

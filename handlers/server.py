@@ -221,6 +221,30 @@ def helm_from_environment(kubeconfig: str | None) -> HelmSettings:
     )
 
 
+def work_from_environment(kubeconfig: str | None, port: int = 0) -> None:
+    """`rollbot worker`: jobs only; with a port, also the probes and /metrics (no Slack
+    events arrive there), so a worker-only pod can be probed like the bot's."""
+    from bot.config import load_config
+    from bot.kube import Kube
+    from bot.store import connect
+
+    server = RollbotServer(
+        load_config(),
+        RollbackStore(connect()),
+        Kube.from_kubeconfig(kubeconfig),
+        os.environ.get("SLACK_BOT_TOKEN", ""),
+        "unused",
+        slack_api_url=os.environ.get("SLACK_API_URL"),
+        helm=helm_from_environment(kubeconfig),
+        http_events=False,
+    )
+    if port:
+        server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
+        print(f"rollbot worker; /healthz, /readyz, /metrics on :{port}", flush=True)
+    server.start_workers()
+    server.stop_event.wait()
+
+
 def serve_from_environment(
     port: int, with_worker: bool, kubeconfig: str | None, http_processes: int = 1
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -189,3 +190,64 @@ def test_rollback_to_an_image_tag_like_rollback_sh_v1_2_3(control_plane, workloa
     assert workloads.get("web")["metadata"]["annotations"]["kubernetes.io/change-cause"] == (
         "rollbot: rolled back by ci-job from revision 2 to image tag v1: v2 leaks memory"
     )
+
+
+def test_rollbot_worker_runs_jobs_and_answers_its_probes(
+    control_plane, redis_server, redis_client, workloads
+):
+    import httpx
+
+    from bot.store import Job, JobQueue
+    from testbed.controlplane import free_port
+    from testbed.slack_api import FakeSlackApi
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    port = free_port()
+    with FakeSlackApi() as slack:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(control_plane.kubeconfig),
+            "REDIS_URL": redis_server.url,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_URL": slack.base_url,
+            "ROLLBOT_BIND": "127.0.0.1",
+        }
+        env.pop("ROLLBOT_CONFIG", None)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "from handlers.main import main; main()", "worker"],
+            env={**env, "ROLLBOT_WORKER_PORT": str(port)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the worker's /readyz never answered"
+                time.sleep(0.2)
+            assert httpx.post(f"http://127.0.0.1:{port}/slack/events").status_code == 404
+
+            JobQueue(redis_client).enqueue(
+                Job(
+                    kind="history",
+                    args={
+                        "namespace": workloads.namespace,
+                        "workload": "web",
+                        "user": "U0ALICE",
+                        "channel": "C0INCIDENT",
+                    },
+                )
+            )
+            deadline = time.monotonic() + 30
+            while not slack.calls("chat.postEphemeral"):
+                assert time.monotonic() < deadline, "the worker never ran the job"
+                time.sleep(0.2)
+            assert "Rollout history of deployment" in str(slack.calls("chat.postEphemeral")[0])
+        finally:
+            worker.terminate()
+            worker.wait(10)

@@ -290,7 +290,8 @@ def test_full_values_render_objects_the_apiserver_accepts(
         "--no-worker",
     ]
     assert container_of(bot)["image"] == "registry.example/rollbot:1.2.3"
-    assert container_of(worker)["args"] == ["worker"]
+    assert container_of(worker)["args"] == ["worker", "--port=3000"]
+    assert container_of(worker)["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert worker["spec"]["replicas"] == 2 and bot["spec"]["replicas"] == 3
     for deployment in (bot, worker):
         assert env_of(deployment)["REDIS_URL"]["secretKeyRef"] == {
