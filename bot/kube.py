@@ -92,6 +92,14 @@ def _call(
         raise translate(err, kind=kind, namespace=namespace, name=name) from err
 
 
+def _items(list_call: Callable[..., Any], namespace: str, label_selector: str = "") -> list[Body]:
+    """The items of a namespaced list call, as raw dicts."""
+    selector = {"label_selector": label_selector} if label_selector else {}
+    response = _call(list_call, namespace, _preload_content=False, **selector)
+    items: list[Body] = _raw(response).get("items", [])
+    return items
+
+
 def _raw(response: Any) -> Body:
     data = json.loads(response.data)
     if not isinstance(data, dict):
@@ -126,24 +134,10 @@ class Kube:
         return _raw(response)
 
     def list_deployments(self, namespace: str, label_selector: str = "") -> list[Body]:
-        response = _call(
-            self.apps.list_namespaced_deployment,
-            namespace,
-            label_selector=label_selector,
-            _preload_content=False,
-        )
-        items: list[Body] = _raw(response).get("items", [])
-        return items
+        return _items(self.apps.list_namespaced_deployment, namespace, label_selector)
 
     def list_replica_sets(self, namespace: str, label_selector: str) -> list[Body]:
-        response = _call(
-            self.apps.list_namespaced_replica_set,
-            namespace,
-            label_selector=label_selector,
-            _preload_content=False,
-        )
-        items: list[Body] = _raw(response).get("items", [])
-        return items
+        return _items(self.apps.list_namespaced_replica_set, namespace, label_selector)
 
     def json_patch_deployment(self, namespace: str, name: str, ops: list[Body]) -> Body:
         """Apply a JSON patch (a list body is sent as application/json-patch+json).
@@ -193,14 +187,7 @@ class Kube:
     # -- Pods ----------------------------------------------------------------
 
     def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
-        response = _call(
-            self.core.list_namespaced_pod,
-            namespace,
-            label_selector=label_selector,
-            _preload_content=False,
-        )
-        items: list[Body] = _raw(response).get("items", [])
-        return items
+        return _items(self.core.list_namespaced_pod, namespace, label_selector)
 
     def list_warning_events(self, namespace: str) -> list[Body]:
         response = _call(
@@ -229,19 +216,10 @@ class Kube:
         return bytes(response.data).decode(errors="replace")
 
     def list_services(self, namespace: str) -> list[Body]:
-        response = _call(self.core.list_namespaced_service, namespace, _preload_content=False)
-        items: list[Body] = _raw(response).get("items", [])
-        return items
+        return _items(self.core.list_namespaced_service, namespace)
 
     def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
-        response = _call(
-            self.core.list_namespaced_secret,
-            namespace,
-            label_selector=label_selector,
-            _preload_content=False,
-        )
-        items: list[Body] = _raw(response).get("items", [])
-        return items
+        return _items(self.core.list_namespaced_secret, namespace, label_selector)
 
     def get_config_map(self, namespace: str, name: str) -> Body:
         response = _call(
@@ -251,11 +229,7 @@ class Kube:
 
     def list_autoscalers(self, namespace: str) -> list[Body]:
         autoscaling = client.AutoscalingV2Api(self.api_client)
-        response = _call(
-            autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace, _preload_content=False
-        )
-        items: list[Body] = _raw(response).get("items", [])
-        return items
+        return _items(autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)
 
     # -- Services, Endpoints, ConfigMaps and pod labels: the other strategies -----------
 
