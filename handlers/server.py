@@ -44,6 +44,15 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     # the ack benchmark saw 2-9 % of 50 concurrent requests reset or delayed by seconds.
     request_queue_size = 128
 
+    def get_request(self) -> tuple[Any, Any]:
+        # With several processes on one socket, every one of them wakes for a new
+        # connection and only one gets it: the listening socket is non-blocking then
+        # (a process that loses the race goes back to waiting, and can still shut
+        # down), while the connection it does accept is served blocking, as usual.
+        connection, address = self.socket.accept()
+        connection.setblocking(True)
+        return connection, address
+
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -149,6 +158,8 @@ class RollbotServer:
         self.http = make_server(
             host, port, self._wsgi(), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
         )
+        if self.http_processes > 1:
+            self.http.socket.setblocking(False)
         for _ in range(self.http_processes - 1):
             pid = os.fork()
             if pid == 0:

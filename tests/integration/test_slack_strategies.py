@@ -4,6 +4,7 @@ thread and report as a Deployment undo, and the ways out when one fails."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -192,8 +193,17 @@ def test_a_version_check_wants_the_target_images_version_after_the_rollback(
 def test_a_monitor_recommendation_is_assessed_again_and_offers_the_rollback(
     make_bot, slack, workloads
 ):
-    workloads.create("web", ["app:v1"], replicas=4)
-    workloads.roll("web", "app:v2-broken")
+    from testbed.container_logs import LOG_RATE_ENV
+
+    def app(tag: str) -> dict[str, Any]:
+        # Busy healthy pods: the crash-looping ones' error lines stay a small share of
+        # the logs (a high share would make it "high: roll back now", not "monitor").
+        env = [{"name": LOG_RATE_ENV, "value": "50"}]
+        return {"containers": [{"name": "app", "image": f"app:{tag}", "env": env}]}
+
+    workloads.create("web", [app("v1")], replicas=4)
+    time.sleep(1)  # a second of access lines from each healthy pod
+    workloads.roll("web", app("v2-broken"))
     workloads.wait_for(
         "web",
         lambda d: (d["status"].get("updatedReplicas") or 0) >= 2,
