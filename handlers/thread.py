@@ -14,6 +14,7 @@ import time
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.progress import Tone
 from bot.records import RollbackRecord
 from bot.rollout import RolloutPhase, RolloutState
 from handlers.blocks import (
@@ -25,6 +26,7 @@ from handlers.blocks import (
 )
 
 MIN_EDIT_INTERVAL = 1.0
+_TONE_PREFIX = {Tone.INFO: "", Tone.GOOD: ":white_check_mark: ", Tone.WARNING: ":warning: "}
 
 
 class SlackThreadSink:
@@ -43,7 +45,14 @@ class SlackThreadSink:
         )
         return str(response["ts"])
 
-    def milestone(self, record: RollbackRecord, text: str) -> None:
+    def milestone(
+        self,
+        record: RollbackRecord,
+        text: str,
+        tone: Tone = Tone.INFO,
+        alert: str | None = None,
+    ) -> None:
+        text = _TONE_PREFIX[tone] + text + (f" <@{alert}>" if alert else "")
         self.client.chat_postMessage(channel=record.channel, thread_ts=record.thread_ts, text=text)
 
     def rollout(
@@ -121,7 +130,8 @@ class SlackThreadSink:
             ],
         )
 
-    def tell(self, channel: str, user: str, text: str) -> None:
+    def tell(self, channel: str, user: str, text: str, tone: Tone = Tone.INFO) -> None:
+        text = _TONE_PREFIX[tone] + text
         self.client.chat_postEphemeral(channel=channel, user=user, text=text[:3900])
 
     def refused(self, record: RollbackRecord, text: str) -> None:
