@@ -26,11 +26,13 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import metrics
 from bot.config import RollbotConfig
 from bot.kube import translate
+from bot.outbox import Outbox, OutboxSink
 from bot.pipeline import Worker, WorkerKube
 from bot.records import RollbackRecord
 from bot.store import JobQueue, RollbackStore, StoreUnavailable
 from bot.strategies import HelmSettings
 from handlers.app import create_app, slack_client
+from handlers.delivery import OutboxDeliverer
 from handlers.groups import SlackGroups
 from handlers.services import Services
 from handlers.thread import SlackThreadSink
@@ -91,7 +93,11 @@ class RollbotServer:
         self.app = create_app(
             self.services, token=self.token, signing_secret=self.signing_secret, client=client
         )
-        self.sink = SlackThreadSink(self.app.client)
+        # The pipeline's messages wait in the outbox until Slack takes them; live rollout
+        # progress goes straight to the thread.
+        self.outbox = Outbox(self.store.redis)
+        self.sink = OutboxSink(self.outbox, live=SlackThreadSink(self.app.client))
+        self.running: list[Worker] = []
 
     @property
     def url(self) -> str:
@@ -118,7 +124,7 @@ class RollbotServer:
                 )
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
                 return f"kubernetes: {translate(err)}"
-            return None
+            return self.pipeline_problem()
 
         def answer(start_response: Any, status: str, text: str, content_type: str) -> list[bytes]:
             start_response(status, [("Content-Type", content_type)])
@@ -153,6 +159,19 @@ class RollbotServer:
             return bolt(environ, start_response)
 
         return application
+
+    def pipeline_problem(self) -> str | None:
+        """Why this process's workers or its messages are not getting through."""
+        stuck = self.config.rollout_timeout_seconds * 2 + 300
+        for worker in self.running:
+            if not worker.alive(within=30) and worker.busy_for() > stuck:
+                return f"worker: one job has run for {worker.busy_for():.0f}s"
+        for thread in self.threads:
+            if thread.name.startswith(("worker-", "outbox")) and not thread.is_alive():
+                return f"{thread.name}: stopped"
+        if self.running and (age := self.outbox.oldest_age()) > 60:
+            return f"slack: {self.outbox.depth()} message(s) waiting for {age:.0f}s"
+        return None
 
     def start_http(self, port: int = 3000, host: str = "127.0.0.1") -> None:
         self.http = make_server(
@@ -198,7 +217,10 @@ class RollbotServer:
                 self.sink,
                 helm=self.helm,
             )
+            self.running.append(worker)
             self._spawn(f"worker-{n}", lambda w=worker: w.run(self.stop_event))
+        deliverer = OutboxDeliverer(self.outbox, self.store, self.app.client)
+        self._spawn("outbox", lambda: deliverer.run(self.stop_event))
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -64,8 +64,10 @@ class Worker:
         #: that no thread ran at the last sweep (put back at the next if still idle).
         self._running: set[str] = set()
         self._idle_own: set[str] = set()
-        #: When the loop last came round: a stuck or dead loop makes readiness fail.
+        #: When the loop last came round, and when the job in hand started: a stuck
+        #: or dead loop makes readiness fail.
         self.last_beat = time.monotonic()
+        self._job_started: float | None = None
 
     def run(self, stop: threading.Event, poll: int = 1) -> None:
         """Take jobs until `stop` is set."""
@@ -101,6 +103,11 @@ class Worker:
         """Whether the loop came round in the last `within` seconds (a job may run for
         longer: its lease keeper's beat counts too)."""
         return time.monotonic() - self.last_beat < within
+
+    def busy_for(self) -> float:
+        """Seconds the job in hand has run (0: none)."""
+        started = self._job_started
+        return 0.0 if started is None else time.monotonic() - started
 
     def _housekeeping(self) -> None:
         try:
@@ -138,6 +145,7 @@ class Worker:
             return False
         job, raw = taken
         self._running.add(raw)
+        self._job_started = time.monotonic()
         try:
             if self._run_owned(job):
                 self.queue.ack(raw)
@@ -147,6 +155,7 @@ class Worker:
             log.warning("job %s %s kept for later: %s", job.kind, job.record_id, err)
         finally:
             self._running.discard(raw)
+            self._job_started = None
         return True
 
     def _run_owned(self, job: Job) -> bool:
