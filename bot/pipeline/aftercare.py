@@ -35,6 +35,10 @@ def on_reassess(p: Pipeline, job: Job) -> None:
 
 def on_expire(p: Pipeline, job: Job) -> None:
     record = p.store.get(job.record_id)
+    if record.state is S.AWAITING_APPROVAL and not record.expired() and record.expires_at:
+        # Early (this pod's clock is behind the one that set it): come back on time.
+        p.queue.enqueue(job.model_copy(update={"not_before": record.expires_at.timestamp()}))
+        return
     if record.state is S.AWAITING_APPROVAL and record.expired():
         record = p.store.update(
             record.id,
