@@ -9,7 +9,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -187,12 +187,13 @@ class RollbackStore:
         record_id: str,
         change: Callable[[RollbackRecord], RollbackRecord],
         *,
-        then: Callable[[RollbackRecord], Job | None] | None = None,
+        then: Callable[[RollbackRecord], Job | Sequence[Job] | None] | None = None,
         queue: str = "",
     ) -> RollbackRecord:
-        """Apply `change` to the stored record atomically (optimistic, retried); the job
-        `then` makes of the changed record, if any, is queued in the same transaction
-        (on `queue`): a record never moves on without the job that acts on it."""
+        """Apply `change` to the stored record atomically (optimistic, retried); the jobs
+        `then` makes of the changed record, if any, are queued in the same transaction
+        (on `queue`, or kept until their `not_before`): a record never moves on without
+        the jobs that act on it."""
         key = self._key(record_id)
         while True:
             with self.redis.pipeline() as pipe:
@@ -204,11 +205,15 @@ class RollbackStore:
                         raise RecordNotFound(record_id)
                     current = RollbackRecord.model_validate_json(raw)
                     changed = change(current).model_copy(update={"version": current.version + 1})
-                    job = then(changed) if then is not None else None
+                    made = then(changed) if then is not None else None
+                    jobs = [made] if isinstance(made, Job) else list(made or ())
                     pipe.multi()
                     pipe.set(key, changed.model_dump_json())
-                    if job is not None:
-                        pipe.lpush(queue, job.model_dump_json())
+                    for job in jobs:
+                        if job.not_before > time.time():
+                            pipe.zadd(JobQueue.DELAYED, {job.model_dump_json(): job.not_before})
+                        else:
+                            pipe.lpush(queue or JobQueue.QUEUE, job.model_dump_json())
                     pipe.execute()
                     return changed
                 except redis.WatchError:

@@ -211,7 +211,7 @@ class RollbotServer:
         for n in range(self.workers):
             worker = Worker(
                 self.store,
-                JobQueue(self.store.redis),
+                JobQueue(self.store.redis, heartbeat_ttl=self.config.worker_lease_seconds),
                 self.kube,
                 self.config,
                 self.sink,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot import failpoints
 from bot.backup import take_backup
 from bot.engine import (
     AppliedRollback,
@@ -32,30 +33,40 @@ def on_execute(p: Pipeline, job: Job) -> None:
     record = p.store.get(job.record_id)
     if record.state.executing:
         execute(p, record)
+    elif record.state.terminal and record.approved_by:
+        # Its worker died after the outcome was written: say it, once (the outbox
+        # drops what was said before), and let go of the workload.
+        _wrap_up(p, record)
     # Otherwise a duplicate delivery: the record has moved on.
+
+
+def _wrap_up(p: Pipeline, record: RollbackRecord) -> None:
+    p.unlock(record)
+    p.sink.finished(record)
+    post_report(p, record)
 
 
 def execute(p: Pipeline, record: RollbackRecord) -> None:
     if (problem := p.lock(record)) is not None:
         p.refuse(record, problem)
         return
+    failpoints.reached("locked")
     try:
         if record.state in (S.APPROVED, S.BACKING_UP):
             record = _back_up(p, record)
+            failpoints.reached("backed_up")
         if record.state is S.ROLLING_BACK:
             record = _roll_back(p, record)
         if record.state is S.VERIFYING:
+            failpoints.reached("verifying")
             record = verify(p, record)
     except TemporaryError:
         raise  # retried by the runner; the record says where to resume
     except RollbotError as err:
         fail_record(p, record.id, str(err))
         return
-    p.unlock(record)
-    p.sink.finished(record)
-    post_report(p, record)
-    if record.state is S.SUCCEEDED:
-        _schedule_follow_ups(p, record)
+    _wrap_up(p, record)
+    failpoints.reached("reported")
 
 
 def fail_record(p: Pipeline, record_id: str, message: str) -> RollbackRecord:
@@ -72,19 +83,6 @@ def fail_record(p: Pipeline, record_id: str, message: str) -> RollbackRecord:
     if record.approved_by:
         post_report(p, record)
     return record
-
-
-def _schedule_follow_ups(p: Pipeline, record: RollbackRecord) -> None:
-    finished = record.timeline[-1].at.timestamp()
-    for index, minutes in enumerate(p.config.follow_up_minutes):
-        p.queue.enqueue(
-            Job(
-                kind="follow_up",
-                record_id=record.id,
-                args={"index": str(index)},
-                not_before=finished + minutes * 60,
-            )
-        )
 
 
 def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
@@ -139,6 +137,7 @@ def _roll_back(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
     else:
         cause = change_cause_for(plan, record.approved_by or record.requested_by, record.reason)
         applied = apply_rollback(p.kube, p.config, plan, change_cause=cause)
+        failpoints.reached("applied")
         applied_deployment, stale = applied.deployment, applied.stale_deadline
         record = p.store.update(
             record.id,

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from bot.autorollback import FailedRelease
 from bot.pipeline import Pipeline, aftercare, assess, autotrigger, execute
+from bot.pipeline.verify import verify
 from bot.progress import Tone
 from bot.store import Job
 from tests.unit.pipeline.conftest import DeploymentsOnly, RecordingSink, S, stored, web_request
@@ -139,3 +140,32 @@ def test_no_automatic_rollback_while_another_rollback_holds_the_workload(
     bad = FailedRelease("prod", "web", "web-7f9c", 4, "crash loop", "C0OPS")
     assert autotrigger.open_automatic_rollbacks(pipeline, _Failing(bad)) == []  # type: ignore[arg-type]
     assert pipeline.store.recent(5) == []
+
+
+def test_a_verified_rollback_succeeds_with_its_follow_ups_queued_in_the_same_write(
+    pipeline: Pipeline, cluster: DeploymentsOnly
+) -> None:
+    cluster.put("prod", "web", desired=2, available=2)
+    record = stored(
+        pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED, S.BACKING_UP,
+        S.ROLLING_BACK, S.VERIFYING,
+    )  # fmt: skip
+    done = verify(pipeline, record)
+    assert done.state is S.SUCCEEDED
+    finished = done.timeline[-1].at.timestamp()
+    delayed = pipeline.queue.redis.zrange(pipeline.queue.DELAYED, 0, -1, withscores=True)
+    assert sorted((Job.model_validate_json(j).args["index"], at) for j, at in delayed) == [
+        ("0", finished + 5 * 60),
+        ("1", finished + 15 * 60),
+    ]
+
+
+def test_an_execute_job_run_again_after_the_outcome_was_written_says_it_and_lets_go(
+    pipeline: Pipeline, sink: RecordingSink
+) -> None:
+    record = stored(pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED)
+    assert pipeline.lock(record) is None
+    failed = pipeline.store.update(record.id, lambda r: r.transition(S.FAILED, "timed out"))
+    execute.on_execute(pipeline, Job(kind="execute", record_id=failed.id))
+    assert sink.kinds() == ["finished", "report"]
+    assert pipeline.store.lock_holder("prod/web") is None
