@@ -169,7 +169,7 @@ class RollbotServer:
         for thread in self.threads:
             if thread.name.startswith(("worker-", "outbox")) and not thread.is_alive():
                 return f"{thread.name}: stopped"
-        if self.running and (age := self.outbox.oldest_age()) > 60:
+        if self.running and (age := self.outbox.oldest_age()) > self.config.outbox_stale_seconds:
             return f"slack: {self.outbox.depth()} message(s) waiting for {age:.0f}s"
         return None
 
