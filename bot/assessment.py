@@ -127,6 +127,13 @@ def worst_of(results: Sequence[Assessment]) -> Assessment:
     return min(results, key=lambda a: SEVERITY_ORDER.index(a.severity))
 
 
+def compared(before: str | None, now: str) -> Literal["worse", "better", "no better"]:
+    """A re-assessment's severity against the first one's (unknown counts as low)."""
+    rank: dict[str, int] = {s: i for i, s in enumerate(reversed(SEVERITY_ORDER))}
+    was, is_now = rank.get(before or "low", 0), rank.get(now, 0)
+    return "worse" if is_now > was else "better" if is_now < was else "no better"
+
+
 @dataclass(frozen=True)
 class AssessmentSummary:
     """What a rollback record keeps of the assessment of one or several Deployments:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.assessment import ERROR_PATTERN, assess_workload, decide, summarize
+from bot.assessment import ERROR_PATTERN, assess_workload, compared, decide, summarize
 from bot.checks import CheckResult, HttpCheck
 from bot.cluster_facts import CrashLoop, PodFacts, WarningEvent, warning_events
 from bot.error_rate import (
@@ -520,3 +520,18 @@ def test_several_deployments_are_summed_up_by_the_worst_with_each_one_named():
     assert summary.lines()[0] == f"Severity: high — {failing.recommendation}"
     one = summarize({"web": failing})
     assert one.facts == tuple(failing.fact_lines()) and one.monitor_minutes is None
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "verdict"),
+    [
+        ("medium", "high", "worse"),
+        ("medium", "critical", "worse"),
+        ("high", "medium", "better"),
+        ("medium", "medium", "no better"),
+        (None, "low", "no better"),
+        (None, "medium", "worse"),
+    ],
+)
+def test_a_reassessment_is_worse_better_or_no_better_by_severity(before, now, verdict):
+    assert compared(before, now) == verdict
