@@ -188,7 +188,7 @@ def report_context(record: RollbackRecord, names: Mapping[str, str] = NO_NAMES) 
         "strategy": record.strategy,
         "from_images": [i.split("=", 1)[-1] for i in record.from_images],
         "to_images": [i.split("=", 1)[-1] for i in record.to_images],
-        "changes": list(record.changes),
+        "changes": [redact(change) for change in record.changes],
         "severity": record.severity,
         "recommendation": record.recommendation,
         "timeline": timeline,

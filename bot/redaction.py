@@ -81,10 +81,11 @@ _FLAG = re.compile(
 )
 #: `password: hunter2` (YAML, loggers' key: value): only a value that looks like a secret
 #: (a digit or a symbol in it), so "token: expired" stays readable; no space after the
-#: colon is an image reference (`acme/token-service:v1`), not a pair.
+#: colon is an image reference (`acme/token-service:v1`), not a pair; a value the diff
+#: masked already (`•••1a2b3c`) is left as it is.
 _COLON_PAIR = re.compile(
     rf"(?P<key>(?<![A-Za-z0-9_.-])(?P<name>{_KEY}):[ \t]+)"
-    r"(?P<value>(?=[^\s,;\"']*[0-9!#$%*+/=?@^~])[^\s,;\"']{6,})",
+    r"(?P<value>(?!•)(?=[^\s,;\"']*[0-9!#$%*+/=?@^~])[^\s,;\"']{6,})",
     re.IGNORECASE,
 )
 #: A long hex or base64 blob a few characters after a secret-ish word: "api key 3f9a…".

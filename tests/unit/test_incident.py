@@ -123,3 +123,10 @@ def test_every_report_file_comes_from_one_call_and_the_backup_only_redacted(rend
     assert "===== Email =====" in files[f"{record.id}-communications.txt"]
     _, without = render_report_files(record, renderer)
     assert f"{record.id}-backup.json" not in without
+
+
+def test_credentials_in_the_diff_lines_do_not_reach_the_report():
+    record = finished(changes=("container app: args: ['--token=abc123'] → ['--port', '80']",))
+    assert report_context(record)["changes"] == [
+        f"container app: args: ['--token={REDACTED}'] → ['--port', '80']"
+    ]

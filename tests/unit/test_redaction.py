@@ -210,3 +210,8 @@ def test_ordinary_log_lines_image_references_and_numbers_are_left_alone(
 ) -> None:
     line = " ".join(words)
     assert redact(line) == line
+
+
+def test_a_value_the_diff_masked_already_is_left_as_the_diff_shows_it():
+    line = "container app: env API_KEY: •••1a2b3c → •••4d5e6f"
+    assert redact(line) == line
