@@ -28,7 +28,10 @@ _NOT_A_SECRET = re.compile(
     r"(?:name|ref|file|path|dir|length|len|type|ttl|expiry|expires|expiration|url)s?$",
     re.IGNORECASE,
 )
-_KEY = rf"[A-Za-z0-9_.-]*{_SECRET_WORD}[A-Za-z0-9_.-]*"
+_SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
+#: A key: the whole run of name characters, taken at once (possessive), so a long run
+#: costs one pass, not a backtrack per position; whether it names a secret is asked after.
+_KEY = r"[A-Za-z0-9_.-]++"
 #: A value in a `key=value` list: up to the next separator, or a quoted string.
 _VALUE = r"(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s,;&\"'<>(){}\[\]|]+)"
 
@@ -61,7 +64,7 @@ _AUTH_HEADER = re.compile(
 _BEARER = re.compile(r"(?P<key>\bbearer\s+)(?P<value>[A-Za-z0-9._~+/-]{16,}=*)", re.IGNORECASE)
 #: scheme://user:password@host: the user and host stay.
 _URL_CREDENTIALS = re.compile(
-    r"(?P<key>\b[a-z][a-z0-9+.-]*://[^\s/:@<>|\"']*:)(?P<value>[^\s/<>|\"']+)(?=@)",
+    r"(?P<key>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s/:@<>|\"']*:)(?P<value>[^\s/<>|\"']+)(?=@)",
     re.IGNORECASE,
 )
 #: "password": "…" in JSON, 'password': '…' in a Python repr.
@@ -96,9 +99,13 @@ _SECRET_BLOB = re.compile(
 )
 
 
+def _is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name)) and not _NOT_A_SECRET.search(name)
+
+
 def _keep_key(match: re.Match[str]) -> str:
     name = match.groupdict().get("name")
-    if name and _NOT_A_SECRET.search(name):
+    if name is not None and not _is_secret_name(name):
         return match.group(0)
     if match.group("value") in (REDACTED, f'"{REDACTED}"', f"'{REDACTED}'"):
         return match.group(0)
@@ -133,4 +140,4 @@ def redact(text: str) -> str:
 def looks_secret_key(name: str) -> bool:
     """Whether a key or flag name (`DB_PASSWORD`, `--api-key`) names a secret."""
     bare = name.lstrip("-")
-    return bool(re.fullmatch(_KEY, bare, re.IGNORECASE)) and not _NOT_A_SECRET.search(bare)
+    return bool(re.fullmatch(_KEY, bare)) and _is_secret_name(bare)
