@@ -12,7 +12,7 @@ from kubernetes import client
 
 from bot.assessment import Assessment, assess_workload
 from bot.kube import Kube
-from tests.integration.workloads import Workloads
+from tests.integration.workloads import Workloads, container
 
 pytestmark = pytest.mark.cluster
 
@@ -68,17 +68,27 @@ def test_web_counts_its_own_warning_events_and_none_of_web_apis(
 ) -> None:
     ns = workloads.namespace
     core = client.CoreV1Api(kube.api_client)
+    # Pods asking for more than this are refused at admission: the ReplicaSet controller
+    # itself then warns (FailedCreate) about the ReplicaSet that cannot get its pods.
+    core.create_namespaced_limit_range(
+        ns,
+        {
+            "metadata": {"name": "one-cpu"},
+            "spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}}]},
+        },
+    )
+    greedy = {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}
     workloads.create("web", ["web:v1"], replicas=1)
-    workloads.create("web-api", ["api:v1"], replicas=1)
+    workloads.create(
+        "web-api",
+        ["api:v1", {"containers": [container("app", "api:v2", resources=greedy)]}],
+        replicas=1,
+        wait=False,
+    )
     [web_pod] = pods_of(core, ns, "web")
     [api_pod] = pods_of(core, ns, "web-api")
     post_kubelet_event(core, web_pod, "BackOff", "Back-off restarting failed container app")
     post_kubelet_event(core, api_pod, "BackOff", "Back-off pulling, password=hunter2 refused")
-    # The ReplicaSet controller itself warns when web-api cannot get another pod.
-    core.create_namespaced_resource_quota(
-        ns, {"metadata": {"name": "two-pods"}, "spec": {"hard": {"pods": "2"}}}
-    )
-    workloads.scale("web-api", 2)
 
     api = assessed_until(
         kube, ns, "web-api", lambda r: any(w.reason == "FailedCreate" for w in r.warnings or ())
@@ -96,5 +106,5 @@ def test_web_counts_its_own_warning_events_and_none_of_web_apis(
     kinds = {(w.kind, w.reason) for w in api.warnings}
     assert kinds == {("Pod", "BackOff"), ("ReplicaSet", "FailedCreate")}
     failed_creates = [w for w in api.warnings if w.reason == "FailedCreate"]
-    assert all(w.name.startswith("web-api-") and "quota" in w.message for w in failed_creates)
+    assert all(w.name.startswith("web-api-") and "cpu" in w.message for w in failed_creates)
     assert "hunter2" not in "\n".join(api.summary_lines())
