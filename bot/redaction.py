@@ -77,9 +77,11 @@ _QUOTED_PAIR = re.compile(
 _ASSIGNMENT = re.compile(
     rf"(?P<key>(?<![A-Za-z0-9_.-])(?P<name>{_KEY})\s*=\s*)(?P<value>{_VALUE})", re.IGNORECASE
 )
-#: --password hunter2, -token abc: a flag named like a secret, then its value.
+#: --password hunter2, -token abc: a flag named like a secret, then its value; also as
+#: items of a list written out (`["--password", "hunter2"]`).
 _FLAG = re.compile(
-    rf"(?P<key>(?<![A-Za-z0-9_-])--?(?P<name>{_KEY})[ \t]+)(?P<value>[^\s-][^\s]*)",
+    rf"(?P<key>(?<![A-Za-z0-9_-])--?(?P<name>{_KEY})(?:[ \t]+|(?P<q>[\"'])[ \t]*,[ \t]*(?P=q)))"
+    r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'-][^\s\"']*)",
     re.IGNORECASE,
 )
 #: `password: hunter2` (YAML, loggers' key: value): only a value that looks like a secret
