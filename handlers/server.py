@@ -34,6 +34,7 @@ from bot.strategies import HelmSettings
 from handlers.app import create_app, slack_client
 from handlers.delivery import OutboxDeliverer
 from handlers.groups import SlackGroups
+from handlers.people import SlackPeople
 from handlers.services import Services
 from handlers.thread import SlackThreadSink
 
@@ -216,6 +217,7 @@ class RollbotServer:
                 self.config,
                 self.sink,
                 helm=self.helm,
+                names_of=SlackPeople(self.app.client),
             )
             self.running.append(worker)
             self._spawn(f"worker-{n}", lambda w=worker: w.run(self.stop_event))

@@ -4,7 +4,6 @@ worker that dies half-way leaves a record another worker finishes."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bot import failpoints
@@ -17,11 +16,11 @@ from bot.engine import (
     plan_rollback,
 )
 from bot.errors import RollbotError, TemporaryError
-from bot.incident import report_context
+from bot.incident import people
 from bot.pipeline.verify import verify
 from bot.pipeline.wiring import Pipeline
 from bot.records import RollbackRecord, RollbackState
-from bot.reports import TemplateRenderer
+from bot.reports import TemplateRenderer, render_report_files
 from bot.rollout import RolloutState
 from bot.store import Job
 from bot.strategies import get as get_strategy
@@ -185,23 +184,12 @@ class _RecordProgress:
 
 
 def post_report(p: Pipeline, record: RollbackRecord) -> None:
-    """The runbooks' report and messages, filled in from the record and posted."""
-    renderer = TemplateRenderer(p.config.templates_dir)
-    context = report_context(record)
-    files = {
-        f"{record.id}-incident-report.md": renderer.render("incident_report.md.j2", context),
-        f"{record.id}-rollback-report.md": renderer.render("rollback_report.md.j2", context),
-    }
-    backup = p.store.get_backup(record.id)
-    if backup is not None:
-        files[f"{record.id}-backup.json"] = json.dumps(backup, indent=2)
-    messages = [
-        ("Slack alert", "slack_alert.txt.j2"),
-        ("Email", "email.txt.j2"),
-        ("Incident notification", "incident_notification.txt.j2"),
-    ]
-    files[f"{record.id}-communications.txt"] = "\n\n".join(
-        f"===== {title} =====\n{renderer.render(name, context)}" for title, name in messages
+    """The runbooks' report and messages, filled in from the record and posted (with
+    the backup redacted: the backup itself stays in the store)."""
+    summary, files = render_report_files(
+        record,
+        TemplateRenderer(p.config.templates_dir),
+        p.names_of(people(record)),
+        backup=p.store.get_backup(record.id),
     )
-    summary = renderer.render("rollback_complete.txt.j2", context)
     p.sink.report(record, summary, files, p.config.incidents_channel)

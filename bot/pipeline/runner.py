@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -53,8 +53,11 @@ class Worker:
         config: RollbotConfig,
         sink: ProgressSink,
         helm: HelmSettings | None = None,
+        names_of: Callable[[set[str]], Mapping[str, str]] | None = None,
     ) -> None:
         self.pipeline = Pipeline(store, queue, kube, config, sink, helm or HelmSettings())
+        if names_of is not None:
+            self.pipeline.names_of = names_of
         self.store, self.queue = store, queue
         #: Remembers for how long each opted-in service's checks have been failing.
         self.watcher = AutoRollbackWatcher(kube, config)
