@@ -56,8 +56,16 @@ def test_names_that_are_not_dns_1123_are_refused():
 def test_help_status_and_cancel():
     assert parse_command("", "d").action == "help"
     assert parse_command("status", "d").record_id == ""
-    assert parse_command("status rb-1", "d").record_id == "rb-1"
-    assert parse_command("cancel rb-1", "d").record_id == "rb-1"
+    assert parse_command("status rb-0123abcd", "d").record_id == "rb-0123abcd"
+    assert parse_command("cancel rb-0123abcd", "d").record_id == "rb-0123abcd"
+
+
+@pytest.mark.parametrize(
+    "text", ["status rb-1", "cancel rb-1", "cancel RB-0123ABCD", "status 'rb-0123abcd\n'"]
+)
+def test_status_and_cancel_refuse_what_is_not_a_rollback_id(text):
+    with pytest.raises(CommandError, match="takes a rollback id like rb-1a2b3c4d"):
+        parse_command(text, "d")
 
 
 def test_a_catalog_service_brings_its_namespace_and_deployment():
