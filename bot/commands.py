@@ -12,6 +12,7 @@ import shlex
 from typing import Literal
 
 from bot.errors import InvalidInput
+from bot.names import quoted
 from bot.requests import (
     Catalog,
     RollbackRequest,
@@ -123,7 +124,7 @@ def _parse_words(
     action: Literal["rollback", "history"] = "rollback"
     if head == "history":
         action, words = "history", words[1:]
-    service = ""
+    service: str | None = None
     values: dict[str, str] = {}
     switches: dict[str, bool] = {}
     rest = list(words)
@@ -144,16 +145,17 @@ def _parse_words(
         elif word in _SWITCHES:
             switches[_SWITCHES[word]] = True
         elif word.startswith("-"):
-            raise UsageProblem(f"unknown flag {word}")
+            raise UsageProblem(f"unknown flag {_shown_flag(word)}")
         elif word.startswith(_DASHES) and _looks_like_a_flag(word):
             raise UsageProblem(
-                f"{word} looks like a flag whose dashes became a dash: type -{word[1:]}"
+                f"{_shown_flag(word)} looks like a flag whose dashes became a dash: "
+                f"type -{_shown_flag(word[1:])}"
             )
-        elif service:
-            raise UsageProblem(f"one service at a time: got {service!r} and {word!r}")
+        elif service is not None:
+            raise UsageProblem(f"one service at a time: got {quoted(service)} and {quoted(word)}")
         else:
             service = word
-    if not service:
+    if service is None:
         raise UsageProblem("which service? name the deployment to roll back")
     return RollbackRequest.build(
         action,
@@ -174,6 +176,13 @@ def _parse_words(
         dry_run=switches.get("dry_run", False),
         emergency=switches.get("emergency", False),
     )
+
+
+def _shown_flag(word: str) -> str:
+    """A flag as typed, bare when it reads as one, else quoted (it may be anything)."""
+    if len(word) <= 40 and word.isascii() and word.isprintable():
+        return word
+    return quoted(word)
 
 
 def _looks_like_a_flag(word: str) -> bool:

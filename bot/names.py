@@ -14,6 +14,16 @@ from bot.errors import InvalidInput
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 MAX_LABEL_LENGTH = 63
 MAX_SUBDOMAIN_LENGTH = 253
+#: How much of a value a person typed an error message quotes back.
+QUOTED_LENGTH = 60
+
+
+def quoted(text: str) -> str:
+    """`text` as an error message quotes it: repr (control characters made visible),
+    cut to QUOTED_LENGTH so that a pasted page does not become the message."""
+    if len(text) > QUOTED_LENGTH:
+        return repr(text[:QUOTED_LENGTH]) + f"… ({len(text)} characters)"
+    return repr(text)
 
 
 def is_label(text: str) -> bool:
@@ -31,8 +41,8 @@ def is_subdomain(text: str) -> bool:
 def check_namespace(namespace: str) -> str:
     if not is_label(namespace):
         raise InvalidInput(
-            f"{namespace!r} is not a valid namespace name: use at most 63 lowercase letters, "
-            "digits and '-', starting and ending with a letter or digit"
+            f"{quoted(namespace)} is not a valid namespace name: use at most 63 lowercase "
+            "letters, digits and '-', starting and ending with a letter or digit"
         )
     return namespace
 
@@ -40,8 +50,8 @@ def check_namespace(namespace: str) -> str:
 def check_object_name(name: str, kind: str = "deployment") -> str:
     if not is_subdomain(name):
         raise InvalidInput(
-            f"{name!r} is not a valid {kind} name: use lowercase letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit (DNS-1123)"
+            f"{quoted(name)} is not a valid {kind} name: use lowercase letters, digits, "
+            "'-' and '.', starting and ending with a letter or digit (DNS-1123)"
         )
     return name
 
@@ -50,7 +60,7 @@ def check_container_name(name: str) -> str:
     """Container names are labels: no '.', at most 63 characters."""
     if not is_label(name):
         raise InvalidInput(
-            f"{name!r} is not a valid container name: use at most 63 lowercase letters, "
+            f"{quoted(name)} is not a valid container name: use at most 63 lowercase letters, "
             "digits and '-', starting and ending with a letter or digit (DNS-1123)"
         )
     return name

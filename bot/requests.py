@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 from bot.errors import InvalidInput
-from bot.names import check_container_name, check_namespace, check_object_name
+from bot.names import check_container_name, check_namespace, check_object_name, quoted
 
 #: What `--strategy` (and a catalog entry's `strategy:`) may name.
 StrategyName = Literal["undo", "helm", "blue-green"]
@@ -76,7 +76,7 @@ def parse_revision(flag: str, value: str | int) -> int:
         raise UsageProblem(f"{flag} takes 0 (the previous revision) or a revision number")
     number = _whole_number(text, MAX_REVISION)
     if number is None:
-        raise UsageProblem(f"{flag} takes a revision number, not {text!r}")
+        raise UsageProblem(f"{flag} takes a revision number, not {quoted(text)}")
     return number
 
 
@@ -85,7 +85,7 @@ def parse_replicas(value: str | int) -> int:
     number = _whole_number(str(value), MAX_REPLICAS)
     if number is None:
         raise UsageProblem(
-            f"--scale takes a replica count from 0 to {MAX_REPLICAS}, not {str(value)!r}"
+            f"--scale takes a replica count from 0 to {MAX_REPLICAS}, not {quoted(str(value))}"
         )
     return number
 
@@ -95,7 +95,7 @@ def parse_flag(value: str) -> tuple[str, str]:
     name, sep, setting = value.partition("=")
     if not sep or not ENV_VAR_NAME.fullmatch(name):
         raise UsageProblem(
-            f"--flag takes NAME=VALUE (an env var), e.g. FEATURE_X=false, not {value!r}"
+            f"--flag takes NAME=VALUE (an env var), e.g. FEATURE_X=false, not {quoted(value)}"
         )
     return name, setting
 
@@ -103,27 +103,29 @@ def parse_flag(value: str) -> tuple[str, str]:
 def parse_traffic(value: str) -> bool:
     """`--traffic off|on`: whether the pods serve."""
     if value not in ("off", "on"):
-        raise UsageProblem(f"--traffic takes off (out of the Service) or on, not {value!r}")
+        raise UsageProblem(f"--traffic takes off (out of the Service) or on, not {quoted(value)}")
     return value == "on"
 
 
 def parse_backup_id(flag: str, value: str) -> str:
     """`--restore ID` / `--config ID|latest`: a rollback whose backup to use."""
     if value != "latest" and not ROLLBACK_ID.fullmatch(value):
-        raise UsageProblem(f"{flag} takes a rollback id (rb-1a2b3c4d) or latest, not {value!r}")
+        raise UsageProblem(
+            f"{flag} takes a rollback id (rb-1a2b3c4d) or latest, not {quoted(value)}"
+        )
     return value
 
 
 def parse_backup_file(flag: str, value: str) -> str:
     """`--restore-from FILE` / `--config-from FILE` (the CLI): a path to read."""
     if not value or "\0" in value:
-        raise UsageProblem(f"{flag} takes the path of a backup file, not {value!r}")
+        raise UsageProblem(f"{flag} takes the path of a backup file, not {quoted(value)}")
     return value
 
 
 def parse_record_id(action: str, value: str) -> str:
     if not ROLLBACK_ID.fullmatch(value):
-        raise UsageProblem(f"{action} takes a rollback id like rb-1a2b3c4d, not {value!r}")
+        raise UsageProblem(f"{action} takes a rollback id like rb-1a2b3c4d, not {quoted(value)}")
     return value
 
 
@@ -131,7 +133,7 @@ def parse_tag(value: str) -> str:
     if not IMAGE_TAG.fullmatch(value):
         raise UsageProblem(
             f"--to-tag takes an image tag (letters, digits, '_', '.' and '-', at most 128, "
-            f"not starting with '.' or '-'), not {value!r}"
+            f"not starting with '.' or '-'), not {quoted(value)}"
         )
     return value
 
@@ -140,7 +142,7 @@ def parse_strategy(value: str) -> StrategyName:
     for name in STRATEGY_NAMES:
         if value == name:
             return name
-    raise UsageProblem(f"unknown strategy {value!r}: use {_either(STRATEGY_NAMES)}")
+    raise UsageProblem(f"unknown strategy {quoted(value)}: use {_either(STRATEGY_NAMES)}")
 
 
 def parse_reason(value: str) -> str:
@@ -192,7 +194,7 @@ def resolve_strategy(services: Mapping[str, ServiceLike], service: str, asked: s
     entry = services.get(service)
     chosen = asked or (entry.strategy if entry is not None else "undo")
     if chosen not in STRATEGY_NAMES:
-        raise UsageProblem(f"unknown strategy {chosen!r}: use {_either(STRATEGY_NAMES)}")
+        raise UsageProblem(f"unknown strategy {quoted(chosen)}: use {_either(STRATEGY_NAMES)}")
     if chosen == "undo" and entry is not None and entry.deployments:
         return "components"
     return chosen
@@ -240,6 +242,8 @@ class RollbackRequest:
         if self.action in ("help", "status", "cancel"):
             self._check_record_action()
             return
+        if self.record_id:
+            raise UsageProblem(f"{self.action} names a service, not a rollback id")
         check_object_name(self.service)
         check_object_name(self.workload)
         check_namespace(self.namespace)
