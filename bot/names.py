@@ -21,9 +21,11 @@ QUOTED_LENGTH = 60
 def quoted(text: str) -> str:
     """`text` as an error message quotes it: repr (control characters made visible),
     cut to QUOTED_LENGTH so that a pasted page does not become the message."""
-    if len(text) > QUOTED_LENGTH:
-        return repr(text[:QUOTED_LENGTH]) + f"… ({len(text)} characters)"
-    return repr(text)
+    shown = repr(text)
+    if len(shown) > QUOTED_LENGTH:
+        # Cut the repr, not the text: an escaped character takes up to ten.
+        return shown[:QUOTED_LENGTH] + f"…' ({len(text)} characters)"
+    return shown
 
 
 def is_label(text: str) -> bool:
