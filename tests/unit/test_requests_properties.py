@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bot.commands import CommandError, parse_command
 from bot.config import RollbotConfig
+from bot.durations import MAX_SECONDS, parse_duration
 from bot.errors import InvalidInput
 from bot.requests import RollbackRequest
 from handlers.actions.decision import _clicked
@@ -349,3 +350,20 @@ def test_a_click_reads_its_record_id_and_user_from_any_block_actions_payload(
     body: dict[str, Any],
 ) -> None:
     assert _clicked(body) == (body["actions"][0]["value"], body["user"]["id"])
+
+
+durations = st.one_of(
+    st.text(max_size=30),
+    st.from_regex(r"([0-9]{1,30}(\.[0-9]{1,5})?(h|m|s|ms)?){1,3}", fullmatch=True),
+)
+
+
+@given(durations)
+@example("9" * 400)
+def test_any_timeout_text_is_a_duration_of_at_most_a_week_or_a_clear_refusal(text: str) -> None:
+    try:
+        seconds = parse_duration(text)
+    except InvalidInput as err:
+        assert_clear(err)
+        return
+    assert 0 < seconds <= MAX_SECONDS
