@@ -14,6 +14,7 @@ from typing import Literal
 from bot.errors import InvalidInput
 from bot.names import quoted
 from bot.requests import (
+    STRATEGY_NAMES,
     Catalog,
     RollbackRequest,
     UsageProblem,
@@ -55,9 +56,9 @@ _SWITCHES = {"--dry-run": "dry_run", "--emergency": "emergency"}
 _DASHES = ("\u2014", "\u2013")
 _CURLY_DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"'})
 
-USAGE = """\
+USAGE = f"""\
 /rollback SERVICE [-n NAMESPACE] [--to-revision N | --to-tag TAG [--container C]] [--dry-run]
-          [--emergency] [--reason "why"] [--strategy undo|helm|blue-green]
+          [--emergency] [--reason "why"] [--strategy {"|".join(STRATEGY_NAMES)}]
 /rollback SERVICE --restore ID          (pre-rollback state from rollback ID's backup)
 /rollback SERVICE --config ID|latest    (ConfigMaps from a backup, then restart)
 /rollback SERVICE --flag NAME=VALUE     (feature flag via an env var)
