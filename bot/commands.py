@@ -147,10 +147,10 @@ def _parse_words(
             switches[_SWITCHES[word]] = True
         elif word.startswith("-"):
             raise UsageProblem(f"unknown flag {_shown_flag(word)}")
-        elif word.startswith(_DASHES) and _looks_like_a_flag(word):
+        elif word.startswith(_DASHES) and (meant := _meant_flag(word)):
             raise UsageProblem(
-                f"{_shown_flag(word)} looks like a flag whose dashes became a dash: "
-                f"type -{_shown_flag(word[1:])}"
+                f"{_shown_flag(word)} looks like {meant} with its dashes turned into a dash: "
+                f"type {meant}"
             )
         elif service is not None:
             raise UsageProblem(f"one service at a time: got {quoted(service)} and {quoted(word)}")
@@ -186,9 +186,13 @@ def _shown_flag(word: str) -> str:
     return quoted(word)
 
 
-def _looks_like_a_flag(word: str) -> bool:
+def _meant_flag(word: str) -> str | None:
+    """The flag a word that starts with a dash character was typed as, if any."""
     name = word[1:].split("=", 1)[0]
-    return f"--{name}" in _VALUE_FLAGS or f"--{name}" in _SWITCHES or f"-{name}" in _VALUE_FLAGS
+    for flag in (f"--{name}", f"-{name}"):
+        if flag in _VALUE_FLAGS or flag in _SWITCHES:
+            return flag
+    return None
 
 
 def operation(flag: str, value: str) -> tuple[str, dict[str, str]]:
