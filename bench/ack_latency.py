@@ -224,7 +224,7 @@ def over(ms: float, base: float) -> str:
 
 
 def bot_cpu(children: list[int]) -> float:
-    """CPU seconds of this process and of the server's pre-forked HTTP processes."""
+    """CPU seconds of this process and of the server's HTTP processes (gunicorn's)."""
     total = time.process_time()
     for pid in children:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -299,9 +299,9 @@ def main() -> None:
             acked: dict[str, list[bool]] = {}
             for name, (warmup, measured, expect) in kinds.items():
                 warm_results = run(warmup)[0] if warmup else []
-                cpu = bot_cpu(server.children)  # the bot's processes (the load runs apart)
+                cpu = bot_cpu(server.http_pids())  # the bot's processes (the load runs apart)
                 results, elapsed, load_cpu = run(measured)
-                cpu = bot_cpu(server.children) - cpu
+                cpu = bot_cpu(server.http_pids()) - cpu
                 acked[name] = answered(name, warm_results + results, expect)
                 ok = acked[name][len(warm_results) :]
                 ms = sorted(r[0] if good else FAILED for r, good in zip(results, ok, strict=True))
