@@ -99,9 +99,6 @@ def forget_inherited_connections(kube: object) -> None:
     The pool's sockets are the parent's too; a request on one would interleave with
     the parent's. Closing our copies leaves the parent's connections up (redis-py
     notices a fork by itself)."""
-    api_client = getattr(kube, "api_client", None)
-    pool: urllib3.PoolManager | None = getattr(
-        getattr(api_client, "rest_client", None), "pool_manager", None
-    )
-    if pool is not None:
+    if isinstance(kube, Kube):
+        pool: urllib3.PoolManager = kube.api_client.rest_client.pool_manager
         pool.clear()
