@@ -14,6 +14,7 @@ import logging
 import secrets
 import threading
 import urllib.error
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -77,9 +78,10 @@ class OutboxDeliverer:
         self.lease_ttl, self.max_wait = lease_ttl, max_wait
         self.holder = secrets.token_hex(6)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, beat: Callable[[], None] = lambda: None) -> None:
         wait = 0.0
         while not stop.is_set():
+            beat()
             try:
                 delivered = self.deliver_next()
                 wait = 0.0
