@@ -24,7 +24,7 @@ from slack_bolt.middleware import Middleware
 from slack_sdk.errors import SlackClientError
 
 from bot.commands import Command, parse_command
-from bot.errors import RollbotError
+from bot.errors import InvalidInput, RollbotError
 from bot.policy import (
     check_approver,
     check_may_cancel,
@@ -153,10 +153,15 @@ class ClickAuthorized(Authorized):
         self.audit = audit
 
     def who(self, body: dict[str, Any]) -> tuple[str, str]:
-        return str(body["user"]["id"]), str(body.get("channel", {}).get("id", ""))
+        user, channel = body.get("user") or {}, body.get("channel") or {}
+        return str(user.get("id", "")), str(channel.get("id", ""))
 
     def authorize(self, caller: Caller, req: BoltRequest) -> RollbackRecord | None:
-        record = self.services.store.get(str(req.body["actions"][0]["value"]))
+        actions = req.body.get("actions") or [{}]
+        record_id = actions[0].get("value")
+        if not isinstance(record_id, str) or not record_id:
+            raise InvalidInput("this button names no rollback")
+        record = self.services.store.get(record_id)
         req.context["record"] = record
         self.check(caller, record)
         return record

@@ -128,12 +128,12 @@ def click(app: App, user: str, action: ActionId, record_id: str) -> int:
     return app.dispatch(signed({"payload": json.dumps(payload)})).status
 
 
-def ephemerals(slack, user: str) -> list[str]:
+def ephemerals(slack, user: str, at_least: int = 1) -> list[str]:
     def found() -> list[str]:
         return [m.text for m in slack.messages(CHANNEL) if m.ephemeral_user == user]
 
     deadline = time.monotonic() + 5
-    while not found() and time.monotonic() < deadline:
+    while len(found()) < at_least and time.monotonic() < deadline:
         time.sleep(0.02)
     return found()
 
@@ -253,3 +253,11 @@ def test_a_membership_slack_could_not_check_is_a_try_again_not_a_no(slack):
 def test_a_hostile_command_is_answered_escaped(slack):
     answer = command(make_app(slack, MemoryStore()), MALLORY, "web --to-revision <!channel>")
     assert "&lt;!channel&gt;" in answer and "<!channel>" not in answer
+
+
+def test_a_click_naming_no_rollback_is_answered_not_crashed(slack):
+    app = make_app(slack, MemoryStore())
+    assert click(app, MALLORY, ActionId.CANCEL, "") == 200
+    assert "names no rollback" in ephemerals(slack, MALLORY)[-1]
+    assert click(app, MALLORY, ActionId.APPROVE, "rb-gone") == 200
+    assert "rb-gone" in ephemerals(slack, MALLORY, at_least=2)[-1]
