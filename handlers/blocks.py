@@ -183,13 +183,24 @@ def outcome_blocks(record: RollbackRecord) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(text=plain(f"{title(record)}: {record.state.value}")[:150]),
         SectionBlock(block_id=BlockId.SUMMARY, text=MarkdownTextObject(text=summary_text(record))),
+    ]
+    if record.dry_run:  # the plan is what a dry run was asked for: it stays
+        blocks += [
+            SectionBlock(
+                block_id=BlockId.ASSESSMENT, text=MarkdownTextObject(text=assessment_text(record))
+            ),
+            SectionBlock(
+                block_id=BlockId.CHANGES, text=MarkdownTextObject(text=changes_text(record))
+            ),
+        ]
+    blocks.append(
         SectionBlock(
             block_id=BlockId.OUTCOME,
             text=MarkdownTextObject(
                 text=clip(f"{icon} *{state_label(record.state)}*{who}\n{last}", MAX_SECTION)
             ),
-        ),
-    ]
+        )
+    )
     if buttons := recovery_buttons(record):
         blocks.append(ActionsBlock(block_id=BlockId.RECOVERY, elements=buttons))
     return blocks

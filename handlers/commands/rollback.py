@@ -33,7 +33,7 @@ MAX_ANSWER = 3900
 #: How many records `/rollback status` lists.
 STATUS_LINES = 5
 #: How far back it looks for records the caller may see.
-STATUS_SCAN = 100
+STATUS_SCAN = 50
 
 
 def request_answer(caller: Caller, command: Command, trigger: str) -> str:

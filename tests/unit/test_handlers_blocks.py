@@ -88,3 +88,14 @@ def test_huge_quoted_text_stays_within_slacks_section_limit():
         text = block.get("text", {}).get("text", "")
         assert len(text) <= 3000
         assert not text.rstrip("…").endswith(("&", "&l", "&lt")), "no half entity"
+
+
+def test_a_finished_dry_run_keeps_its_plan_in_view():
+    record = hostile_record(dry_run=True).transition(S.CANCELLED, "dry run: nothing was changed")
+    ids = [b.get("block_id") for b in as_dicts(outcome_blocks(record))]
+    assert ids[-3:] == ["rollback_assessment", "rollback_changes", "rollback_outcome"]
+    plain_ids = [
+        b.get("block_id")
+        for b in as_dicts(outcome_blocks(record.model_copy(update={"dry_run": False})))
+    ]
+    assert "rollback_changes" not in plain_ids
