@@ -504,18 +504,20 @@ def test_a_redis_password_of_your_own_replaces_the_generated_one(
     tools, kube_version, namespace, tmp_path
 ):
     values = {
-        "redis": {"bundled": {"auth": {"existingSecret": "my-redis", "existingSecretKey": "pw"}}}
+        "redis": {"bundled": {"auth": {"existingSecret": "my-redis", "existingSecretKey": "pw"}}},
+        "worker": {"enabled": True},
     }
     objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
     dry_run_on_server(tools, objects)
     assert not of_kind(objects, "Secret")
     (statefulset,) = of_kind(objects, "StatefulSet")
-    (bot,) = of_kind(objects, "Deployment")
-    for deployment in (statefulset, bot):
-        assert env_of(deployment)["REDIS_PASSWORD"]["secretKeyRef"] == {
-            "name": "my-redis",
-            "key": "pw",
-        }
+    bot, worker = of_kind(objects, "Deployment")
+    for pod in (statefulset, bot, worker):
+        assert env_of(pod)["REDIS_PASSWORD"]["secretKeyRef"] == {"name": "my-redis", "key": "pw"}
+    for deployment in (bot, worker):
+        assert (
+            env_of(deployment)["REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@rb-rollbot-redis:6379/0"
+        )
 
     # Off: no password anywhere (a NetworkPolicy is then all that guards it).
     values = {"redis": {"bundled": {"auth": {"enabled": False}}}}
