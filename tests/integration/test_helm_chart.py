@@ -518,6 +518,9 @@ def test_a_redis_password_of_your_own_replaces_the_generated_one(
         assert (
             env_of(deployment)["REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@rb-rollbot-redis:6379/0"
         )
+        # Kubernetes expands $(VAR) only from variables listed before.
+        names = [e["name"] for e in container_of(deployment)["env"]]
+        assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
 
     # Off: no password anywhere (a NetworkPolicy is then all that guards it).
     values = {"redis": {"bundled": {"auth": {"enabled": False}}}}
