@@ -279,13 +279,19 @@ def test_default_values_render_objects_the_apiserver_accepts(
     assert kinds == sorted(
         ["ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding"]
         + ["Service", "Service", "ServiceAccount", "StatefulSet", "ConfigMap", "Secret"]
+        + ["Secret"]  # the store key
     )
     (bot,) = of_kind(objects, "Deployment")
     pod = bot["spec"]["template"]["spec"]
     container = container_of(bot)
     assert bot["spec"]["replicas"] == 2
     # The worker runs inside the bot.
-    assert container["args"] == ["serve", "--port=3000", "--http-processes=1"]
+    assert container["args"] == ["serve", "--port=3000", "--http-processes=2"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["ROLLBOT_STORE_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-rollbot-store-key",
+        "key": "ROLLBOT_STORE_KEY",
+    }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -445,7 +451,7 @@ def test_the_bundled_redis_wants_a_password_and_keeps_what_it_acknowledged(
 ):
     objects = render(tools, kube_version, namespace)
     (statefulset,) = of_kind(objects, "StatefulSet")
-    (password_secret,) = of_kind(objects, "Secret")
+    (password_secret,) = [s for s in of_kind(objects, "Secret") if "REDIS_PASSWORD" in s["data"]]
     (redis_conf,) = [c for c in of_kind(objects, "ConfigMap") if "redis.conf" in c["data"]]
     password = base64.b64decode(password_secret["data"]["REDIS_PASSWORD"]).decode()
     assert len(password) == 32 and password.isalnum()
@@ -509,7 +515,7 @@ def test_a_redis_password_of_your_own_replaces_the_generated_one(
     }
     objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
     dry_run_on_server(tools, objects)
-    assert not of_kind(objects, "Secret")
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["rb-rollbot-store-key"]
     (statefulset,) = of_kind(objects, "StatefulSet")
     bot, worker = of_kind(objects, "Deployment")
     for pod in (statefulset, bot, worker):
@@ -603,7 +609,9 @@ def helm_strategy(release: str, namespace: str, **more: Any) -> dict[str, Any]:
     return {"helm": {"enabled": True, "releases": releases, **more}}
 
 
-def test_the_generated_redis_password_is_kept_across_upgrades(tools, install, tmp_path):
+def test_the_generated_redis_password_and_store_key_are_kept_across_upgrades(
+    tools, install, tmp_path
+):
     # Not waited for: the test bed's kubelet runs no Redis.
     release = install(redis={"bundled": {"persistence": {"enabled": False}}}, wait=False)
 
@@ -612,11 +620,17 @@ def test_the_generated_redis_password_is_kept_across_upgrades(tools, install, tm
                     "-o", "jsonpath={.data.REDIS_PASSWORD}").stdout  # fmt: skip
         return base64.b64decode(out).decode()
 
-    before = password()
-    assert len(before) == 32
+    def store_key() -> str:
+        out = tools("kubectl", "get", "secret", "rb-rollbot-store-key", "-n", release.namespace,
+                    "-o", "jsonpath={.data.ROLLBOT_STORE_KEY}").stdout  # fmt: skip
+        return base64.b64decode(out).decode()
+
+    before, key = password(), store_key()
+    assert len(before) == 32 and len(key) == 48
     args = ["upgrade", RELEASE, str(CHART), "-n", release.namespace, "--reuse-values"]
     tools("helm", *args, "--set", "bot.replicas=1")
     assert password() == before
+    assert store_key() == key, "records sealed before the upgrade still read"
 
 
 def test_the_helm_strategy_grants_release_secrets_of_the_named_releases_only(

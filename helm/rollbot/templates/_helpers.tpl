@@ -192,6 +192,13 @@ volumes:
   value: /etc/rollbot/config/config.yaml
 - name: HOME
   value: /tmp
+{{- if .Values.storeKey.enabled }}
+- name: ROLLBOT_STORE_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.storeKey.existingSecret | default (printf "%s-store-key" (include "rollbot.fullname" .)) }}
+      key: ROLLBOT_STORE_KEY
+{{- end }}
 - name: SLACK_BOT_TOKEN
   valueFrom:
     secretKeyRef:
