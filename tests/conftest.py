@@ -26,6 +26,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _skipped.append(report.nodeid)
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # A module that skips itself at import (pytest.skip(allow_module_level=True),
+    # importorskip) is a collection report, never a test report: count it too.
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and _skipped and exitstatus == 0:
         session.exitstatus = 1
