@@ -1,5 +1,5 @@
 # The tasks a newcomer needs. Each one sets up what it uses first.
-.PHONY: setup test unit lint demo bench clean
+.PHONY: setup test unit lint demo bench faults clean
 
 VENV := .venv/bin
 
@@ -24,6 +24,17 @@ demo: setup
 bench: setup
 	$(VENV)/python bench/rollback_vs_kubectl.py
 	$(VENV)/python bench/assessment.py
+
+# The fault suite, longer than CI's run: FAULTS_ROUNDS rounds (default 5), outages of
+# FAULTS_OUTAGE seconds (default 20), then the table for docs/reliability.md.
+faults: setup
+	rm -f .faults.jsonl
+	for round in $$(seq $${FAULTS_ROUNDS:-5}); do \
+	  ROLLBOT_FAULTS_LOG=$(CURDIR)/.faults.jsonl \
+	  ROLLBOT_FAULTS_OUTAGE_SECONDS=$${FAULTS_OUTAGE:-20} HYPOTHESIS_PROFILE=long \
+	  $(VENV)/pytest tests/integration/faults tests/unit/test_requests_properties.py -q || true; \
+	done
+	$(VENV)/python scripts/fault_table.py .faults.jsonl
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -4,6 +4,8 @@ rollbot's processes."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from tests.conftest import unavailable
 from tests.integration.faults.harness import SECRET, PersistentRedis, Rollbot, wait_until
 
 CHANNEL = "C0FAULTS"
+REPORT_FILES = 4  # incident report, rollback report, backup, communications
 ALICE, BOB = "U0ALICE", "U0BOB"
 
 
@@ -102,3 +105,29 @@ def outcome_replies(slack: FakeSlackApi, record: RollbackRecord) -> list[str]:
 
 def lock_released(client: redis.Redis, key: str) -> bool:
     return client.get(f"rollbot:lock:{key}") is None
+
+
+def observe(
+    fault: str, store: RollbackStore, slack: FakeSlackApi, record_id: str, **counts: int
+) -> None:
+    """One run's figures, for docs/reliability.md: appended as a JSON line to
+    $ROLLBOT_FAULTS_LOG (when set) before the test asserts on them, so a failed
+    run counts too. Waits a moment for the outcome and report to arrive."""
+    path = os.environ.get("ROLLBOT_FAULTS_LOG")
+    record = store.get(record_id)
+    try:
+        wait_until("the outcome and report", lambda: outcome_replies(slack, record)
+                   and len(slack.files()) >= REPORT_FILES, timeout=60)  # fmt: skip
+    except AssertionError:
+        pass  # lost: counted below, asserted by the test
+    if not path:
+        return
+    line = {
+        "fault": fault,
+        "state": record.state.value,
+        "outcomes": len(outcome_replies(slack, record)),
+        "reports": len([f for f in slack.files() if f.filename.endswith("-rollback-report.md")]),
+        **counts,
+    }
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")

@@ -10,6 +10,7 @@ from tests.integration.faults.conftest import (
     CHANNEL,
     finished,
     lock_released,
+    observe,
     outcome_replies,
     request_and_approve,
 )
@@ -21,8 +22,8 @@ def test_three_workers_and_a_slow_rollout_execute_the_rollback_once(
     rollbot, workloads: Workloads, slack: FakeSlackApi, store: RollbackStore
 ) -> None:
     workloads.create("web", ["app:v1", "app:v2"])
-    # Each new pod counts as available only after 8 s: the rollout outlasts every TTL (2 s).
-    workloads.patch("web", {"spec": {"minReadySeconds": 8}})
+    # Each new pod counts as available only after 5 s: the rollout outlasts every TTL (2 s).
+    workloads.patch("web", {"spec": {"minReadySeconds": 5}})
     generation = workloads.wait_complete("web")["metadata"]["generation"]
     bot = rollbot()
     for _ in range(3):
@@ -30,8 +31,10 @@ def test_three_workers_and_a_slow_rollout_execute_the_rollback_once(
     record_id = request_and_approve(bot, slack, f"web -n {workloads.namespace}")
 
     record = finished(store, record_id)
+    applied = workloads.get("web")["metadata"]["generation"] - generation
+    observe("three workers, rollout past every TTL", store, slack, record_id, applied=applied)
     assert record.state is RollbackState.SUCCEEDED, (record.error, bot.logs())
-    assert workloads.get("web")["metadata"]["generation"] == generation + 1
+    assert applied == 1
     applied = [e.message for e in record.timeline if e.message.startswith("rollback applied")]
     assert len(applied) == 1, record.timeline
     wait_until("the outcome in the thread", lambda: outcome_replies(slack, record))

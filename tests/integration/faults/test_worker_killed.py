@@ -10,15 +10,15 @@ from bot.records import RollbackState
 from bot.store import RollbackStore
 from testbed.slack_api import FakeSlackApi
 from tests.integration.faults.conftest import (
+    REPORT_FILES,
     finished,
     lock_released,
+    observe,
     outcome_replies,
     request_and_approve,
 )
 from tests.integration.faults.harness import wait_until
 from tests.integration.workloads import Workloads
-
-REPORT_FILES = 4  # incident report, rollback report, backup, communications
 
 
 @pytest.mark.parametrize("step", failpoints.POINTS)
@@ -34,9 +34,10 @@ def test_an_undo_whose_worker_is_killed_at_a_step_is_finished_once_by_another(
     bot.start_worker()
 
     record = finished(store, record_id)
+    applied = workloads.get("web")["metadata"]["generation"] - generation
+    observe(f"worker killed: {step}", store, slack, record_id, applied=applied)
     assert record.state is RollbackState.SUCCEEDED, (record.error, bot.logs())
-    deployment = workloads.get("web")
-    assert deployment["metadata"]["generation"] == generation + 1, "applied exactly once"
+    assert applied == 1, "applied exactly once"
     assert workloads.images_of("web") == ["app:v1"]
     wait_until("the outcome in the thread", lambda: outcome_replies(slack, record))
     wait_until("the report", lambda: len(slack.files()) >= REPORT_FILES)
