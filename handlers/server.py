@@ -74,7 +74,7 @@ class RollbotServer:
         # Made before HTTP is forked, so that the processes answering /readyz see the
         # workers' beats: one slot per worker, and the last for the outbox's deliverer.
         self.liveness = Liveness(self.workers + 1)
-        self.beating: list[str] = []
+        self.beating = [*(f"worker-{n}" for n in range(self.workers)), "outbox"]
 
     def _slack_app(self) -> tuple[App, Services]:
         client = slack_client(self.token, self.slack_api_url)
@@ -128,8 +128,8 @@ class RollbotServer:
     def pipeline_problem(self) -> str | None:
         """Why this process's workers or its messages are not getting through: a
         worker or the deliverer stopped or stuck, or Slack not taking messages."""
-        if not self.beating:
-            return None
+        if not self.liveness.started():
+            return None  # no workers here (`rollbot serve --no-worker`)
         stuck = self.config.rollout_timeout_seconds * 2 + 300
         if problem := self.liveness.problem(self.beating, stale=90, stuck=stuck):
             return problem
@@ -158,7 +158,6 @@ class RollbotServer:
             return [self.master]
 
     def start_workers(self) -> None:
-        self.beating[:] = [*(f"worker-{n}" for n in range(self.workers)), "outbox"]
         for n in range(self.workers):
             worker = Worker(
                 self.store,

@@ -23,6 +23,10 @@ class Liveness:
     def job(self, slot: int, started: bool) -> None:
         self._jobs[slot] = time.monotonic() if started else 0.0
 
+    def started(self) -> bool:
+        """Whether any slot has beaten yet (this process runs workers)."""
+        return any(self._beats)
+
     def problem(self, names: list[str], stale: float, stuck: float) -> str | None:
         """Why a slot looks dead (no beat for `stale` s and no job in hand) or stuck
         (a job in hand for over `stuck` s); None while each one comes round."""
