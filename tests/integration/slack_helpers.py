@@ -52,11 +52,11 @@ def confirmation(slack: FakeSlackApi) -> tuple[str, str]:
 def final(store: RollbackStore, record_id: str, timeout: float = 90) -> RollbackRecord:
     """The record once it ended and every message it queued reached Slack (the
     outbox delivers them a moment after the record is written)."""
-    record: RollbackRecord = wait_for(
+    wait_for(
         "the rollback to finish", lambda: (r := store.get(record_id)).state.terminal and r, timeout
     )
     delivered(store)
-    return record
+    return store.get(record_id)  # as it is now: the deliverer may have added its thread
 
 
 def delivered(store: RollbackStore, timeout: float = 30) -> None:

@@ -81,7 +81,8 @@ def test_a_rollout_that_fails_exits_one(control_plane, workloads):
         control_plane, "rollback", "web", "-n", workloads.namespace, "--yes", "--timeout", "60s"
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "exceeded its progress deadline" in result.stderr
+    # The controller's condition, or rollbot's own watch of the deadline when it notices first.
+    assert "progress deadline" in result.stderr
 
 
 def test_a_rollout_slower_than_the_timeout_exits_one(control_plane, workloads):

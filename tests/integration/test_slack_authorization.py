@@ -119,7 +119,7 @@ def test_status_and_history_are_refused_outside_the_askers_namespaces(make_bot, 
 
 
 HOSTILE = "<!channel> <https://evil.example|Approved by SRE lead> & xoxb-1234-5678-abcdefgh"
-ESCAPED = "&lt;!channel&gt; &lt;https://evil.example|Approved by SRE lead&gt; &amp; xoxb-"
+ESCAPED = "&lt;!channel&gt; &lt;https://evil.example|Approved by SRE lead&gt; &amp; [redacted]"
 
 
 @pytest.mark.parametrize(
@@ -136,11 +136,15 @@ def test_a_hostile_reason_is_shown_escaped_in_the_confirmation(make_bot, slack, 
     bot = make_bot()
     SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace} --reason '{typed}'")
     record_id, ts = confirmation(slack)
-    assert bot.store.get(record_id).reason == HOSTILE, "stored as the person typed it"
+    # Stored as the person typed it, but for the token, which is never stored.
+    assert bot.store.get(record_id).reason == HOSTILE.replace(
+        "xoxb-1234-5678-abcdefgh", "[redacted]"
+    )
     shown = root_blocks(slack, ts)
     assert f"Requested by <@U0ALICE>: {ESCAPED}" in shown
     everything = json.dumps([(m.text, m.blocks) for m in slack.messages()], ensure_ascii=False)
     assert "<!channel>" not in everything and "<https://evil.example" not in everything
+    assert "xoxb-1234" not in everything
 
 
 def test_a_dry_run_from_slack_shows_the_plan_and_changes_nothing(make_bot, slack, workloads):

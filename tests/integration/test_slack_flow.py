@@ -294,8 +294,8 @@ def test_history_is_answered_to_the_asker_alone(make_bot, slack, workloads):
     answer = SlackUser(bot.url, ALICE).command(f"history web -n {workloads.namespace}")
     assert "Reading the history" in answer.json()["text"]
     text = wait_for("the history", lambda: ephemerals(slack, ALICE))[-1]
-    assert "• 1 `app:v1` — revision 1: app:v1" in text
-    assert "• 2 (current) `app:v2`" in text
+    assert "• 1 app:v1 — revision 1: app:v1" in text
+    assert "• 2 (current) app:v2" in text
 
 
 CAROL = "U0CAROL"
