@@ -8,9 +8,10 @@ figure is the ratio rollbot / kubectl (below 1 means rollbot is faster).
 
     python bench/rollback_vs_kubectl.py [--rounds 8] [--replicas 3]
 
-Two rollbot figures are printed: the engine called in-process (as the Slack
-worker calls it) and the `rollbot rollback --yes` command in a new process (as a
-CI job runs it, paying Python's start-up like kubectl pays its own).
+Two rollbot figures are printed: the undo strategy planned and applied
+in-process (as the Slack worker runs it) and the `rollbot rollback --yes`
+command in a new process (as a CI job runs it, paying Python's start-up like
+kubectl pays its own).
 """
 
 from __future__ import annotations
@@ -28,10 +29,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kubernetes import config as kconfig  # noqa: E402
 
 from bot.config import RollbotConfig  # noqa: E402
-from bot.engine import rollback  # noqa: E402
 from bot.kube import Kube  # noqa: E402
+from bot.rollout import RolloutState  # noqa: E402
+from bot.strategies import Context, Request, change_cause  # noqa: E402
+from bot.strategies import get as get_strategy  # noqa: E402
 from testbed.controlplane import ControlPlane  # noqa: E402
 from testbed.sample_app import SampleApp  # noqa: E402
+
+
+class Quiet:
+    """A Progress that keeps nothing: the bench times the rollback, not a view."""
+
+    def milestone(self, text: str) -> None:
+        pass
+
+    def rollout(self, workload: str, state: RolloutState) -> None:
+        pass
 
 
 def prepare(api_client: object, namespace: str, replicas: int) -> SampleApp:
@@ -71,9 +84,19 @@ def main() -> None:
             )
             return time.perf_counter() - start
 
+        undo = get_strategy("undo")
+        ctx = Context(kube=kube, config=RollbotConfig(), timeout=120)
+
         def run_engine(ns: str) -> float:
             start = time.perf_counter()
-            rollback(kube, RollbotConfig(), ns, "web", actor="bench", timeout=120)
+            plan = undo.plan(ctx, Request(ns, "web"))
+            cause = change_cause(
+                plan.strategy,
+                "bench",
+                from_revision=plan.from_revision,
+                target_revision=plan.target_revision,
+            )
+            undo.apply(ctx, ns, plan.pins, cause, Quiet())
             return time.perf_counter() - start
 
         def run_cli(ns: str) -> float:
@@ -86,7 +109,7 @@ def main() -> None:
             )
             return time.perf_counter() - start
 
-        runners = {"kubectl": run_kubectl, "rollbot engine": run_engine, "rollbot CLI": run_cli}
+        runners = {"kubectl": run_kubectl, "rollbot in-process": run_engine, "rollbot CLI": run_cli}
         times: dict[str, list[float]] = {name: [] for name in runners}
         print(
             f"{args.rounds} rounds, {args.replicas} replicas, control plane {plane.server}",
@@ -109,7 +132,7 @@ def main() -> None:
         print("\nmedian seconds (ratio against kubectl rollout undo + rollout status):")
         for name, values in times.items():
             median = statistics.median(values)
-            print(f"  {name:15} {median:6.2f}s   ratio {median / base:.2f}")
+            print(f"  {name:18} {median:6.2f}s   ratio {median / base:.2f}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from bot.config import RollbotConfig, ServiceEntry
 from bot.deployments import Revision
 from bot.engine import (
     AppliedRollback,
-    KubeApi,
     apply_rollback,
     change_cause_for,
     follow_rollout,
@@ -43,7 +42,7 @@ from bot.reports import TemplateRenderer
 from bot.rollout import RolloutState, rollout_state
 from bot.signals import Thresholds
 from bot.store import Job, JobQueue, RollbackStore
-from bot.strategies import Context, HelmSettings, Plan, Request
+from bot.strategies import Context, HelmSettings, Plan, Request, StrategyKube
 from bot.strategies import get as get_strategy
 
 log = logging.getLogger("rollbot.worker")
@@ -75,7 +74,7 @@ def target_version(images: tuple[str, ...], container: str | None) -> str | None
     return None
 
 
-class WorkerKube(KubeApi, AssessmentSource, BackupSource, WatchSource, Protocol):
+class WorkerKube(StrategyKube, AssessmentSource, BackupSource, WatchSource, Protocol):
     """Everything the worker reads and writes in the cluster."""
 
 

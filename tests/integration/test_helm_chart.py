@@ -25,7 +25,6 @@ import pytest
 import yaml
 
 from bot.config import RollbotConfig, load_config
-from bot.engine import rollback
 from bot.errors import Forbidden, RollbotError
 from bot.kube import Kube
 from bot.records import RollbackState, requested
@@ -34,6 +33,7 @@ from bot.strategies import Context, HelmSettings, Request
 from bot.strategies import get as get_strategy
 from handlers.server import RollbotServer
 from testbed.controlplane import free_port
+from tests.integration.strategy_helpers import rollback
 from tests.integration.workloads import Workloads
 
 pytestmark = pytest.mark.cluster
