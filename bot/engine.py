@@ -7,7 +7,7 @@ by printing.
 
 What a person approved is kept as a *pin*, one string per Deployment, so a
 record can store it: the target ReplicaSet's name, or `tag:TAG` (every
-container) / `tag:TAG|CONTAINER` for an image-tag rollback. `pin_of` writes it,
+container) / `tag:TAG|CONTAINER` for an image-tag rollback. `pin_for` writes it,
 `plan_pinned` reads it (the one parser) and plans that target again on a fresh
 read — never "previous", which may mean something else by then.
 """
@@ -142,11 +142,15 @@ def change_cause_for(plan: RollbackPlan, actor: str, reason: str = "") -> str:
     )
 
 
+def pin_for(replica_set: str, to_tag: str | None = None, container: str | None = None) -> str:
+    """A target as a pin (see the module's docstring): the tag if there is one."""
+    if to_tag is not None:
+        return f"{TAG_PIN}{to_tag}" + (f"|{container}" if container else "")
+    return replica_set
+
+
 def pin_of(plan: RollbackPlan) -> str:
-    """The plan's target as a pin (see the module's docstring)."""
-    if plan.to_tag is not None:
-        return f"{TAG_PIN}{plan.to_tag}" + (f"|{plan.container}" if plan.container else "")
-    return plan.target.replica_set
+    return pin_for(plan.target.replica_set, plan.to_tag, plan.container)
 
 
 def read_history(kube: KubeApi, namespace: str, name: str) -> tuple[Body, list[Revision]]:

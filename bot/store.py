@@ -17,6 +17,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from bot.errors import PermanentError, TemporaryError
+from bot.leases import Fence, LeaseLost
 from bot.records import RollbackRecord
 
 PREFIX = "rollbot:"
@@ -97,10 +98,28 @@ return 0
 """
 
 
+#: A workload lock outlives a worker that died by this much; a live one renews it.
+LOCK_TTL = 300.0
+
+
 class RollbackStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, fence: Fence | None = None) -> None:
         self.redis = client
+        self.fence = fence
         self._open = client.register_script(_OPEN)  # EVALSHA: the script is sent once
+
+    def fenced(self, fence: Fence) -> RollbackStore:
+        """The same store, whose writes to records and backups go through only while
+        `fence` holds (see bot/leases.py); otherwise they raise LeaseLost."""
+        return RollbackStore(self.redis, fence)
+
+    def _check_fence(self, pipe: Any, record_id: str) -> None:
+        """Inside a WATCH: the fence still holds (its key is watched too)."""
+        if self.fence is None:
+            return
+        pipe.watch(self.fence.key)
+        if pipe.get(self.fence.key) != self.fence.token:
+            raise LeaseLost(record_id)
 
     @staticmethod
     def _key(record_id: str) -> str:
@@ -171,6 +190,7 @@ class RollbackStore:
             with self.redis.pipeline() as pipe:
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
+                    self._check_fence(pipe, record_id)
                     raw = pipe.get(key)
                     if raw is None:
                         raise RecordNotFound(record_id)
@@ -189,7 +209,7 @@ class RollbackStore:
     # -- locks, idempotency, backups ----------------------------------------------
 
     @_guard
-    def lock_workload(self, workload_key: str, record_id: str, ttl: float = 1800) -> str | None:
+    def lock_workload(self, workload_key: str, record_id: str, ttl: float = LOCK_TTL) -> str | None:
         """Take the workload's lock for `record_id`; None if it holds it, else the holder."""
         key = f"{PREFIX}lock:{workload_key}"
         if self.redis.set(key, record_id, nx=True, px=int(ttl * 1000)):
@@ -215,7 +235,18 @@ class RollbackStore:
 
     @_guard
     def save_backup(self, record_id: str, bundle: dict[str, Any]) -> None:
-        self.redis.set(f"{PREFIX}backup:{record_id}", json.dumps(bundle))
+        key = f"{PREFIX}backup:{record_id}"
+        if self.fence is None:
+            self.redis.set(key, json.dumps(bundle))
+            return
+        with self.redis.pipeline() as pipe:
+            try:
+                self._check_fence(pipe, record_id)
+                pipe.multi()
+                pipe.set(key, json.dumps(bundle))
+                pipe.execute()
+            except redis.WatchError:
+                raise LeaseLost(record_id) from None
 
     @_guard
     def get_backup(self, record_id: str) -> dict[str, Any] | None:
@@ -281,6 +312,21 @@ class JobQueue:
     @_guard
     def ack(self, raw: str) -> None:
         self.redis.lrem(self.processing, 1, raw)
+
+    @_guard
+    def own_jobs(self) -> list[str]:
+        """The raw jobs in this worker's own list (taken, not yet acked)."""
+        return [str(raw) for raw in self.redis.lrange(self.processing, 0, -1)]
+
+    @_guard
+    def requeue_own(self, raws: set[str]) -> int:
+        """Put these jobs of this worker's own list back at the head of the queue."""
+        moved = 0
+        for raw in raws:
+            if self.redis.lrem(self.processing, 1, raw):
+                self.redis.rpush(self.QUEUE, raw)
+                moved += 1
+        return moved
 
     @_guard
     def recover_orphans(self) -> int:

@@ -73,8 +73,8 @@ def print_history_table(name: str, history: list[Revision]) -> None:
 def print_plan(out: Terminal, plan: Plan) -> None:
     """What a rollback would do, whatever its strategy."""
     out.say(f"{plan.subject} in namespace {plan.namespace} ({plan.strategy})")
-    out.say(f"  current: {plan.current}")
-    out.say(f"  target:  {plan.target}")
+    out.say(f"  current: {plan.current}  {short_images(plan.from_images)}".rstrip())
+    out.say(f"  target:  {plan.target}  {short_images(plan.to_images)}".rstrip())
     for fact in plan.facts:
         out.say(f"  {fact}")
     if plan.nothing_to_do:

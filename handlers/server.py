@@ -26,10 +26,10 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import metrics
 from bot.config import RollbotConfig
 from bot.kube import translate
+from bot.pipeline import Worker, WorkerKube
 from bot.records import RollbackRecord
 from bot.store import JobQueue, RollbackStore, StoreUnavailable
 from bot.strategies import HelmSettings
-from bot.worker import Worker, WorkerKube
 from handlers.app import create_app, slack_client
 from handlers.groups import SlackGroups
 from handlers.services import Services

@@ -124,13 +124,14 @@ class UndoStrategy:
             strategy=self.name,
             namespace=request.namespace,
             subject=f"deployment/{name}",
-            current=f"revision {current.number if current else '?'} "
-            f"({short_images(_images(current))})",
-            target=f"{revision_label(planned)} ({short_images(target.images)})"
-            + (f", {target.change_cause}" if target.change_cause else ""),
+            current=f"revision {current.number if current else '?'}",
+            target=revision_label(planned),
             changes=tuple(c.describe() for c in planned.changes),
             pins={name: pin_of(planned)},
             workloads=(name,),
+            facts=(f"change-cause of {revision_label(planned)}: {target.change_cause}",)
+            if target.change_cause
+            else (),
             from_images=_images(current),
             to_images=target.images,
             nothing_to_do=nothing,

@@ -125,29 +125,29 @@ def test_redis_down_is_a_clear_temporary_error():
 
 def test_a_service_rollback_holds_each_of_its_deployments_and_takes_all_or_none(redis_client):
     from bot.config import RollbotConfig
-    from bot.worker import Worker
+    from bot.pipeline import Pipeline
 
     store = RollbackStore(redis_client)
-    worker = Worker(store, JobQueue(redis_client), object(), RollbotConfig(), object())
+    worker = Pipeline(store, JobQueue(redis_client), object(), RollbotConfig(), object())
     service = requested("prod", "eli-maor", "U1").model_copy(
         update={"workloads": ("backend", "worker")}
     )
     assert service.lock_keys == ("prod/eli-maor", "prod/backend", "prod/worker")
-    assert worker._lock(service) is None
+    assert worker.lock(service) is None
 
     one = requested("prod", "backend", "U2")
-    assert worker._lock(one) == f"rollback {service.id} of prod/backend is in progress"
+    assert worker.lock(one) == f"rollback {service.id} of prod/backend is in progress"
 
     # A rollback that gets one lock but not the next gives back the one it got.
     other = requested("prod", "frontend-and-worker", "U3").model_copy(
         update={"workloads": ("frontend", "worker")}
     )
-    assert worker._lock(other) == f"rollback {service.id} of prod/worker is in progress"
+    assert worker.lock(other) == f"rollback {service.id} of prod/worker is in progress"
     assert store.lock_holder("prod/frontend-and-worker") is None
     assert store.lock_holder("prod/frontend") is None
 
-    worker._unlock(service)
-    assert worker._lock(one) is None
+    worker.unlock(service)
+    assert worker.lock(one) is None
 
 
 def test_a_request_is_opened_in_one_step_unless_its_workload_is_held_or_it_was_seen(

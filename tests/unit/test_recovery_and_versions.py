@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.pipeline.verify import target_version
 from bot.records import RollbackState, requested
-from bot.worker import target_version
 from handlers.blocks import recovery_buttons
 from handlers.ids import ActionId
 

@@ -1,0 +1,103 @@
+"""After the question or the rollback: the runbooks' +5/+15/+30 minute
+follow-ups, the re-assessment of a "monitor" recommendation, and the expiry of
+a confirmation nobody answered."""
+
+from __future__ import annotations
+
+from bot.checks import run_checks
+from bot.pipeline.assess import (
+    MAX_ASSESSED,
+    SEVERITY_ORDER,
+    assess_deployments,
+    monitor_minutes,
+    worst_of,
+)
+from bot.pipeline.wiring import Pipeline
+from bot.progress import Tone
+from bot.records import RollbackRecord, RollbackState
+from bot.rollout import rollout_state
+from bot.store import Job
+
+S = RollbackState
+
+
+def on_follow_up(p: Pipeline, job: Job) -> None:
+    record = p.store.get(job.record_id)
+    if record.state is S.SUCCEEDED:
+        follow_up(p, record, int(job.args["index"]))
+
+
+def on_reassess(p: Pipeline, job: Job) -> None:
+    record = p.store.get(job.record_id)
+    if record.state in (S.AWAITING_APPROVAL, S.CANCELLED, S.EXPIRED):
+        reassess(p, record)
+
+
+def on_expire(p: Pipeline, job: Job) -> None:
+    record = p.store.get(job.record_id)
+    if record.state is S.AWAITING_APPROVAL and record.expired():
+        record = p.store.update(
+            record.id,
+            lambda r: r.transition(S.EXPIRED, "confirmation expired: nobody approved in time"),
+        )
+        p.sink.finished(record)
+
+
+def follow_up(p: Pipeline, record: RollbackRecord, index: int) -> None:
+    """Is it staying healthy? The runbooks' +5/+15/+30 minute checks."""
+    minutes = p.config.follow_up_minutes
+    last = index == len(minutes) - 1
+    states = [
+        (name, rollout_state(p.kube.get_deployment(record.namespace, name)))
+        for name in record.deployments
+    ]
+    entry = p.entry(record)
+    results = run_checks(entry.health_checks) if entry and record.verify_checks else []
+    problems = [r.line() for r in results if not r.ok]
+    problems[:0] = [
+        f"{name}: only {st.available}/{st.desired} replicas available"
+        for name, st in states
+        if st.available < st.desired
+    ]
+    available = sum(st.available for _, st in states)
+    desired = sum(st.desired for _, st in states)
+    label = f"Follow-up +{minutes[index]:g} min"
+    if problems:
+        headline = f"{label}: unhealthy again"
+        p.store.update(record.id, lambda r: r.note(headline))
+        p.sink.milestone(
+            record, headline + ":\n" + "\n".join(problems), Tone.WARNING, record.requested_by
+        )
+        return
+    if last:
+        text, tone = f"{label}: stable; the incident can be closed", Tone.GOOD
+    else:
+        checks = f", {len(results)} checks passing" if results else ""
+        text, tone = f"{label}: healthy ({available}/{desired} available{checks})", Tone.INFO
+    p.store.update(record.id, lambda r: r.note(text))
+    p.sink.milestone(record, text, tone)
+
+
+def reassess(p: Pipeline, record: RollbackRecord) -> None:
+    """The runbook's "monitor for 5–10 minutes, roll back if it gets worse": the
+    assessment again, compared with the first, posted in the thread."""
+    now = worst_of(assess_deployments(p, record, record.deployments[:MAX_ASSESSED]))
+    before = record.severity or "unknown"
+    rank = {s: i for i, s in enumerate(reversed(SEVERITY_ORDER))}
+    if rank.get(now.severity, 0) > rank.get(before, 0):
+        verdict = "worse"
+    elif rank.get(now.severity, 0) < rank.get(before, 0):
+        verdict = "better"
+    else:
+        verdict = "no better"
+    minutes = monitor_minutes(p, record) or 0
+    text = (
+        f"Re-assessed after {minutes:g} min: severity {before} → {now.severity} "
+        f"({verdict}) — {now.recommendation}"
+    )
+    lines = [text, *now.summary_lines()[1:]]
+    p.store.update(record.id, lambda r: r.note(text))
+    waiting = record.state is S.AWAITING_APPROVAL
+    if waiting:
+        lines.append("The confirmation above is still open: approve it to roll back.")
+    p.sink.reassessed(record, "\n".join(lines), offer_rollback=not waiting and verdict != "better")

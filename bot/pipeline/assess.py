@@ -1,0 +1,211 @@
+"""Stage one: plan and assess a request, then ask — the confirmation with its
+buttons, a dry run's answer, or (where policy lets it skip approval) an
+emergency's start."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bot.assessment import Assessment, assess_workload
+from bot.errors import PermanentError
+from bot.pipeline import execute
+from bot.pipeline.wiring import Pipeline
+from bot.policy import NotAllowed, check_emergency_allowed
+from bot.records import RollbackRecord, RollbackState
+from bot.signals import Thresholds
+from bot.store import Job
+from bot.strategies import Plan, Request
+from bot.strategies import get as get_strategy
+
+S = RollbackState
+
+#: Worst first; a multi-component assessment takes its worst component's severity.
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+#: At most this many Deployments are assessed for one confirmation.
+MAX_ASSESSED = 6
+
+
+def on_assess(p: Pipeline, job: Job) -> None:
+    record = p.store.get(job.record_id)
+    if record.state is S.REQUESTED:
+        assess(p, record)
+    elif record.state is S.ASSESSED:
+        ask(p, record)  # its worker died between the assessment and the question
+    elif record.state is S.AWAITING_APPROVAL and not record.thread_ts:
+        post_confirmation(p, record)  # ...or just before posting the question
+    # Otherwise a duplicate delivery: the record has moved on.
+
+
+def worst_of(results: list[Assessment]) -> Assessment:
+    return min(results, key=lambda a: SEVERITY_ORDER.index(a.severity))
+
+
+def assess_deployments(
+    p: Pipeline, record: RollbackRecord, names: tuple[str, ...]
+) -> list[Assessment]:
+    """Each Deployment assessed at once, with the service's checks, error rate and
+    thresholds (the HTTP checks once, with the first)."""
+    entry = p.entry(record)
+
+    def one(name: str) -> Assessment:
+        return assess_workload(
+            p.kube,
+            record.namespace,
+            name,
+            health_checks=entry.health_checks if entry and name == names[0] else (),
+            error_rate=entry.error_rate if entry else None,
+            thresholds=entry.thresholds if entry else Thresholds(),
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        return list(pool.map(one, names))
+
+
+def monitor_minutes(p: Pipeline, record: RollbackRecord) -> float | None:
+    """For a "monitor" recommendation (medium severity): when to assess again."""
+    if record.severity != "medium":
+        return None
+    entry = p.entry(record)
+    return (entry.thresholds if entry else Thresholds()).monitor_minutes
+
+
+def _latest_backup(p: Pipeline, record: RollbackRecord) -> str:
+    """The newest earlier rollback of the same service that saved a backup."""
+    for earlier in p.store.recent(200):
+        if (
+            earlier.id != record.id
+            and earlier.workload_key == record.workload_key
+            and p.store.get_backup(earlier.id) is not None
+        ):
+            return earlier.id
+    raise PermanentError(
+        f"no earlier rollback of {record.workload_key} saved a backup to restore from"
+    )
+
+
+def assess(p: Pipeline, record: RollbackRecord) -> None:
+    """Plan the request with its strategy (the Deployment undo included) and assess
+    the Deployments the plan touches."""
+    options = dict(record.options)
+    try:
+        if options.get("backup") == "latest":
+            options["backup"] = _latest_backup(p, record)
+        plan = get_strategy(record.strategy).plan(
+            p.strategy_context(),
+            Request(
+                record.namespace,
+                record.workload,
+                record.strategy,
+                record.requested_revision,
+                record.to_tag,
+                options,
+            ),
+        )
+        if plan.nothing_to_do:
+            raise PermanentError(f"nothing to do: {plan.nothing_to_do}")
+    except PermanentError as err:
+        p.refuse(record, str(err))
+        return
+    lines, severity = _assess_plan(p, record, plan)
+    assessed = p.store.update(
+        record.id,
+        lambda r: r.transition(
+            S.ASSESSED,
+            f"{plan.current} → {plan.target}",
+            options=options,
+            pins=dict(plan.pins),
+            workloads=plan.workloads,
+            current_label=plan.current,
+            target_label=plan.target,
+            facts=plan.facts,
+            verify_checks=plan.verify_checks,
+            from_images=plan.from_images,
+            to_images=plan.to_images,
+            changes=plan.changes,
+            from_revision=plan.from_revision,
+            target_revision=plan.target_revision,
+            target_replica_set=plan.target_replica_set,
+            assessment=tuple(lines),
+            severity=severity,
+        ),
+    )
+    ask(p, assessed)
+
+
+def _assess_plan(p: Pipeline, record: RollbackRecord, plan: Plan) -> tuple[list[str], str]:
+    """The assessment of each Deployment a plan touches, at once; the worst severity wins."""
+    names = plan.workloads[:MAX_ASSESSED]
+    if not names:
+        return [], "low"
+    results = assess_deployments(p, record, names)
+    worst = worst_of(results)
+    if len(results) == 1:
+        return worst.summary_lines(), worst.severity
+    lines = [f"Severity: {worst.severity} — {worst.recommendation}"]
+    for name, result in zip(names, results, strict=True):
+        lines += [f"{name}: {line}" for line in result.summary_lines()[1:3]]
+    return lines, worst.severity
+
+
+def ask(p: Pipeline, assessed: RollbackRecord) -> None:
+    """Post the assessed rollback: a dry run's answer, an emergency's start, or
+    the confirmation with its buttons (and its expiry)."""
+    if assessed.dry_run:
+        thread = p.sink.confirmation(assessed)
+        done = p.store.update(
+            assessed.id,
+            lambda r: r.transition(
+                S.CANCELLED, "dry run: nothing was changed", thread_ts=thread or r.thread_ts
+            ),
+        )
+        p.sink.finished(done)
+        return
+    if assessed.emergency:
+        _start_emergency(p, assessed)
+        return
+    waiting = p.store.update(
+        assessed.id, lambda r: r.transition(S.AWAITING_APPROVAL, "confirmation posted")
+    )
+    post_confirmation(p, waiting)
+
+
+def post_confirmation(p: Pipeline, waiting: RollbackRecord) -> None:
+    thread = p.sink.confirmation(waiting)
+    if thread:
+        p.store.update(waiting.id, lambda r: r.model_copy(update={"thread_ts": thread}))
+    if (minutes := monitor_minutes(p, waiting)) is not None:
+        p.queue.enqueue(
+            Job(kind="reassess", record_id=waiting.id, not_before=time.time() + minutes * 60)
+        )
+    if waiting.expires_at is not None:
+        p.queue.enqueue(
+            Job(kind="expire", record_id=waiting.id, not_before=waiting.expires_at.timestamp())
+        )
+
+
+def _start_emergency(p: Pipeline, record: RollbackRecord) -> None:
+    """--emergency (or an automatic rollback) where policy lets it skip approval:
+    announce, then run."""
+    if record.trigger == "automatic":
+        if not p.config.policy_for(record.namespace).auto_execute:
+            raise NotAllowed("automatic rollbacks wait for approval here")
+    else:
+        check_emergency_allowed(p.config, record.namespace)
+    thread = p.sink.confirmation(record)
+    approved = p.store.update(
+        record.id,
+        lambda r: r.transition(
+            S.AWAITING_APPROVAL,
+            "automatic: run at once by policy"
+            if r.trigger == "automatic"
+            else "emergency: approval skipped by policy",
+            thread_ts=thread or r.thread_ts,
+        ).transition(
+            S.APPROVED,
+            f"{r.trigger} rollback, no approval needed",
+            actor=r.requested_by,
+            approved_by=r.requested_by,
+        ),
+    )
+    execute.execute(p, approved)

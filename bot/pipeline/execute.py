@@ -1,0 +1,171 @@
+"""Stage two: an approved rollback, holding its workloads' locks —
+backup → apply → verify → report, each step recorded before the next, so a
+worker that dies half-way leaves a record another worker finishes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.backup import take_backup
+from bot.engine import pin_for
+from bot.errors import RollbotError, TemporaryError
+from bot.incident import report_context
+from bot.pipeline.verify import verify
+from bot.pipeline.wiring import Pipeline
+from bot.records import RollbackRecord, RollbackState
+from bot.reports import TemplateRenderer
+from bot.rollout import RolloutState
+from bot.store import Job
+from bot.strategies import change_cause
+from bot.strategies import get as get_strategy
+
+S = RollbackState
+
+
+def on_execute(p: Pipeline, job: Job) -> None:
+    record = p.store.get(job.record_id)
+    if record.state.executing:
+        execute(p, record)
+    # Otherwise a duplicate delivery: the record has moved on.
+
+
+def execute(p: Pipeline, record: RollbackRecord) -> None:
+    if (problem := p.lock(record)) is not None:
+        p.refuse(record, problem)
+        return
+    try:
+        if record.state in (S.APPROVED, S.BACKING_UP):
+            record = _back_up(p, record)
+        if record.state is S.ROLLING_BACK:
+            record = _roll_back(p, record)
+        if record.state is S.VERIFYING:
+            record = verify(p, record)
+    except TemporaryError:
+        raise  # retried by the runner; the record says where to resume
+    except RollbotError as err:
+        fail_record(p, record.id, str(err))
+        return
+    p.unlock(record)
+    p.sink.finished(record)
+    post_report(p, record)
+    if record.state is S.SUCCEEDED:
+        _schedule_follow_ups(p, record)
+
+
+def fail_record(p: Pipeline, record_id: str, message: str) -> RollbackRecord:
+    """End a record as failed, once: its locks released, the thread told and,
+    if it had been approved, the report posted."""
+    if (current := p.store.get(record_id)).state.terminal:
+        return current  # already ended (a late or repeated failure): say nothing twice
+    record = p.store.update(
+        record_id,
+        lambda r: r if r.state.terminal else r.transition(S.FAILED, message, error=message),
+    )
+    p.unlock(record)
+    p.sink.finished(record)
+    if record.approved_by:
+        post_report(p, record)
+    return record
+
+
+def _schedule_follow_ups(p: Pipeline, record: RollbackRecord) -> None:
+    finished = record.timeline[-1].at.timestamp()
+    for index, minutes in enumerate(p.config.follow_up_minutes):
+        p.queue.enqueue(
+            Job(
+                kind="follow_up",
+                record_id=record.id,
+                args={"index": str(index)},
+                not_before=finished + minutes * 60,
+            )
+        )
+
+
+def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
+    if record.state is S.APPROVED:
+        record = p.store.update(
+            record.id,
+            lambda r: r.transition(S.BACKING_UP, "backing up the workload before changing it"),
+        )
+    names = record.deployments
+    bundles = [take_backup(p.kube, record.namespace, name) for name in names]
+    bundle: dict[str, Any] = (
+        bundles[0] if len(bundles) == 1 else {"components": dict(zip(names, bundles, strict=True))}
+    )
+    p.store.save_backup(record.id, bundle)
+    saved: list[str] = []
+    for name, one in zip(names, bundles, strict=True):
+        saved.append(f"deployment/{name}")
+        saved += [f"service/{s['metadata']['name']}" for s in one["services"]]
+        saved += [f"configmap/{c['metadata']['name']}" for c in one["config_maps"]]
+        saved += [f"hpa/{h['metadata']['name']}" for h in one["autoscalers"]]
+    p.sink.milestone(record, "Backup saved: " + ", ".join(dict.fromkeys(saved)))
+    return p.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
+
+
+def _roll_back(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
+    """Apply what was approved with the record's strategy (it follows its rollouts)."""
+    cause = change_cause(
+        record.strategy,
+        record.approved_by or record.requested_by,
+        record.reason,
+        from_revision=record.from_revision,
+        target_revision=record.target_revision,
+        to_tag=record.to_tag,
+    )
+    done = get_strategy(record.strategy).apply(
+        p.strategy_context(), record.namespace, _pins(record), cause, _RecordProgress(p, record)
+    )
+    p.sink.milestone(record, f"Applied: {done}")
+    return p.store.update(
+        record.id, lambda r: r.note(f"applied: {done}").transition(S.VERIFYING, "verifying")
+    )
+
+
+def _pins(record: RollbackRecord) -> dict[str, str]:
+    """The record's pins. A Deployment undo assessed before undo was a strategy kept
+    its target in fields instead: the same target, as a pin."""
+    if record.pins or (record.target_replica_set is None and record.to_tag is None):
+        return record.pins
+    target = pin_for(
+        record.target_replica_set or "", record.to_tag, record.options.get("container")
+    )
+    return {record.workload: target}
+
+
+class _RecordProgress:
+    """A strategy's progress, into the record's thread."""
+
+    def __init__(self, p: Pipeline, record: RollbackRecord) -> None:
+        self.p, self.record = p, record
+
+    def milestone(self, text: str) -> None:
+        self.p.sink.milestone(self.record, text)
+
+    def rollout(self, workload: str, state: RolloutState) -> None:
+        several = len(self.record.deployments) > 1
+        self.p.sink.rollout(self.record, state, workload if several else None)
+
+
+def post_report(p: Pipeline, record: RollbackRecord) -> None:
+    """The runbooks' report and messages, filled in from the record and posted."""
+    renderer = TemplateRenderer(p.config.templates_dir)
+    context = report_context(record)
+    files = {
+        f"{record.id}-incident-report.md": renderer.render("incident_report.md.j2", context),
+        f"{record.id}-rollback-report.md": renderer.render("rollback_report.md.j2", context),
+    }
+    backup = p.store.get_backup(record.id)
+    if backup is not None:
+        files[f"{record.id}-backup.json"] = json.dumps(backup, indent=2)
+    messages = [
+        ("Slack alert", "slack_alert.txt.j2"),
+        ("Email", "email.txt.j2"),
+        ("Incident notification", "incident_notification.txt.j2"),
+    ]
+    files[f"{record.id}-communications.txt"] = "\n\n".join(
+        f"===== {title} =====\n{renderer.render(name, context)}" for title, name in messages
+    )
+    summary = renderer.render("rollback_complete.txt.j2", context)
+    p.sink.report(record, summary, files, p.config.incidents_channel)

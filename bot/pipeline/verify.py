@@ -1,0 +1,66 @@
+"""Is the rolled-back service healthy? All replicas available, then the
+catalog's health checks, smoke tests and version check — retried, as the
+runbooks do, since the new pods may need a moment."""
+
+from __future__ import annotations
+
+from bot.checks import run_until_passing
+from bot.errors import PermanentError
+from bot.pipeline.wiring import Pipeline
+from bot.progress import Tone
+from bot.records import RollbackRecord, RollbackState
+from bot.rollout import rollout_state
+
+S = RollbackState
+
+
+def target_version(images: tuple[str, ...], container: str | None) -> str | None:
+    """The version a rolled-back service should report: its target image's tag."""
+    for entry in images:
+        name, _, image = entry.partition("=")
+        if container is None or name == container:
+            last = image.rsplit("/", 1)[-1]
+            return last.split("@", 1)[0].partition(":")[2] or None
+    return None
+
+
+def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
+    """SUCCEEDED if healthy; a PermanentError saying what is not, otherwise."""
+    states = [
+        rollout_state(p.kube.get_deployment(record.namespace, name)) for name in record.deployments
+    ]
+    short = [
+        f"{name} {st.available}/{st.desired}"
+        for name, st in zip(record.deployments, states, strict=True)
+        if st.available < st.desired
+    ]
+    if short:
+        raise PermanentError(
+            "rolled back but unhealthy: not all replicas are available: " + ", ".join(short)
+        )
+    available = sum(st.available for st in states)
+    summary = f"{available}/{sum(st.desired for st in states)} replicas available"
+    if not record.verify_checks:
+        return p.store.update(record.id, lambda r: r.transition(S.SUCCEEDED, f"done: {summary}"))
+    entry = p.entry(record)
+    checks = [*entry.health_checks, *entry.smoke_tests] if entry else []
+    if entry is not None and entry.version_check is not None:
+        version = target_version(record.to_images, entry.version_check.container)
+        if version is None:
+            p.sink.milestone(
+                record,
+                "Version check skipped: the target image has no tag to compare",
+                Tone.WARNING,
+            )
+        else:
+            checks.append(entry.version_check.expecting(version))
+    if checks and entry is not None:
+        results, attempts = run_until_passing(
+            checks, entry.verify_attempts, entry.verify_interval_seconds
+        )
+        lines = "\n".join(r.line() for r in results)
+        if not all(r.ok for r in results):
+            raise PermanentError(f"rolled back but unhealthy after {attempts} attempts:\n{lines}")
+        p.sink.milestone(record, f"Verified (attempt {attempts}):\n{lines}")
+        summary += f", {len(results)} checks passing"
+    return p.store.update(record.id, lambda r: r.transition(S.SUCCEEDED, f"healthy: {summary}"))
