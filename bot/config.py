@@ -158,6 +158,11 @@ class RollbotConfig(ApprovalPolicy):
     follow_up_minutes: list[float] = Field(default_factory=lambda: [5.0, 15.0, 30.0])
     #: How long a confirmation waits for a click before it expires.
     confirmation_ttl_seconds: float = Field(default=900, gt=0)
+    #: A worker that stops renewing its lease (it died) for this long has its job
+    #: handed to another; a live worker renews it every third of this.
+    worker_lease_seconds: float = Field(default=15, ge=1, le=300)
+    #: A message Slack has not taken for this long makes the workers' readiness fail.
+    outbox_stale_seconds: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
     def _one_environment_per_namespace(self) -> RollbotConfig:

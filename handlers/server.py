@@ -1,8 +1,10 @@
 """`rollbot serve` and `rollbot worker`: the Bolt app over HTTP (signed requests)
 or Socket Mode, and workers running the queue, in one process or apart.
 
-`RollbotServer` is what the command runs and what the end-to-end tests and the
-demo start in-process.
+`RollbotServer` is what the commands run and what the end-to-end tests and the
+demo start in-process: the workers (and Socket Mode) run as threads of the calling
+process, HTTP is answered by gunicorn's processes (`handlers/wsgi.py`), forked
+from it with the listening socket it bound.
 """
 
 from __future__ import annotations
@@ -10,53 +12,33 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
-import time
 from dataclasses import dataclass, field
-from socketserver import ThreadingMixIn
+from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import redis
-import urllib3
-from kubernetes.client.exceptions import ApiException
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot import metrics
 from bot.config import RollbotConfig
-from bot.kube import translate
+from bot.outbox import Outbox, OutboxSink
 from bot.pipeline import Worker, WorkerKube
+from bot.pipeline.liveness import Liveness
 from bot.records import RollbackRecord
+from bot.runtime import Runtime, StartupError, forget_inherited_connections, not_ready
 from bot.store import JobQueue, RollbackStore, StoreUnavailable
 from bot.strategies import HelmSettings
 from handlers.app import create_app, slack_client
+from handlers.delivery import OutboxDeliverer
 from handlers.groups import SlackGroups
+from handlers.people import SlackPeople
 from handlers.services import Services
 from handlers.thread import SlackThreadSink
+from handlers.wsgi import Environ, StartResponse, WsgiApp, answer, limit_body, start_master
 
 log = logging.getLogger("rollbot.server")
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    # socketserver's default backlog of 5 drops connections when Slack sends a burst:
-    # the ack benchmark saw 2-9 % of 50 concurrent requests reset or delayed by seconds.
-    request_queue_size = 128
-
-    def get_request(self) -> tuple[Any, Any]:
-        # With several processes on one socket, every one of them wakes for a new
-        # connection and only one gets it: the listening socket is non-blocking then
-        # (a process that loses the race goes back to waiting, and can still shut
-        # down), while the connection it does accept is served blocking, as usual.
-        connection, address = self.socket.accept()
-        connection.setblocking(True)
-        return connection, address
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug(format, *args)
 
 
 @dataclass
@@ -73,226 +55,269 @@ class RollbotServer:
     #: Whether Slack's requests arrive over HTTP (False in Socket Mode: the HTTP port
     #: then serves only /healthz, /readyz and /metrics).
     http_events: bool = True
-    #: Processes answering HTTP on the one listening socket (pre-forked by start_http,
-    #: which must then run before any other thread starts): Bolt's CPU per request is
-    #: what bounds acks under a burst, and one process uses one core.
+    #: gunicorn worker processes answering HTTP: Bolt's CPU per request is what
+    #: bounds acks under a burst, and one process uses one core.
     http_processes: int = 1
-    children: list[int] = field(default_factory=list)
     app: App = field(init=False)
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
-    http: WSGIServer | None = None
+    listener: socket.socket | None = None
+    #: The gunicorn master's pid, while HTTP is served.
+    master: int | None = None
 
     def __post_init__(self) -> None:
+        self.app, _ = self._slack_app()
+        # The pipeline's messages wait in the outbox until Slack takes them; live rollout
+        # progress goes straight to the thread.
+        self.outbox = Outbox(self.store.redis)
+        self.sink = OutboxSink(self.outbox, live=SlackThreadSink(self.app.client))
+        # Made before HTTP is forked, so that the processes answering /readyz see the
+        # workers' beats: one slot per worker, and the last for the outbox's deliverer.
+        self.liveness = Liveness(self.workers + 1)
+        self.beating: list[str] = []
+
+    def _slack_app(self) -> tuple[App, Services]:
         client = slack_client(self.token, self.slack_api_url)
-        self.services = Services(
+        services = Services(
             self.config, self.store, JobQueue(self.store.redis), groups_of=SlackGroups(client)
         )
-        self.app = create_app(
-            self.services, token=self.token, signing_secret=self.signing_secret, client=client
+        app = create_app(
+            services, token=self.token, signing_secret=self.signing_secret, client=client
         )
-        self.sink = SlackThreadSink(self.app.client)
+        return app, services
 
     @property
     def url(self) -> str:
-        assert self.http is not None
-        return f"http://127.0.0.1:{self.http.server_port}/slack/events"
+        assert self.listener is not None
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/slack/events"
 
-    def _wsgi(self) -> Any:
-        bolt = SlackRequestHandler(self.app)
+    def _wsgi(self) -> WsgiApp:
+        """The app one HTTP process serves, built in that process after the fork: its
+        own Bolt App (whose thread pool a fork would leave without threads) and no
+        connection of the parent's."""
+        forget_inherited_connections(self.kube)
+        bolt = SlackRequestHandler(self._slack_app()[0])
 
-        def not_ready() -> str | None:
-            """Why this replica cannot do its work, if it cannot: Redis or Kubernetes down."""
-            try:
-                self.store.redis.ping()
-            except redis.RedisError as err:
-                return f"redis: {err}"
-            # The cheapest call the chart's Role allows; fakes without the API are not checked.
-            apps = getattr(self.kube, "apps", None)
-            if apps is None:
-                return None
-            namespace = (self.config.allowed_namespaces or [self.config.default_namespace])[0]
-            try:
-                apps.list_namespaced_deployment(
-                    namespace, limit=1, _request_timeout=3, _preload_content=False
-                )
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
-                return f"kubernetes: {translate(err)}"
-            return None
-
-        def answer(start_response: Any, status: str, text: str, content_type: str) -> list[bytes]:
-            start_response(status, [("Content-Type", content_type)])
-            return [text.encode()]
-
-        def application(environ: dict[str, Any], start_response: Any) -> Any:
+        def application(environ: Environ, start_response: StartResponse) -> Any:
             path = environ.get("PATH_INFO")
             if path == "/healthz":  # the process answers: nothing else is checked
-                return answer(start_response, "200 OK", "ok\n", "text/plain")
+                return answer(start_response, "200 OK", "ok\n")
             if path == "/readyz":
-                reason = not_ready()
+                reason = not_ready(self.store, self.kube, self.config) or self.pipeline_problem()
                 if reason is not None:
-                    return answer(
-                        start_response, "503 Service Unavailable", reason + "\n", "text/plain"
-                    )
-                return answer(start_response, "200 OK", "ok\n", "text/plain")
+                    return answer(start_response, "503 Service Unavailable", reason + "\n")
+                return answer(start_response, "200 OK", "ok\n")
             if path == "/metrics":
                 try:
                     records: list[RollbackRecord] | None = self.store.recent(metrics.WINDOW)
                 except StoreUnavailable:
                     records = None
-                return answer(
-                    start_response, "200 OK", metrics.render(records), metrics.CONTENT_TYPE
-                )
+                text = metrics.render(records).encode()
+                start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE)])
+                return [text]
             if not self.http_events:
                 return answer(
                     start_response,
                     "404 Not Found",
                     "Socket Mode: Slack's events arrive over the WebSocket, not here\n",
-                    "text/plain",
                 )
             return bolt(environ, start_response)
 
-        return application
+        return limit_body(application)
+
+    def pipeline_problem(self) -> str | None:
+        """Why this process's workers or its messages are not getting through: a
+        worker or the deliverer stopped or stuck, or Slack not taking messages."""
+        if not self.beating:
+            return None
+        stuck = self.config.rollout_timeout_seconds * 2 + 300
+        if problem := self.liveness.problem(self.beating, stale=90, stuck=stuck):
+            return problem
+        if (age := self.outbox.oldest_age()) > self.config.outbox_stale_seconds:
+            return f"slack: {self.outbox.depth()} message(s) waiting for {age:.0f}s"
+        return None
 
     def start_http(self, port: int = 3000, host: str = "127.0.0.1") -> None:
-        self.http = make_server(
-            host, port, self._wsgi(), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        """Bind `host:port` here (0: any free port, see `url`) and fork gunicorn's
+        master to answer on it; call it before starting threads where you can."""
+        listener = socket.create_server((host, port), backlog=128)
+        listener.set_inheritable(True)
+        self.listener = listener
+        self.master = start_master(
+            listener, self._wsgi, processes=self.http_processes, name="rollbot-http"
         )
-        if self.http_processes > 1:
-            self.http.socket.setblocking(False)
-        for _ in range(self.http_processes - 1):
-            pid = os.fork()
-            if pid == 0:
-                self._serve_as_child(self.http)  # never returns
-            self.children.append(pid)
-        self._spawn("http", self.http.serve_forever)
 
-    def _serve_as_child(self, http: WSGIServer) -> None:
-        """A forked process that only answers HTTP: the parent's workers, scheduler and
-        connections stay the parent's (redis-py reconnects after a fork by itself)."""
-        status = 0
+    def http_pids(self) -> list[int]:
+        """The processes answering HTTP: gunicorn's master and its workers."""
+        if self.master is None:
+            return []
+        children = Path(f"/proc/{self.master}/task/{self.master}/children")
         try:
-            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-            parent = os.getppid()
-
-            def orphaned() -> None:  # the parent died without stopping us: stop too
-                while os.getppid() == parent:
-                    time.sleep(1)
-                os._exit(0)
-
-            threading.Thread(target=orphaned, daemon=True).start()
-            http.serve_forever()
-        except BaseException:
-            log.exception("HTTP child process failed")
-            status = 1
-        finally:
-            os._exit(status)  # no atexit, no destructors of the parent's objects
+            return [self.master, *map(int, children.read_text().split())]
+        except OSError:
+            return [self.master]
 
     def start_workers(self) -> None:
+        self.beating[:] = [*(f"worker-{n}" for n in range(self.workers)), "outbox"]
         for n in range(self.workers):
             worker = Worker(
                 self.store,
-                JobQueue(self.store.redis),
+                JobQueue(self.store.redis, heartbeat_ttl=self.config.worker_lease_seconds),
                 self.kube,
                 self.config,
                 self.sink,
                 helm=self.helm,
+                names_of=SlackPeople(self.app.client),
+                liveness=(self.liveness, n),
             )
             self._spawn(f"worker-{n}", lambda w=worker: w.run(self.stop_event))
+        deliverer = OutboxDeliverer(self.outbox, self.store, self.app.client)
+        slot = self.workers
+        self._spawn(
+            "outbox", lambda: deliverer.run(self.stop_event, lambda: self.liveness.beat(slot))
+        )
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self.threads.append(thread)
 
+    def http_failed(self) -> bool:
+        """Whether gunicorn's master has exited (it then no longer answers)."""
+        if self.master is None:
+            return False
+        try:
+            pid, _ = os.waitpid(self.master, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid:
+            self.master = None
+            return True
+        return False
+
     def stop(self) -> None:
         self.stop_event.set()
-        for pid in self.children:
+        if self.master is not None:
             try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
+                os.kill(self.master, signal.SIGTERM)  # gunicorn stops its workers first
+                os.waitpid(self.master, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-        self.children.clear()
-        if self.http is not None:
-            self.http.shutdown()
-            self.http.server_close()
-            self.http = None
+            self.master = None
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
         for thread in self.threads:
             thread.join(timeout=5)
         self.threads.clear()
 
 
-def helm_from_environment(kubeconfig: str | None) -> HelmSettings:
-    """The helm binary ($ROLLBOT_HELM or helm on PATH) with rollbot's own kubeconfig
-    (none in a pod: helm then uses the service account, as rollbot does)."""
-    return HelmSettings(
-        binary=os.environ.get("ROLLBOT_HELM", "helm"),
-        kubeconfig=kubeconfig or os.environ.get("KUBECONFIG") or None,
-    )
+def _http_or_fail(server: RollbotServer, port: int) -> None:
+    try:
+        server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
+    except OSError as err:
+        raise StartupError(f"cannot listen on port {port}: {err.strerror or err}") from err
 
 
-def work_from_environment(kubeconfig: str | None, port: int = 0) -> None:
+def _until_stopped(server: RollbotServer) -> None:
+    """Wait for SIGTERM or SIGINT, then stop what was started (the HTTP processes,
+    the workers): a stopped rollbot leaves nothing running behind it."""
+
+    def stop(signum: int, _frame: object) -> None:
+        server.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not server.stop_event.wait(1):
+            if server.http_failed():
+                raise StartupError("the HTTP server stopped (see its log above)", exit_code=1)
+    finally:
+        server.stop()
+
+
+def work_from_environment(runtime: Runtime, port: int = 0) -> None:
     """`rollbot worker`: jobs only; with a port, also the probes and /metrics (no Slack
     events arrive there), so a worker-only pod can be probed like the bot's."""
-    from bot.config import load_config
-    from bot.kube import Kube
-    from bot.store import connect
-
     server = RollbotServer(
-        load_config(),
-        RollbackStore(connect()),
-        Kube.from_kubeconfig(kubeconfig),
+        runtime.config,
+        runtime.store,
+        runtime.kube,
         os.environ.get("SLACK_BOT_TOKEN", ""),
         "unused",
         slack_api_url=os.environ.get("SLACK_API_URL"),
-        helm=helm_from_environment(kubeconfig),
+        helm=runtime.helm,
         http_events=False,
     )
     if port:
-        server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
+        _http_or_fail(server, port)
         print(f"rollbot worker; /healthz, /readyz, /metrics on :{port}", flush=True)
     server.start_workers()
-    server.stop_event.wait()
+    _until_stopped(server)
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """What `rollbot serve` needs from Slack; Socket Mode when there is an app token."""
+
+    token: str
+    signing_secret: str
+    app_token: str
+
+    @classmethod
+    def from_environment(cls) -> SlackSettings:
+        settings = cls(
+            os.environ.get("SLACK_BOT_TOKEN", ""),
+            os.environ.get("SLACK_SIGNING_SECRET", ""),
+            os.environ.get("SLACK_APP_TOKEN", ""),
+        )
+        if not settings.token or not (settings.signing_secret or settings.app_token):
+            raise StartupError(
+                "needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
+                "(HTTP mode) or SLACK_APP_TOKEN (Socket Mode)"
+            )
+        return settings
 
 
 def serve_from_environment(
-    port: int, with_worker: bool, kubeconfig: str | None, http_processes: int = 1
+    slack: SlackSettings,
+    runtime: Runtime,
+    port: int,
+    with_worker: bool,
+    http_processes: int = 1,
 ) -> None:
-    """`rollbot serve`: settings from the environment, as DESIGN.md lists them."""
-    from bot.config import load_config
-    from bot.kube import Kube
-    from bot.store import connect
-
-    token = os.environ.get("SLACK_BOT_TOKEN", "")
-    secret = os.environ.get("SLACK_SIGNING_SECRET", "")
-    app_token = os.environ.get("SLACK_APP_TOKEN", "")
-    if not token or not (secret or app_token):
-        raise SystemExit(
-            "rollbot serve needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
-            "(HTTP mode) or SLACK_APP_TOKEN (Socket Mode)"
-        )
+    """`rollbot serve`: HTTP mode, or Socket Mode when there is an app token (the
+    HTTP port then answers the probes and /metrics only)."""
     server = RollbotServer(
-        load_config(),
-        RollbackStore(connect()),
-        Kube.from_kubeconfig(kubeconfig),
-        token,
-        secret or "unused",
+        runtime.config,
+        runtime.store,
+        runtime.kube,
+        slack.token,
+        slack.signing_secret or "unused",
         slack_api_url=os.environ.get("SLACK_API_URL"),
-        helm=helm_from_environment(kubeconfig),
-        http_events=not app_token,
+        helm=runtime.helm,
+        http_events=not slack.app_token,
         http_processes=http_processes,
     )
-    # HTTP first: its extra processes are forked before any worker thread exists.
-    # Socket Mode too: the probes and /metrics are served over HTTP either way.
-    server.start_http(port, host=os.environ.get("ROLLBOT_BIND", "0.0.0.0"))
+    # HTTP first: gunicorn's master is forked before any thread of ours exists.
+    _http_or_fail(server, port)
     if with_worker:
         server.start_workers()
-    if app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        print(f"rollbot in Socket Mode; /healthz, /readyz, /metrics on :{port}", flush=True)
-        SocketModeHandler(server.app, app_token).start()  # type: ignore[no-untyped-call]
-    else:
+    if not slack.app_token:
         print(f"rollbot listening on :{port} (/slack/events, /healthz)", flush=True)
-        server.stop_event.wait()
+        _until_stopped(server)
+        return
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    handler = SocketModeHandler(server.app, slack.app_token)
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]
+    except (SlackApiError, SlackClientError, OSError) as err:
+        server.stop()
+        raise StartupError(f"Socket Mode could not connect to Slack: {err}", exit_code=3) from err
+    print(f"rollbot in Socket Mode; /healthz, /readyz, /metrics on :{port}", flush=True)
+    try:
+        _until_stopped(server)
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]

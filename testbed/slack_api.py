@@ -297,6 +297,7 @@ class FakeSlackApi(ThreadedHttpService):
             self._usergroups: dict[str, list[str]] = {}
             self._faults: dict[str, deque[_Fault]] = {}
             self._buckets: dict[str, _Bucket] = {}
+            self._outage: int | None = None
             self._ts_seq = 0
             self._id_seq = 0
 
@@ -338,6 +339,14 @@ class FakeSlackApi(ThreadedHttpService):
             raise ValueError("times must be at least 1 and retry_after not negative")
         with self._lock:
             self._faults.setdefault(method, deque()).append(_Fault(status, retry_after, times))
+
+    def outage(self, status: int | None) -> None:
+        """Answer every call with `status` (a 5xx "internal_error", or 429 with
+        Retry-After 1) until `outage(None)`: Slack down for as long as a test likes."""
+        if status is not None and status != 429 and not 500 <= status <= 599:
+            raise ValueError(f"an outage answers 429 or a 5xx, not {status}")
+        with self._lock:
+            self._outage = status
 
     def rate_limit(self, method: str, per_second: float | None) -> None:
         """Answer 429 + Retry-After once `method` is called faster than `per_second`
@@ -430,6 +439,10 @@ class FakeSlackApi(ThreadedHttpService):
         handler = self._methods.get(method)
         if handler is None:
             raise SlackError("unknown_method")
+        if self._outage == 429:
+            return _ratelimited(1)
+        if self._outage is not None:
+            return _json_reply({"ok": False, "error": "internal_error"}, self._outage)
         faults = self._faults.get(method)
         if faults:
             fault = faults[0]

@@ -4,14 +4,9 @@ a confirmation nobody answered."""
 
 from __future__ import annotations
 
+from bot.assessment import compared, worst_of
 from bot.checks import run_checks
-from bot.pipeline.assess import (
-    MAX_ASSESSED,
-    SEVERITY_ORDER,
-    assess_deployments,
-    monitor_minutes,
-    worst_of,
-)
+from bot.pipeline.assess import MAX_ASSESSED, assess_deployments, monitor_minutes
 from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
 from bot.records import RollbackRecord, RollbackState
@@ -35,6 +30,10 @@ def on_reassess(p: Pipeline, job: Job) -> None:
 
 def on_expire(p: Pipeline, job: Job) -> None:
     record = p.store.get(job.record_id)
+    if record.state is S.AWAITING_APPROVAL and not record.expired() and record.expires_at:
+        # Early (this pod's clock is behind the one that set it): come back on time.
+        p.queue.enqueue(job.model_copy(update={"not_before": record.expires_at.timestamp()}))
+        return
     if record.state is S.AWAITING_APPROVAL and record.expired():
         record = p.store.update(
             record.id,
@@ -83,13 +82,7 @@ def reassess(p: Pipeline, record: RollbackRecord) -> None:
     assessment again, compared with the first, posted in the thread."""
     now = worst_of(assess_deployments(p, record, record.deployments[:MAX_ASSESSED]))
     before = record.severity or "unknown"
-    rank = {s: i for i, s in enumerate(reversed(SEVERITY_ORDER))}
-    if rank.get(now.severity, 0) > rank.get(before, 0):
-        verdict = "worse"
-    elif rank.get(now.severity, 0) < rank.get(before, 0):
-        verdict = "better"
-    else:
-        verdict = "no better"
+    verdict = compared(record.severity, now.severity)
     minutes = monitor_minutes(p, record) or 0
     text = (
         f"Re-assessed after {minutes:g} min: severity {before} → {now.severity} "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.assessment import Assessment, assess_workload
+from bot.assessment import Assessment, AssessmentSummary, assess_workload, summarize
 from bot.errors import PermanentError
 from bot.pipeline import execute
 from bot.pipeline.wiring import Pipeline
@@ -20,8 +20,6 @@ from bot.strategies import get as get_strategy
 
 S = RollbackState
 
-#: Worst first; a multi-component assessment takes its worst component's severity.
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
 #: At most this many Deployments are assessed for one confirmation.
 MAX_ASSESSED = 6
 
@@ -35,10 +33,6 @@ def on_assess(p: Pipeline, job: Job) -> None:
     elif record.state is S.AWAITING_APPROVAL and not record.thread_ts:
         post_confirmation(p, record)  # ...or just before posting the question
     # Otherwise a duplicate delivery: the record has moved on.
-
-
-def worst_of(results: list[Assessment]) -> Assessment:
-    return min(results, key=lambda a: SEVERITY_ORDER.index(a.severity))
 
 
 def assess_deployments(
@@ -107,7 +101,7 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
     except PermanentError as err:
         p.refuse(record, str(err))
         return
-    lines, severity = _assess_plan(p, record, plan)
+    summary = _assess_plan(p, record, plan)
     assessed = p.store.update(
         record.id,
         lambda r: r.transition(
@@ -126,26 +120,18 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
             from_revision=plan.from_revision,
             target_revision=plan.target_revision,
             target_replica_set=plan.target_replica_set,
-            assessment=tuple(lines),
-            severity=severity,
+            assessment=tuple(summary.lines()) if plan.workloads else (),
+            severity=summary.severity,
+            recommendation=summary.recommendation if plan.workloads else None,
         ),
     )
     ask(p, assessed)
 
 
-def _assess_plan(p: Pipeline, record: RollbackRecord, plan: Plan) -> tuple[list[str], str]:
+def _assess_plan(p: Pipeline, record: RollbackRecord, plan: Plan) -> AssessmentSummary:
     """The assessment of each Deployment a plan touches, at once; the worst severity wins."""
     names = plan.workloads[:MAX_ASSESSED]
-    if not names:
-        return [], "low"
-    results = assess_deployments(p, record, names)
-    worst = worst_of(results)
-    if len(results) == 1:
-        return worst.summary_lines(), worst.severity
-    lines = [f"Severity: {worst.severity} — {worst.recommendation}"]
-    for name, result in zip(names, results, strict=True):
-        lines += [f"{name}: {line}" for line in result.summary_lines()[1:3]]
-    return lines, worst.severity
+    return summarize(dict(zip(names, assess_deployments(p, record, names), strict=True)))
 
 
 def ask(p: Pipeline, assessed: RollbackRecord) -> None:

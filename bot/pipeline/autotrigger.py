@@ -23,23 +23,26 @@ def open_automatic_rollbacks(p: Pipeline, watcher: AutoRollbackWatcher) -> list[
         if not failure.channel:
             log.warning("%s failed but has no channel for automatic rollbacks", key)
             continue
-        if p.store.lock_holder(key) is not None:
-            continue  # a rollback of it is under way already
-        if not p.store.claim_once(f"auto:{key}:{failure.replica_set}", ttl=30 * 86400):
-            continue  # this bad revision had its automatic rollback
         policy = p.config.policy_for(failure.namespace)
-        record = p.store.create(
-            requested(
-                failure.namespace,
-                failure.deployment,
-                "rollbot",
-                reason=f"automatic: {failure.evidence}",
-                channel=failure.channel,
-                trigger="automatic",
-                emergency=policy.auto_execute,
-                ttl=timedelta(seconds=p.config.confirmation_ttl_seconds),
-            )
+        record = requested(
+            failure.namespace,
+            failure.deployment,
+            "rollbot",
+            reason=f"automatic: {failure.evidence}",
+            channel=failure.channel,
+            trigger="automatic",
+            emergency=policy.auto_execute,
+            ttl=timedelta(seconds=p.config.confirmation_ttl_seconds),
         )
-        p.queue.enqueue(Job(kind="assess", record_id=record.id))
-        opened.append(record.id)
+        # One write: refused while a rollback of it runs, or once this bad revision had
+        # its automatic rollback; else the record and its job, together (no orphan).
+        outcome, _ = p.store.open(
+            record,
+            claim=f"auto:{key}:{failure.replica_set}",
+            job=Job(kind="assess", record_id=record.id),
+            queue=p.queue.QUEUE,
+            claim_ttl=30 * 86400,
+        )
+        if outcome == "created":
+            opened.append(record.id)
     return opened

@@ -4,17 +4,17 @@ worker that dies half-way leaves a record another worker finishes."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from bot import failpoints
 from bot.backup import take_backup
 from bot.engine import pin_for
 from bot.errors import RollbotError, TemporaryError
-from bot.incident import report_context
+from bot.incident import people
 from bot.pipeline.verify import verify
 from bot.pipeline.wiring import Pipeline
 from bot.records import RollbackRecord, RollbackState
-from bot.reports import TemplateRenderer
+from bot.reports import TemplateRenderer, render_report_files
 from bot.rollout import RolloutState
 from bot.store import Job
 from bot.strategies import change_cause
@@ -27,30 +27,40 @@ def on_execute(p: Pipeline, job: Job) -> None:
     record = p.store.get(job.record_id)
     if record.state.executing:
         execute(p, record)
+    elif record.state.terminal and record.approved_by:
+        # Its worker died after the outcome was written: say it, once (the outbox
+        # drops what was said before), and let go of the workload.
+        _wrap_up(p, record)
     # Otherwise a duplicate delivery: the record has moved on.
+
+
+def _wrap_up(p: Pipeline, record: RollbackRecord) -> None:
+    p.unlock(record)
+    p.sink.finished(record)
+    post_report(p, record)
 
 
 def execute(p: Pipeline, record: RollbackRecord) -> None:
     if (problem := p.lock(record)) is not None:
         p.refuse(record, problem)
         return
+    failpoints.reached("locked")
     try:
         if record.state in (S.APPROVED, S.BACKING_UP):
             record = _back_up(p, record)
+            failpoints.reached("backed_up")
         if record.state is S.ROLLING_BACK:
             record = _roll_back(p, record)
         if record.state is S.VERIFYING:
+            failpoints.reached("verifying")
             record = verify(p, record)
     except TemporaryError:
         raise  # retried by the runner; the record says where to resume
     except RollbotError as err:
         fail_record(p, record.id, str(err))
         return
-    p.unlock(record)
-    p.sink.finished(record)
-    post_report(p, record)
-    if record.state is S.SUCCEEDED:
-        _schedule_follow_ups(p, record)
+    _wrap_up(p, record)
+    failpoints.reached("reported")
 
 
 def fail_record(p: Pipeline, record_id: str, message: str) -> RollbackRecord:
@@ -67,19 +77,6 @@ def fail_record(p: Pipeline, record_id: str, message: str) -> RollbackRecord:
     if record.approved_by:
         post_report(p, record)
     return record
-
-
-def _schedule_follow_ups(p: Pipeline, record: RollbackRecord) -> None:
-    finished = record.timeline[-1].at.timestamp()
-    for index, minutes in enumerate(p.config.follow_up_minutes):
-        p.queue.enqueue(
-            Job(
-                kind="follow_up",
-                record_id=record.id,
-                args={"index": str(index)},
-                not_before=finished + minutes * 60,
-            )
-        )
 
 
 def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
@@ -149,23 +146,12 @@ class _RecordProgress:
 
 
 def post_report(p: Pipeline, record: RollbackRecord) -> None:
-    """The runbooks' report and messages, filled in from the record and posted."""
-    renderer = TemplateRenderer(p.config.templates_dir)
-    context = report_context(record)
-    files = {
-        f"{record.id}-incident-report.md": renderer.render("incident_report.md.j2", context),
-        f"{record.id}-rollback-report.md": renderer.render("rollback_report.md.j2", context),
-    }
-    backup = p.store.get_backup(record.id)
-    if backup is not None:
-        files[f"{record.id}-backup.json"] = json.dumps(backup, indent=2)
-    messages = [
-        ("Slack alert", "slack_alert.txt.j2"),
-        ("Email", "email.txt.j2"),
-        ("Incident notification", "incident_notification.txt.j2"),
-    ]
-    files[f"{record.id}-communications.txt"] = "\n\n".join(
-        f"===== {title} =====\n{renderer.render(name, context)}" for title, name in messages
+    """The runbooks' report and messages, filled in from the record and posted (with
+    the backup redacted: the backup itself stays in the store)."""
+    summary, files = render_report_files(
+        record,
+        TemplateRenderer(p.config.templates_dir),
+        p.names_of(people(record)),
+        backup=p.store.get_backup(record.id),
     )
-    summary = renderer.render("rollback_complete.txt.j2", context)
     p.sink.report(record, summary, files, p.config.incidents_channel)

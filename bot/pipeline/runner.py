@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -18,6 +18,7 @@ from bot.config import RollbotConfig
 from bot.errors import RollbotError, TemporaryError
 from bot.leases import LeaseLost, RecordLeases
 from bot.pipeline import aftercare, answers, assess, autotrigger, execute
+from bot.pipeline.liveness import Liveness
 from bot.pipeline.wiring import Pipeline, WorkerKube
 from bot.progress import ProgressSink
 from bot.store import LOCK_TTL, PREFIX, Job, JobQueue, RollbackStore, StoreUnavailable
@@ -53,8 +54,12 @@ class Worker:
         config: RollbotConfig,
         sink: ProgressSink,
         helm: HelmSettings | None = None,
+        names_of: Callable[[set[str]], Mapping[str, str]] | None = None,
+        liveness: tuple[Liveness, int] | None = None,
     ) -> None:
         self.pipeline = Pipeline(store, queue, kube, config, sink, helm or HelmSettings())
+        if names_of is not None:
+            self.pipeline.names_of = names_of
         self.store, self.queue = store, queue
         #: Remembers for how long each opted-in service's checks have been failing.
         self.watcher = AutoRollbackWatcher(kube, config)
@@ -64,8 +69,9 @@ class Worker:
         #: that no thread ran at the last sweep (put back at the next if still idle).
         self._running: set[str] = set()
         self._idle_own: set[str] = set()
-        #: When the loop last came round: a stuck or dead loop makes readiness fail.
-        self.last_beat = time.monotonic()
+        #: When the loop last came round, and when the job in hand started (in memory
+        #: the HTTP processes see): a stuck or dead loop makes readiness fail.
+        self.liveness, self.slot = liveness or (Liveness(1), 0)
 
     def run(self, stop: threading.Event, poll: int = 1) -> None:
         """Take jobs until `stop` is set."""
@@ -84,7 +90,7 @@ class Worker:
         scheduler.start()
         try:
             while not stop.is_set():
-                self.last_beat = time.monotonic()
+                self.liveness.beat(self.slot)
                 try:
                     self.run_once(poll)
                 except TemporaryError as err:
@@ -96,11 +102,6 @@ class Worker:
                     stop.wait(1.0)
         finally:
             scheduler.shutdown(wait=False)
-
-    def alive(self, within: float) -> bool:
-        """Whether the loop came round in the last `within` seconds (a job may run for
-        longer: its lease keeper's beat counts too)."""
-        return time.monotonic() - self.last_beat < within
 
     def _housekeeping(self) -> None:
         try:
@@ -138,6 +139,7 @@ class Worker:
             return False
         job, raw = taken
         self._running.add(raw)
+        self.liveness.job(self.slot, started=True)
         try:
             if self._run_owned(job):
                 self.queue.ack(raw)
@@ -147,6 +149,7 @@ class Worker:
             log.warning("job %s %s kept for later: %s", job.kind, job.record_id, err)
         finally:
             self._running.discard(raw)
+            self.liveness.job(self.slot, started=False)
         return True
 
     def _run_owned(self, job: Job) -> bool:

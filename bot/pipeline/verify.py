@@ -10,6 +10,7 @@ from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
 from bot.records import RollbackRecord, RollbackState
 from bot.rollout import rollout_state
+from bot.store import Job
 
 S = RollbackState
 
@@ -41,7 +42,7 @@ def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
     available = sum(st.available for st in states)
     summary = f"{available}/{sum(st.desired for st in states)} replicas available"
     if not record.verify_checks:
-        return p.store.update(record.id, lambda r: r.transition(S.SUCCEEDED, f"done: {summary}"))
+        return _succeed(p, record, f"done: {summary}")
     entry = p.entry(record)
     checks = [*entry.health_checks, *entry.smoke_tests] if entry else []
     if entry is not None and entry.version_check is not None:
@@ -63,4 +64,23 @@ def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
             raise PermanentError(f"rolled back but unhealthy after {attempts} attempts:\n{lines}")
         p.sink.milestone(record, f"Verified (attempt {attempts}):\n{lines}")
         summary += f", {len(results)} checks passing"
-    return p.store.update(record.id, lambda r: r.transition(S.SUCCEEDED, f"healthy: {summary}"))
+    return _succeed(p, record, f"healthy: {summary}")
+
+
+def _succeed(p: Pipeline, record: RollbackRecord, message: str) -> RollbackRecord:
+    """SUCCEEDED, with the follow-ups queued in the same write: a worker that dies
+    right after cannot leave a rollback without them."""
+
+    def follow_ups(done: RollbackRecord) -> list[Job]:
+        finished = done.timeline[-1].at.timestamp()
+        return [
+            Job(
+                kind="follow_up",
+                record_id=done.id,
+                args={"index": str(index)},
+                not_before=finished + minutes * 60,
+            )
+            for index, minutes in enumerate(p.config.follow_up_minutes)
+        ]
+
+    return p.store.update(record.id, lambda r: r.transition(S.SUCCEEDED, message), then=follow_ups)

@@ -4,6 +4,7 @@ request, take and release its locks)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +32,8 @@ class Pipeline:
     config: RollbotConfig
     sink: ProgressSink
     helm: HelmSettings = field(default_factory=HelmSettings)
+    #: People's names by user id, for reports (best effort: an id stays an id).
+    names_of: Callable[[set[str]], Mapping[str, str]] = lambda _ids: {}
 
     def strategy_context(self) -> Context:
         return Context(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot import failpoints
 from bot.deployments import Revision
 from bot.engine import (
     AppliedRollback,
@@ -86,6 +87,7 @@ def roll_back_deployment(
         applied = AppliedRollback(plan, plan.deployment, None, 0, None)
     else:
         applied = apply_rollback(ctx.kube, ctx.config, plan, change_cause=cause)
+        failpoints.reached("applied")
         plan = applied.plan  # re-planned if someone wrote first
         current = plan.current.number if plan.current else "?"
         to = revision_label(plan).removeprefix("revision ")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.outbox import Outbox
 from bot.records import RollbackRecord
 from bot.store import RollbackStore
 from handlers.ids import ActionId
@@ -49,10 +50,18 @@ def confirmation(slack: FakeSlackApi) -> tuple[str, str]:
 
 
 def final(store: RollbackStore, record_id: str, timeout: float = 90) -> RollbackRecord:
+    """The record once it ended and every message it queued reached Slack (the
+    outbox delivers them a moment after the record is written)."""
     record: RollbackRecord = wait_for(
         "the rollback to finish", lambda: (r := store.get(record_id)).state.terminal and r, timeout
     )
+    delivered(store)
     return record
+
+
+def delivered(store: RollbackStore, timeout: float = 30) -> None:
+    """Wait until the outbox has delivered everything queued so far."""
+    wait_for("the outbox to deliver", lambda: Outbox(store.redis).depth() == 0, timeout)
 
 
 def ephemerals(slack: FakeSlackApi, user: str) -> list[str]:

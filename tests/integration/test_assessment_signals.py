@@ -83,7 +83,7 @@ def test_pods_logging_5_percent_errors_are_medium_monitored_for_the_services_min
     assert result.monitor_minutes == 3
     assert "monitor for 3 minutes, roll back if it gets worse" in result.recommendation
     shown = result.summary_lines()
-    assert shown[0].startswith("Severity: *medium* — some failures: monitor for 3 minutes")
+    assert shown[0].startswith("Severity: medium — some failures: monitor for 3 minutes")
     assert shown[0].endswith(" in the logs)")
     assert any(line.startswith("Error rate (logs, last 5 min): ") for line in shown), shown
 

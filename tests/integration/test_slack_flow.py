@@ -22,7 +22,6 @@ from tests.integration.slack_helpers import (
     BOB,
     CHANNEL,
     MALLORY,
-    SECRET,
     SlackUser,
     confirmation,
     ephemerals,
@@ -572,48 +571,3 @@ def test_an_assessment_whose_worker_died_before_asking_still_gets_its_question(
     record_id, _ = confirmation(slack)
     assert record_id == record.id
     assert store.get(record.id).state is RollbackState.AWAITING_APPROVAL
-
-
-def test_several_http_processes_answer_on_one_port_and_stop_with_the_server(
-    slack, redis_client, kube, workloads
-):
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    from handlers.server import RollbotServer
-
-    workloads.create("web", ["app:v1", "app:v2"])
-    bot = RollbotServer(
-        RollbotConfig(),
-        RollbackStore(redis_client),
-        kube,
-        token="xoxb-test",
-        signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-        http_processes=3,
-    )
-    bot.start_http(port=0)
-    bot.start_workers()
-    try:
-        (first, second) = bot.children
-
-        def cpu_ticks(pid: int) -> int:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            return int(fields[11]) + int(fields[12])
-
-        before = cpu_ticks(first) + cpu_ticks(second)
-        user = SlackUser(bot.url, ALICE)
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: user.command("help").status_code, range(200)))
-        assert answers == [200] * 200
-        assert cpu_ticks(first) + cpu_ticks(second) > before, "the forked processes served some"
-        # A real request through whichever process accepts it, then the usual flow.
-        assert "Assessing" in user.command(f"web -n {workloads.namespace}").json()["text"]
-        record_id, ts = confirmation(slack)
-        SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
-        assert final(bot.store, record_id).state is RollbackState.SUCCEEDED
-    finally:
-        bot.stop()
-    for pid in (first, second):
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)  # stopped and reaped with the server

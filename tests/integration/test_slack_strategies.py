@@ -63,7 +63,7 @@ def test_a_service_of_several_deployments_rolls_back_as_one_from_slack(make_bot,
     shown = json.dumps(slack.thread(CHANNEL, ts)[0].blocks, ensure_ascii=False)
     assert "Current: backend r2, worker r2, beat r2" in shown
     assert "worker: container app: image: worker:v2 → worker:v1" in shown
-    assert "*backend*: Rollout:" in shown and "*beat*: Pods:" in shown
+    assert "backend: Rollout:" in shown and "beat: Pods:" in shown
 
     SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
     record = final(bot.store, record_id)

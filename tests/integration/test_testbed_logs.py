@@ -110,7 +110,7 @@ def test_an_error_fraction_in_the_template_shows_as_error_lines(
 
     facts = assess_workload(kube, workloads.namespace, "web")
     assert facts.error_lines, "the assessment reads the same logs"
-    assert all(": ERROR " in line for line in facts.error_lines)
+    assert all(": ERROR " in line.line() for line in facts.error_lines)
 
 
 def test_an_annotation_in_the_template_sets_the_error_fraction(

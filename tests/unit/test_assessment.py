@@ -8,18 +8,15 @@ import time
 
 import pytest
 
-from bot.assessment import (
-    ERROR_PATTERN,
+from bot.assessment import ERROR_PATTERN, assess_workload, compared, decide, summarize
+from bot.checks import CheckResult, HttpCheck
+from bot.cluster_facts import CrashLoop, PodFacts, WarningEvent, warning_events
+from bot.error_rate import (
     LOG_READERS,
     LOG_TAIL_LINES,
     MAX_LOG_PODS,
-    PodFacts,
-    assess_workload,
-    decide,
-)
-from bot.checks import CheckResult, HttpCheck
-from bot.error_rate import (
     ErrorRateReading,
+    LogLine,
     UnusableAnswer,
     count_lines,
     percent,
@@ -63,10 +60,13 @@ class HangingLogs:
     def list_pods(self, namespace, label_selector):
         return [READY_POD, {**READY_POD, "metadata": {"name": "web-2"}}]
 
+    def list_replica_sets(self, namespace, label_selector):
+        return []
+
     def list_warning_events(self, namespace):
         return [
             {
-                "involvedObject": {"name": "web-1"},
+                "involvedObject": {"kind": "Pod", "name": "web-1"},
                 "reason": "BackOff",
                 "message": "Back-off restarting",
                 "count": 3,
@@ -87,7 +87,8 @@ def test_a_hanging_source_is_unknown_and_the_budget_holds():
     assert elapsed < 1.0
     assert result.error_lines is None and result.unknown == ("logs",)
     assert result.pods is not None and result.pods.ready == 2
-    assert result.warnings == ("BackOff: Back-off restarting (×3)",)
+    assert result.warnings == (WarningEvent("Pod", "web-1", "BackOff", "Back-off restarting", 3),)
+    assert "  BackOff: Back-off restarting (×3)" in result.summary_lines()
     assert "Error lines in recent logs: unknown (logs not readable)" in result.summary_lines()
 
 
@@ -160,13 +161,15 @@ def test_a_passing_check_slower_than_the_threshold_is_high():
 
 def test_a_failing_check_half_the_pods_broken_or_a_missed_deadline_is_high():
     assert decide(HEALTHY_PODS, False, (), (check(), check(False)), None, STRICT)[0] == "high"
-    assert decide(PodFacts(1, 3, 2, ("a", "b")), False, (), (), None, STRICT)[0] == "high"
+    crashing = (CrashLoop("web-a", "app", "CrashLoopBackOff"),) * 2
+    assert decide(PodFacts(1, 3, 2, crashing), False, (), (), None, STRICT)[0] == "high"
     missed = decide(HEALTHY_PODS, True, (), (), None, STRICT)
     assert missed.severity == "high" and "progress deadline" in missed.recommendation
 
 
 def test_a_lower_error_rate_is_medium_and_monitored_for_the_services_minutes():
-    decision = decide(HEALTHY_PODS, False, ("web-1: ERROR",), (), logs_rate(0.05), STRICT)
+    errors = (LogLine("web-1", "ERROR"),)
+    decision = decide(HEALTHY_PODS, False, errors, (), logs_rate(0.05), STRICT)
     assert decision.severity == "medium"
     assert decision.monitor_minutes == 7
     assert decision.recommendation == (
@@ -176,10 +179,10 @@ def test_a_lower_error_rate_is_medium_and_monitored_for_the_services_minutes():
 
 
 def test_some_broken_pods_or_error_lines_are_medium_with_the_default_monitor_time():
-    broken = decide(PodFacts(3, 4, 1, ("web-4/app: CrashLoopBackOff",)), False, ())
+    broken = decide(PodFacts(3, 4, 1, (CrashLoop("web-4", "app", "CrashLoopBackOff"),)), False, ())
     assert broken.severity == "medium" and broken.monitor_minutes == 10
     assert "1 of 4 pods not ready, 1 containers crash-looping" in broken.recommendation
-    lines = decide(HEALTHY_PODS, False, ("web-1: ERROR db timeout",), (), None)
+    lines = decide(HEALTHY_PODS, False, (LogLine("web-1", "ERROR db timeout"),), (), None)
     assert lines.severity == "medium" and "1 error lines in the logs" in lines.recommendation
 
 
@@ -222,6 +225,9 @@ class LoggingPods:
 
     def list_pods(self, namespace, label_selector):
         return [ready_pod(name) for name in self.logs]
+
+    def list_replica_sets(self, namespace, label_selector):
+        return []
 
     def list_warning_events(self, namespace):
         return []
@@ -267,7 +273,7 @@ def test_the_services_pattern_and_window_are_used():
     result = assess_workload(source, "prod", "web", error_rate=config)
     assert source.asked == [("web-1", 120, LOG_TAIL_LINES)]
     assert "Error rate (logs, last 2 min): 25 % (1 of 4 lines)" in result.summary_lines()
-    assert result.error_lines == ("web-1: GET / 503",)
+    assert result.error_lines == (LogLine("web-1", "GET / 503"),)
 
 
 def test_a_log_longer_than_the_tail_says_only_the_newest_lines_were_read():
@@ -441,3 +447,91 @@ def test_a_hanging_prometheus_is_unknown_and_the_budget_holds():
 def test_rates_are_shown_to_two_significant_digits_and_never_rounded_up_to_all():
     shown = [percent(r) for r in (0.12, 0.048, 0.0004, 0.7, 0.997, 1.0, 0.0)]
     assert shown == ["12 %", "4.8 %", "0.04 %", "70 %", "99.7 %", "100 %", "0 %"]
+
+
+# --- what the assessment quotes, and how it words it ----------------------------------
+
+WEB = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"], "uid": "uid-web"}}
+
+
+def replica_set(name: str, owner_uid: str) -> dict:
+    return {"metadata": {"name": name, "ownerReferences": [{"uid": owner_uid}]}}
+
+
+def event(kind: str, name: str, reason: str, message: str = "") -> dict:
+    return {"involvedObject": {"kind": kind, "name": name}, "reason": reason, "message": message}
+
+
+def test_warning_events_of_web_are_its_own_not_those_of_web_api():
+    replica_sets = [replica_set("web-7c9f", "uid-web"), replica_set("web-api-5d8b", "uid-api")]
+    events = [
+        event("Deployment", "web", "ProgressDeadlineExceeded"),
+        event("ReplicaSet", "web-7c9f", "FailedCreate", "exceeded quota"),
+        event("Pod", "web-7c9f-xk2lp", "BackOff", "back-off restarting"),
+        event("Pod", "web-7c9f-gone1", "Failed", "a pod since deleted"),
+        event("Deployment", "web-api", "ProgressDeadlineExceeded"),
+        event("ReplicaSet", "web-api-5d8b", "FailedCreate", "exceeded quota"),
+        event("Pod", "web-api-5d8b-q7zt2", "BackOff", "back-off restarting"),
+        event("Service", "web", "SyncLoadBalancerFailed"),
+    ]
+    pods = [{"metadata": {"name": "web-7c9f-xk2lp"}}]
+    found = warning_events(events, WEB, replica_sets, pods)
+    assert [(e.kind, e.name) for e in found] == [
+        ("Deployment", "web"),
+        ("ReplicaSet", "web-7c9f"),
+        ("Pod", "web-7c9f-xk2lp"),
+        ("Pod", "web-7c9f-gone1"),
+    ]
+
+
+def test_quoted_log_lines_and_event_messages_are_redacted():
+    class Leaky(LoggingPods):
+        def list_warning_events(self, namespace):
+            return [event("Pod", "web-1", "Failed", "pull with password=hunter2 failed")]
+
+    source = Leaky({"web-1": "ERROR auth failed for xoxb-1234-5678-abcdefgh\nINFO ok\n"})
+    result = assess_workload(source, "prod", "web")
+    shown = "\n".join(result.summary_lines())
+    assert "hunter2" not in shown and "xoxb-1234" not in shown
+    assert "  web-1: ERROR auth failed for [redacted]" in result.summary_lines()
+    assert "  Failed: pull with password=[redacted] failed" in result.summary_lines()
+
+
+def test_the_summary_is_plain_text_with_the_severity_and_recommendation_first():
+    source = LoggingPods({"web-1": lines_of(100, 5)})
+    result = assess_workload(source, "prod", "web")
+    lines = result.summary_lines()
+    assert lines[0] == f"Severity: medium — {result.recommendation}"
+    assert lines[1:] == result.fact_lines()
+    assert not any(mark in line for line in lines for mark in ("*", "`", "<@", ":warning:"))
+
+
+def test_several_deployments_are_summed_up_by_the_worst_with_each_one_named():
+    healthy = assess_workload(LoggingPods({"web-1": lines_of(10, 0)}), "prod", "web")
+    failing = assess_workload(LoggingPods({"web-1": lines_of(10, 8)}), "prod", "web")
+    summary = summarize({"backend": healthy, "worker": failing})
+    assert (summary.severity, summary.recommendation) == ("high", failing.recommendation)
+    assert summary.facts == (
+        f"backend: {healthy.fact_lines()[0]}",
+        f"backend: {healthy.fact_lines()[1]}",
+        f"worker: {failing.fact_lines()[0]}",
+        f"worker: {failing.fact_lines()[1]}",
+    )
+    assert summary.lines()[0] == f"Severity: high — {failing.recommendation}"
+    one = summarize({"web": failing})
+    assert one.facts == tuple(failing.fact_lines()) and one.monitor_minutes is None
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "verdict"),
+    [
+        ("medium", "high", "worse"),
+        ("medium", "critical", "worse"),
+        ("high", "medium", "better"),
+        ("medium", "medium", "no better"),
+        (None, "low", "no better"),
+        (None, "medium", "worse"),
+    ],
+)
+def test_a_reassessment_is_worse_better_or_no_better_by_severity(before, now, verdict):
+    assert compared(before, now) == verdict

@@ -56,8 +56,16 @@ def test_names_that_are_not_dns_1123_are_refused():
 def test_help_status_and_cancel():
     assert parse_command("", "d").action == "help"
     assert parse_command("status", "d").record_id == ""
-    assert parse_command("status rb-1", "d").record_id == "rb-1"
-    assert parse_command("cancel rb-1", "d").record_id == "rb-1"
+    assert parse_command("status rb-0123abcd", "d").record_id == "rb-0123abcd"
+    assert parse_command("cancel rb-0123abcd", "d").record_id == "rb-0123abcd"
+
+
+@pytest.mark.parametrize(
+    "text", ["status rb-1", "cancel rb-1", "cancel RB-0123ABCD", "status 'rb-0123abcd\n'"]
+)
+def test_status_and_cancel_refuse_what_is_not_a_rollback_id(text):
+    with pytest.raises(CommandError, match="takes a rollback id like rb-1a2b3c4d"):
+        parse_command(text, "d")
 
 
 def test_a_catalog_service_brings_its_namespace_and_deployment():
@@ -140,3 +148,43 @@ def test_a_service_of_several_deployments_is_rolled_back_under_its_own_name():
 def test_a_container_name_that_is_not_dns_1123_is_refused():
     with pytest.raises(InvalidInput, match="'Bad_Name' is not a valid container name"):
         parse_command("api --to-tag v1 --container Bad_Name", "prod")
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [("web —to-revision 3", "--to-revision"), ("web –n prod", "-n"), ("web —dry-run", "--dry-run")],
+)
+def test_a_flag_whose_dashes_a_phone_turned_into_a_dash_is_named(text, flag):
+    with pytest.raises(CommandError) as err:
+        parse_command(text, "prod")
+    assert err.value.problem.endswith(f"type {flag}")
+
+
+def test_curly_quotes_quote_a_reason():
+    command = parse_command("web --reason “500s on /chat”", "prod")
+    assert command.reason == "500s on /chat"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("web -n a -n b", "-n is given twice"),
+        ("web --dry-run=yes", "--dry-run takes no value"),
+        ("web --scale ²", "--scale takes a replica count from 0 to 1000, not '²'"),
+        ("web --to-revision ٣", "--to-revision takes a revision number"),
+        ("x" * 4001, "keep it to 4000"),
+    ],
+)
+def test_more_malformed_commands_are_refused_before_the_ack(text, message):
+    with pytest.raises(CommandError, match=message):
+        parse_command(text, "prod")
+
+
+def test_every_long_flag_takes_its_value_after_an_equals_sign():
+    command = parse_command("web --namespace=prod --to-tag=v1 --container=app --reason=why", "d")
+    assert (command.namespace, command.to_tag, command.container, command.reason) == (
+        "prod",
+        "v1",
+        "app",
+        "why",
+    )

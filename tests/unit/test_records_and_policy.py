@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
 from bot.config import RollbotConfig
 from bot.policy import NotAllowed, check_may_approve, check_may_request
-from bot.records import InvalidTransition, RollbackState, requested
+from bot.records import InvalidTransition, RollbackRecord, RollbackState, requested
 
 S = RollbackState
 
@@ -91,3 +92,17 @@ def test_the_same_person_cannot_count_twice_towards_several_approvals():
     record = requested("prod", "web", "U1").model_copy(update={"approvals": ("U2",)})
     with pytest.raises(NotAllowed, match="approved this rollback already"):
         check_may_approve(RollbotConfig(), record, "U2")
+
+
+def test_a_record_stored_before_recommendation_and_without_status_ts_still_loads():
+    stored = requested("prod", "web", "U1").model_dump(mode="json")
+    stored.pop("recommendation")
+    stored["status_ts"] = "1700000000.000100"  # a field older versions wrote
+    record = RollbackRecord.model_validate_json(json.dumps(stored))
+    assert record.recommendation is None and record.workload == "web"
+
+
+def test_the_reason_given_is_kept_without_the_credentials_pasted_into_it():
+    record = requested("prod", "web", "U1", reason="5xx; curl -H 'Authorization: Bearer abc.def'")
+    assert record.reason == "5xx; curl -H 'Authorization: Bearer [redacted]'"
+    assert "abc.def" not in record.timeline[0].message

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InvalidInput
+from bot.incident import ReportContext
 from bot.reports import (
     TO_BE_FILLED_IN,
-    ReportContext,
     ReportTemplateError,
     TemplateRenderer,
     default_next_steps,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.pipeline import Pipeline, aftercare, assess, execute
+from bot.autorollback import FailedRelease
+from bot.pipeline import Pipeline, aftercare, assess, autotrigger, execute
+from bot.pipeline.verify import verify
 from bot.progress import Tone
 from bot.store import Job
 from tests.unit.pipeline.conftest import DeploymentsOnly, RecordingSink, S, stored, web_request
@@ -80,6 +82,10 @@ def test_a_confirmation_expires_only_once_its_time_is_up(
     fresh = stored(pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL)
     aftercare.on_expire(pipeline, Job(kind="expire", record_id=fresh.id))
     assert pipeline.store.get(fresh.id).state is S.AWAITING_APPROVAL
+    # run early (another pod's clock): put off until the record's own expiry
+    [(again, at)] = pipeline.queue.redis.zrange(pipeline.queue.DELAYED, 0, -1, withscores=True)
+    assert Job.model_validate_json(again).kind == "expire"
+    assert fresh.expires_at is not None and at == fresh.expires_at.timestamp()
     late = stored(pipeline, web_request(ttl=timedelta(seconds=-1)), S.ASSESSED, S.AWAITING_APPROVAL)
     aftercare.on_expire(pipeline, Job(kind="expire", record_id=late.id))
     assert pipeline.store.get(late.id).state is S.EXPIRED
@@ -106,3 +112,60 @@ def test_an_assessed_record_whose_worker_died_is_asked_about(
     assess.on_assess(pipeline, Job(kind="assess", record_id=record.id))
     assert sink.kinds() == ["confirmation", "finished"]
     assert pipeline.store.get(record.id).state is S.CANCELLED
+
+
+class _Failing:
+    def __init__(self, *failures: FailedRelease) -> None:
+        self.failures = failures
+
+    def find_failed_releases(self) -> list[FailedRelease]:
+        return list(self.failures)
+
+
+def test_a_failed_release_opens_one_automatic_rollback_with_its_job(pipeline: Pipeline) -> None:
+    bad = FailedRelease("prod", "web", "web-7f9c", 4, "progress deadline exceeded", "C0OPS")
+    watcher = _Failing(bad)
+    [opened] = autotrigger.open_automatic_rollbacks(pipeline, watcher)  # type: ignore[arg-type]
+    assert autotrigger.open_automatic_rollbacks(pipeline, watcher) == []  # type: ignore[arg-type]
+    record = pipeline.store.get(opened)
+    assert (record.trigger, record.reason) == ("automatic", "automatic: progress deadline exceeded")
+    [job] = pipeline.queue.redis.lrange(pipeline.queue.QUEUE, 0, -1)
+    assert Job.model_validate_json(job).record_id == opened
+
+
+def test_no_automatic_rollback_while_another_rollback_holds_the_workload(
+    pipeline: Pipeline,
+) -> None:
+    assert pipeline.store.lock_workload("prod/web", "rb-manual") is None
+    bad = FailedRelease("prod", "web", "web-7f9c", 4, "crash loop", "C0OPS")
+    assert autotrigger.open_automatic_rollbacks(pipeline, _Failing(bad)) == []  # type: ignore[arg-type]
+    assert pipeline.store.recent(5) == []
+
+
+def test_a_verified_rollback_succeeds_with_its_follow_ups_queued_in_the_same_write(
+    pipeline: Pipeline, cluster: DeploymentsOnly
+) -> None:
+    cluster.put("prod", "web", desired=2, available=2)
+    record = stored(
+        pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED, S.BACKING_UP,
+        S.ROLLING_BACK, S.VERIFYING,
+    )  # fmt: skip
+    done = verify(pipeline, record)
+    assert done.state is S.SUCCEEDED
+    finished = done.timeline[-1].at.timestamp()
+    delayed = pipeline.queue.redis.zrange(pipeline.queue.DELAYED, 0, -1, withscores=True)
+    assert sorted((Job.model_validate_json(j).args["index"], at) for j, at in delayed) == [
+        ("0", finished + 5 * 60),
+        ("1", finished + 15 * 60),
+    ]
+
+
+def test_an_execute_job_run_again_after_the_outcome_was_written_says_it_and_lets_go(
+    pipeline: Pipeline, sink: RecordingSink
+) -> None:
+    record = stored(pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED)
+    assert pipeline.lock(record) is None
+    failed = pipeline.store.update(record.id, lambda r: r.transition(S.FAILED, "timed out"))
+    execute.on_execute(pipeline, Job(kind="execute", record_id=failed.id))
+    assert sink.kinds() == ["finished", "report"]
+    assert pipeline.store.lock_holder("prod/web") is None

@@ -1,0 +1,252 @@
+"""The HTTP side of `rollbot serve` and `rollbot worker --port`: gunicorn, embedded.
+
+Why gunicorn: it is the WSGI server most Python services run in production, kept
+up by its maintainers, and it brings what `wsgiref` plus a hand-rolled pre-fork
+lacked: a master process that starts, watches and restarts a bounded number of
+worker processes (`--http-processes`), each with a bounded pool of threads, and
+connections that wait for their bytes in a selector rather than in a thread.
+Embedded as a `BaseApplication`, it stays one command with no config file.
+
+What gunicorn leaves to its host (it expects a buffering proxy in front) is added
+here, so a pod faced with Slack directly holds up on its own:
+
+* **the body size**, refused from the `Content-Length` before a byte of the body
+  is read (413), capped while reading a chunked one, and read whole within
+  BODY_TIMEOUT_SECONDS (408) before the app sees it;
+* **the request head is read in the worker's poller**, not in a thread: gunicorn's
+  gthread worker hands a new connection to a pool thread at once (to wait up to
+  5 s for data, then read the head with no time limit), so idle or trickling
+  sockets would hold every thread and queue real requests behind them. Here a
+  connection gets a thread only once its head has arrived, and is closed if that
+  takes over IDLE_TIMEOUT_SECONDS; every later read or write times out too
+  (`SO_RCVTIMEO`/`SO_SNDTIMEO`). Connections are not kept alive: each request is a
+  new connection and goes through that check.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+log = logging.getLogger("rollbot.http")
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+#: Slack's largest payloads (a modal's view state) are tens of kilobytes.
+MAX_BODY_BYTES = 1 << 20
+#: A connection whose request head has not arrived after this long is closed.
+IDLE_TIMEOUT_SECONDS = 5
+#: A request body still incomplete after this long is answered 408.
+BODY_TIMEOUT_SECONDS = 10
+#: One read or write on a connection that stalls for this long ends it.
+IO_TIMEOUT_SECONDS = 10
+#: A head (request line and headers) larger than this goes to gunicorn's parser,
+#: whose limits answer it.
+MAX_HEAD_BYTES = 64 * 1024
+#: Threads per HTTP process: Bolt's ack is CPU-bound, so more only add GIL contention.
+THREADS = 8
+
+
+def answer(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _read_body(environ: Environ, limit: int) -> bytes | None:
+    """The body, at most `limit` bytes, read within BODY_TIMEOUT_SECONDS; None if it
+    is larger. Raises TimeoutError when the client is too slow."""
+    stream = environ["wsgi.input"]
+    connection: socket.socket | None = environ.get("gunicorn.socket")
+    declared = environ.get("CONTENT_LENGTH") or ""
+    wanted = int(declared) if declared else limit + 1
+    deadline = time.monotonic() + BODY_TIMEOUT_SECONDS
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        while received < wanted:
+            if connection is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("request body too slow")
+                connection.settimeout(remaining)
+            chunk = stream.read(min(64 * 1024, wanted - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+    finally:
+        if connection is not None:
+            connection.settimeout(None)
+    return None if received > limit else b"".join(chunks)
+
+
+def limit_body(app: WsgiApp, limit: int = MAX_BODY_BYTES) -> WsgiApp:
+    """`app`, with request bodies over `limit` bytes refused (413) before they are
+    read, and the body read whole, in time (408), before `app` runs."""
+
+    def limited(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        declared = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if declared and not declared.isdigit():
+            return answer(start_response, "400 Bad Request", "bad Content-Length\n")
+        if declared and int(declared) > limit:
+            return answer(start_response, "413 Content Too Large", "body too large\n")
+        if declared or chunked:
+            try:
+                body = _read_body(environ, limit)
+            except (TimeoutError, BlockingIOError):
+                return answer(start_response, "408 Request Timeout", "body too slow\n")
+            if body is None:
+                return answer(start_response, "413 Content Too Large", "body too large\n")
+            environ = {
+                **environ,
+                "wsgi.input": io.BytesIO(body),
+                "CONTENT_LENGTH": str(len(body)),
+            }
+        return app(environ, start_response)
+
+    return limited
+
+
+class RollbotHttpWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker, with the request head read in its poller: a
+    connection gets a pool thread once its head has arrived (module docstring)."""
+
+    def enqueue_req(self, conn: TConn) -> None:
+        if conn.initialized:
+            super().enqueue_req(conn)
+            return
+        timeout = struct.pack("ll", IO_TIMEOUT_SECONDS, 0)
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+        conn.sock.setblocking(False)
+        conn.head = b""
+        # gunicorn's own list of connections waiting for data, closed by its timer
+        # (ordered by deadline: every entry gets now + the same timeout).
+        conn.timeout = time.monotonic() + IDLE_TIMEOUT_SECONDS
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn))
+
+    def _read_head(self, conn: TConn, _sock: object) -> None:
+        try:
+            data = conn.sock.recv(MAX_HEAD_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            conn.head += data
+            if b"\r\n\r\n" not in conn.head and len(conn.head) < MAX_HEAD_BYTES:
+                return  # more to come, before the connection's deadline
+        self.poller.unregister(conn.sock)
+        self.pending_conns.remove(conn)
+        if not data:  # closed by the client before a whole head
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.init()  # the HTTP/1 parser, which reads what arrived first
+        conn.parser.unreader.unread(conn.head)
+        conn.data_ready = True
+        super().enqueue_req(conn)
+
+
+class _StalledClientFilter(logging.Filter):
+    """A read or write that timed out is a slow client, not a server error: one line,
+    not gunicorn's traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (BlockingIOError, TimeoutError)):
+            log.info("closed a connection that stalled for %ss", IO_TIMEOUT_SECONDS)
+            return False
+        return True
+
+
+class _Embedded(BaseApplication):  # type: ignore[misc]
+    """gunicorn with its settings from here, serving `load()`'s app in each worker."""
+
+    def __init__(self, load: Callable[[], WsgiApp], options: dict[str, Any]) -> None:
+        self._load, self._options = load, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> WsgiApp:
+        return self._load()
+
+
+def _die_with_parent() -> None:
+    """The master follows the process that started it, even one killed with SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: a stopped parent still stops it
+        pass
+
+
+def start_master(
+    listener: socket.socket, load: Callable[[], WsgiApp], *, processes: int, name: str
+) -> int:
+    """Fork gunicorn's master to serve `load()`'s app on `listener` with `processes`
+    workers; its pid. Each worker calls `load` after it is forked, so the app (and
+    its thread pools and connections) is its own."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        _die_with_parent()
+        if os.getppid() != parent:  # the parent died before prctl took hold
+            os._exit(0)
+        logging.getLogger("gunicorn.error").addFilter(_StalledClientFilter())
+        _Embedded(
+            load,
+            {
+                "bind": [f"fd://{listener.fileno()}"],
+                "workers": processes,
+                "worker_class": RollbotHttpWorker,
+                "threads": THREADS,
+                "keepalive": 0,  # every request on a new connection: see above
+                "timeout": 30,  # a worker whose main loop is stuck this long is replaced
+                "graceful_timeout": 5,
+                "proc_name": name,
+                "loglevel": "warning",
+                "accesslog": None,
+                "control_socket_disable": True,
+                "preload_app": False,
+            },
+        ).run()
+        status = 0
+    except SystemExit as stop:  # the master's halt, and every worker's exit
+        status = stop.code if isinstance(stop.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # No atexit and no destructors of objects inherited from the parent (an
+        # embedded Redis would be shut down by its client's).
+        os._exit(status)

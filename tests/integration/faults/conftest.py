@@ -1,0 +1,104 @@
+"""The fault suite's components: the real control plane (shared with the
+integration tests), a persistent redis-server, the local Slack Web API, and
+rollbot's processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from bot.records import RollbackRecord
+from bot.store import RollbackStore, connect
+from handlers.ids import ActionId
+from testbed.slack_api import FakeSlackApi
+from testbed.slack_user import SlackUser
+from tests.conftest import unavailable
+from tests.integration.faults.harness import SECRET, PersistentRedis, Rollbot, wait_until
+
+CHANNEL = "C0FAULTS"
+ALICE, BOB = "U0ALICE", "U0BOB"
+
+
+@pytest.fixture
+def persistent_redis() -> Iterator[PersistentRedis]:
+    server = PersistentRedis()
+    try:
+        server.start()
+    except (RuntimeError, OSError, AssertionError) as err:
+        unavailable(f"redis-server could not start: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(persistent_redis: PersistentRedis) -> RollbackStore:
+    return RollbackStore(connect(persistent_redis.url))
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi() as api:
+        yield api
+
+
+@pytest.fixture
+def rollbot(
+    control_plane: Any, persistent_redis: PersistentRedis, slack: FakeSlackApi, namespace: str
+) -> Iterator[Callable[..., Rollbot]]:
+    started: list[Rollbot] = []
+
+    def start(**config: Any) -> Rollbot:
+        settings = {
+            "default_namespace": namespace,
+            "worker_lease_seconds": 2,
+            "follow_up_minutes": [],
+            **config,
+        }
+        bot = Rollbot(control_plane.kubeconfig, persistent_redis.url, slack.base_url, settings)
+        started.append(bot)
+        bot.start_serve()
+        return bot
+
+    yield start
+    for bot in started:
+        bot.stop()
+
+
+def request_and_approve(bot: Rollbot, slack: FakeSlackApi, text: str) -> str:
+    """Alice asks, Bob approves; the record's id."""
+    alice = SlackUser(bot.events_url, ALICE, CHANNEL, SECRET)
+    bob = SlackUser(bot.events_url, BOB, CHANNEL, SECRET)
+    assert alice.command(text).status_code == 200
+
+    def question() -> tuple[str, str] | None:
+        for message in slack.messages(CHANNEL):
+            for block in message.blocks:
+                for element in block.get("elements", []):
+                    if element.get("action_id") == ActionId.APPROVE:
+                        return str(element["value"]), message.ts
+        return None
+
+    record_id, ts = wait_until("the confirmation", question, timeout=120)
+    assert bob.click(ActionId.APPROVE, record_id, ts).status_code == 200
+    return str(record_id)
+
+
+def finished(store: RollbackStore, record_id: str, timeout: float = 180) -> RollbackRecord:
+    record: RollbackRecord = wait_until(
+        "the rollback to finish",
+        lambda: (r := store.get(record_id)).state.terminal and r,
+        timeout,
+    )
+    return record
+
+
+def outcome_replies(slack: FakeSlackApi, record: RollbackRecord) -> list[str]:
+    thread = slack.thread(CHANNEL, record.thread_ts or "")
+    return [m.text for m in thread[1:] if m.text.startswith(f"Rollback {record.id} ")]
+
+
+def lock_released(client: redis.Redis, key: str) -> bool:
+    return client.get(f"rollbot:lock:{key}") is None
