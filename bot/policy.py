@@ -1,13 +1,19 @@
-"""Who may ask for a rollback and who may approve one, per environment. Checked
-when the command arrives and again on every click: a message can outlive a
-change of policy."""
+"""Who may do what with rollbacks, per environment. Checked when a command
+arrives and again on every click: a message can outlive a change of policy.
+
+- request: the `requesters` list (empty: anyone);
+- approve: the `approvers` list (empty: anyone), never one's own rollback unless
+  `allow_self_approval`, and each approver counted once;
+- cancel: the requester, and whoever may approve that rollback;
+- see (status) and read history: whoever may request in that namespace.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from bot.config import RollbotConfig
-from bot.errors import PermanentError
+from bot.errors import PermanentError, TemporaryError
 from bot.records import RollbackRecord
 
 
@@ -15,7 +21,17 @@ class NotAllowed(PermanentError):
     code = "not_allowed"
 
 
-#: Which of the given Slack user groups (S…) a user belongs to.
+class MembershipUnknown(TemporaryError):
+    """A user group could not be read (Slack down or rate-limiting): neither yes nor no."""
+
+    code = "membership_unknown"
+
+    def __init__(self) -> None:
+        super().__init__("could not check your group membership in Slack; try again in a minute")
+
+
+#: Which of the given Slack user groups (S…) a user belongs to; raises
+#: MembershipUnknown when it cannot tell.
 GroupsOf = Callable[[str, frozenset[str]], frozenset[str]]
 
 
@@ -43,8 +59,7 @@ def check_may_request(
     emergency: bool = False,
     groups_of: GroupsOf = no_groups,
 ) -> None:
-    policy = config.policy_for(namespace)
-    if policy.requesters and not is_listed(user, policy.requesters, groups_of):
+    if not may_request(config, namespace, user, groups_of):
         raise NotAllowed(
             f"you are not on the list of people who may request a rollback"
             f"{_where(config, namespace)}; ask someone on call, or an admin to add you "
@@ -62,9 +77,18 @@ def check_emergency_allowed(config: RollbotConfig, namespace: str) -> None:
         )
 
 
-def check_may_approve(
+def may_request(
+    config: RollbotConfig, namespace: str, user: str, groups_of: GroupsOf = no_groups
+) -> bool:
+    policy = config.policy_for(namespace)
+    return not policy.requesters or is_listed(user, policy.requesters, groups_of)
+
+
+def check_approver(
     config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
 ) -> None:
+    """Whether `user` is someone who may approve `record` at all (checked at the click,
+    before anything is written)."""
     policy = config.policy_for(record.namespace)
     if user == record.requested_by and not policy.allow_self_approval:
         raise NotAllowed("you requested this rollback, and policy needs someone else to approve it")
@@ -73,9 +97,53 @@ def check_may_approve(
             f"you may not approve rollbacks{_where(config, record.namespace)}; "
             "ask one of the listed approvers"
         )
+
+
+def check_may_approve(
+    config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
+) -> None:
+    """The whole rule, for the transaction that counts the approval."""
+    check_approver(config, record, user, groups_of)
     if user in record.approvals:
         raise NotAllowed("you have approved this rollback already; it needs another approver")
 
 
 def approvals_needed(config: RollbotConfig, record: RollbackRecord) -> int:
     return config.policy_for(record.namespace).approvals
+
+
+def check_may_cancel(
+    config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
+) -> None:
+    """Its requester may take a request back; otherwise only someone who could have
+    approved it may stop it."""
+    if user == record.requested_by:
+        return
+    policy = config.policy_for(record.namespace)
+    if policy.approvers and not is_listed(user, policy.approvers, groups_of):
+        raise NotAllowed(
+            f"only its requester and those who may approve rollbacks"
+            f"{_where(config, record.namespace)} may cancel {record.id}"
+        )
+
+
+def check_may_see(
+    config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
+) -> None:
+    """A record's status is shown to those who may request in its namespace."""
+    if not may_request(config, record.namespace, user, groups_of):
+        raise NotAllowed(
+            f"the status of {record.id} is shown only to people who may request a rollback"
+            f" in namespace {record.namespace}{_where(config, record.namespace)}"
+        )
+
+
+def check_may_read_history(
+    config: RollbotConfig, namespace: str, user: str, groups_of: GroupsOf = no_groups
+) -> None:
+    config.check_namespace_allowed(namespace)
+    if not may_request(config, namespace, user, groups_of):
+        raise NotAllowed(
+            f"the history of namespace {namespace} is shown only to people who may request"
+            f" a rollback there{_where(config, namespace)}"
+        )

@@ -1,5 +1,9 @@
 """Block Kit for rollbot's messages: pure functions from a record to blocks, built
-with slack_sdk.models so Slack's limits fail in tests, not in production."""
+with slack_sdk.models so Slack's limits fail in tests, not in production.
+
+Every string taken from the record is the domain's plain text, often quoted from
+pods, events and people: it goes through `untrusted()` (mrkdwn) or `plain()`
+(plain_text), and rollbot's own emphasis and mentions are added around it."""
 
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.records import RollbackRecord, RollbackState
+from bot.assessment import headline
+from bot.records import RollbackRecord, RollbackState, TimelineEntry
 from handlers.ids import ActionId, BlockId
+from handlers.mrkdwn import clip, code, escape, mention, mention_actor, plain, untrusted
 
 MAX_CHANGE_LINES = 15
+MAX_SECTION = 2900
 OUTCOME_ICON = {
     RollbackState.SUCCEEDED: ":white_check_mark:",
     RollbackState.FAILED: ":x:",
@@ -25,19 +32,24 @@ OUTCOME_ICON = {
 }
 
 
+def state_label(state: RollbackState) -> str:
+    return state.value.replace("_", " ")
+
+
+def entry_text(entry: TimelineEntry) -> str:
+    """A timeline entry for Slack: escaped, its actor (named by id) mentioned."""
+    return mention_actor(untrusted(entry.message), entry.actor)
+
+
 def _images(images: tuple[str, ...]) -> str:
-    return ", ".join(f"`{i.split('=', 1)[-1]}`" for i in images) or "?"
-
-
-def _clip(text: str, limit: int = 2900) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return ", ".join(code(i.split("=", 1)[-1]) for i in images)
 
 
 def requester_line(record: RollbackRecord) -> str:
     if record.trigger == "automatic":
-        return f"Opened automatically by rollbot — {record.reason}"
-    return f"Requested by <@{record.requested_by}>" + (
-        f": {record.reason}" if record.reason else ""
+        return f"Opened automatically by rollbot — {untrusted(record.reason)}"
+    return f"Requested by {mention(record.requested_by)}" + (
+        f": {untrusted(record.reason)}" if record.reason else ""
     )
 
 
@@ -51,35 +63,49 @@ VERBS = {
 
 
 def title(record: RollbackRecord) -> str:
+    """The headline, as plain text (escape it for mrkdwn)."""
     return f"{VERBS.get(record.strategy, 'Roll back')} {record.workload}"
 
 
+def _state_line(label: str, text: str, images: tuple[str, ...]) -> str:
+    line = f"{label}: {untrusted(text)}"
+    return f"{line} {_images(images)}" if images else line
+
+
 def summary_text(record: RollbackRecord) -> str:
-    how = "" if record.strategy == "undo" else f" ({record.strategy})"
+    how = "" if record.strategy == "undo" else f" ({untrusted(record.strategy)})"
     lines = [
-        f"*Rollback* `{record.id}` of *{record.workload}*{how} in `{record.namespace}`",
+        f"*Rollback* {code(record.id)} of *{untrusted(record.workload)}*{how}"
+        f" in {code(record.namespace)}",
         requester_line(record),
-        f"Current: {record.from_text} {_images(record.from_images)}".rstrip(" ?"),
-        f"Target: {record.to_text} {_images(record.to_images)}".rstrip(" ?"),
-        *record.facts,
+        _state_line("Current", record.from_text, record.from_images),
+        _state_line("Target", record.to_text, record.to_images),
+        *(untrusted(fact) for fact in record.facts),
     ]
-    return _clip("\n".join(lines))
+    return clip("\n".join(lines), MAX_SECTION)
 
 
 def changes_text(record: RollbackRecord) -> str:
     shown = list(record.changes[:MAX_CHANGE_LINES])
     more = len(record.changes) - len(shown)
-    lines = [f"• {c}" for c in shown] + ([f"…and {more} more"] if more else [])
-    return _clip("*What changes*\n" + ("\n".join(lines) or "nothing"))
+    lines = [f"• {untrusted(c)}" for c in shown] + ([f"…and {more} more"] if more else [])
+    return clip("*What changes*\n" + ("\n".join(lines) or "nothing"), MAX_SECTION)
 
 
 def assessment_text(record: RollbackRecord) -> str:
-    return _clip("*Assessment*\n" + ("\n".join(record.assessment) or "not available"))
+    facts = list(record.assessment)
+    lines: list[str] = []
+    if record.severity and record.recommendation is not None:
+        lines.append(f"Severity: *{escape(record.severity)}* — {untrusted(record.recommendation)}")
+        if facts and facts[0] == headline(record.severity, record.recommendation):
+            facts = facts[1:]  # the same headline, as plain text
+    lines += [untrusted(line) for line in facts]
+    return clip("*Assessment*\n" + ("\n".join(lines) or "not available"), MAX_SECTION)
 
 
 def confirmation_blocks(record: RollbackRecord) -> list[Block]:
     blocks: list[Block] = [
-        HeaderBlock(text=f"{title(record)}?"[:150]),
+        HeaderBlock(text=plain(f"{title(record)}?")[:150]),
         SectionBlock(block_id=BlockId.SUMMARY, text=MarkdownTextObject(text=summary_text(record))),
         SectionBlock(
             block_id=BlockId.ASSESSMENT, text=MarkdownTextObject(text=assessment_text(record))
@@ -159,18 +185,29 @@ def recovery_buttons(record: RollbackRecord) -> list[ButtonElement]:
 
 def outcome_blocks(record: RollbackRecord) -> list[Block]:
     icon = OUTCOME_ICON.get(record.state, ":arrows_counterclockwise:")
-    last = record.timeline[-1].message if record.timeline else ""
-    who = f" — approved by <@{record.approved_by}>" if record.approved_by else ""
+    last = entry_text(record.timeline[-1]) if record.timeline else ""
+    who = f" — approved by {mention(record.approved_by)}" if record.approved_by else ""
     blocks: list[Block] = [
-        HeaderBlock(text=f"{title(record)}: {record.state.value}"[:150]),
+        HeaderBlock(text=plain(f"{title(record)}: {record.state.value}")[:150]),
         SectionBlock(block_id=BlockId.SUMMARY, text=MarkdownTextObject(text=summary_text(record))),
+    ]
+    if record.dry_run:  # the plan is what a dry run was asked for: it stays
+        blocks += [
+            SectionBlock(
+                block_id=BlockId.ASSESSMENT, text=MarkdownTextObject(text=assessment_text(record))
+            ),
+            SectionBlock(
+                block_id=BlockId.CHANGES, text=MarkdownTextObject(text=changes_text(record))
+            ),
+        ]
+    blocks.append(
         SectionBlock(
             block_id=BlockId.OUTCOME,
             text=MarkdownTextObject(
-                text=_clip(f"{icon} *{record.state.value.replace('_', ' ')}*{who}\n{last}")
+                text=clip(f"{icon} *{state_label(record.state)}*{who}\n{last}", MAX_SECTION)
             ),
-        ),
-    ]
+        )
+    )
     if buttons := recovery_buttons(record):
         blocks.append(ActionsBlock(block_id=BlockId.RECOVERY, elements=buttons))
     return blocks
@@ -178,14 +215,17 @@ def outcome_blocks(record: RollbackRecord) -> list[Block]:
 
 def reassessment_blocks(record: RollbackRecord, text: str, offer: bool) -> list[Block]:
     blocks: list[Block] = [
-        SectionBlock(block_id=BlockId.REASSESSED, text=MarkdownTextObject(text=_clip(text)))
+        SectionBlock(
+            block_id=BlockId.REASSESSED,
+            text=MarkdownTextObject(text=clip(untrusted(text), MAX_SECTION)),
+        )
     ]
     if offer:
         blocks.append(
             ActionsBlock(
                 elements=[
                     ButtonElement(
-                        text=f"Ask for the rollback of {record.workload}"[:75],
+                        text=plain(f"Ask for the rollback of {record.workload}")[:75],
                         action_id=ActionId.REQUEST_AGAIN,
                         value=record.id,
                         style="primary",

@@ -3,13 +3,18 @@
 Live rollout progress edits one status message at most about once a second
 (Slack rate-limits chat.update); milestones are replies of their own; the root
 message is updated with the outcome. 429s are retried after Retry-After by the
-client's retry handler.
+client's retry handler — outside any lock, so one component's wait never holds
+up another's progress.
+
+The domain's text is plain and partly quoted from pods, events and people: it is
+escaped here (`handlers.mrkdwn`), and the tone emoji and mentions added around it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -20,27 +25,51 @@ from bot.rollout import RolloutPhase, RolloutState
 from handlers.blocks import (
     as_dicts,
     confirmation_blocks,
+    entry_text,
     outcome_blocks,
     reassessment_blocks,
+    state_label,
     title,
 )
+from handlers.mrkdwn import clip, mention, redacted, untrusted
 
 MIN_EDIT_INTERVAL = 1.0
-_TONE_PREFIX = {Tone.INFO: "", Tone.GOOD: ":white_check_mark: ", Tone.WARNING: ":warning: "}
+MAX_TEXT = 3900
+TONE_PREFIX = {Tone.INFO: "", Tone.GOOD: ":white_check_mark: ", Tone.WARNING: ":warning: "}
+
+
+def decorated(text: str, tone: Tone = Tone.INFO, alert: str | None = None) -> str:
+    """Domain text as a line of the thread: escaped, with rollbot's tone and alert."""
+    line = TONE_PREFIX[tone] + untrusted(text)
+    return clip(line, MAX_TEXT) + (f" {mention(alert)}" if alert else "")
+
+
+@dataclass
+class _LiveLine:
+    """One Deployment's live status message, and the edit it is waiting to show."""
+
+    ts: str | None = None
+    shown: str = ""
+    at: float = 0.0
+    wanted: str = ""
+    wanted_final: bool = False
+    #: A thread is talking to Slack for this line; others leave `wanted` for it.
+    busy: bool = False
 
 
 class SlackThreadSink:
     def __init__(self, client: WebClient, min_interval: float = MIN_EDIT_INTERVAL) -> None:
         self.client = client
         self.min_interval = min_interval
-        #: (record, workload) → (ts, at, text): one live line per Deployment being rolled out.
-        self._status: dict[tuple[str, str], tuple[str, float, str]] = {}
+        #: (record, workload) → its live line: one per Deployment being rolled out.
+        self._status: dict[tuple[str, str], _LiveLine] = {}
+        #: Guards `_status` and the lines' fields; never held over a Slack call.
         self._lock = threading.Lock()
 
     def confirmation(self, record: RollbackRecord) -> str | None:
         response = self.client.chat_postMessage(
             channel=record.channel,
-            text=f"{title(record)}?",
+            text=f"{untrusted(title(record))}?",
             blocks=as_dicts(confirmation_blocks(record)),
         )
         return str(response["ts"])
@@ -52,37 +81,58 @@ class SlackThreadSink:
         tone: Tone = Tone.INFO,
         alert: str | None = None,
     ) -> None:
-        text = _TONE_PREFIX[tone] + text + (f" <@{alert}>" if alert else "")
-        self.client.chat_postMessage(channel=record.channel, thread_ts=record.thread_ts, text=text)
+        self.client.chat_postMessage(
+            channel=record.channel, thread_ts=record.thread_ts, text=decorated(text, tone, alert)
+        )
 
     def rollout(
         self, record: RollbackRecord, state: RolloutState, workload: str | None = None
     ) -> None:
         key = (record.id, workload or "")
         text = (
-            f":arrows_counterclockwise: {state.message} "
+            f":arrows_counterclockwise: {untrusted(state.message)} "
             f"({state.available}/{state.desired} available)"
         )
         with self._lock:
-            current = self._status.get(key)
-            if current is None:
-                response = self.client.chat_postMessage(
-                    channel=record.channel, thread_ts=record.thread_ts, text=text
-                )
-                self._status[key] = (str(response["ts"]), time.monotonic(), text)
-                return
-            ts, at, shown = current
-            final = state.phase is RolloutPhase.COMPLETE
-            if text == shown or (not final and time.monotonic() - at < self.min_interval):
-                return  # coalesced: the next edit (or the final one) shows it
-            self.client.chat_update(channel=record.channel, ts=ts, text=text)
-            self._status[key] = (ts, time.monotonic(), text)
+            line = self._status.setdefault(key, _LiveLine())
+            line.wanted = text
+            line.wanted_final = line.wanted_final or state.phase is RolloutPhase.COMPLETE
+            if line.busy:
+                return  # the call under way shows it when it returns (if it must)
+            line.busy = True
+        self._show(record, line)
+
+    def _show(self, record: RollbackRecord, line: _LiveLine) -> None:
+        """Bring the live line up to date, holding the lock only between Slack calls:
+        the first state is posted, a later one edited in at most every `min_interval`
+        (the final one always), and what arrived meanwhile shown by the last call."""
+        try:
+            while True:
+                with self._lock:
+                    text, ts = line.wanted, line.ts
+                    due = time.monotonic() - line.at >= self.min_interval
+                    if text == line.shown or (ts is not None and not (line.wanted_final or due)):
+                        return  # coalesced: the next edit (or the final one) shows it
+                if ts is None:
+                    response = self.client.chat_postMessage(
+                        channel=record.channel, thread_ts=record.thread_ts, text=text
+                    )
+                    ts = str(response["ts"])
+                else:
+                    self.client.chat_update(channel=record.channel, ts=ts, text=text)
+                with self._lock:
+                    line.ts, line.shown, line.at = ts, text, time.monotonic()
+                    if line.wanted == text:
+                        line.wanted_final = False
+        finally:
+            with self._lock:
+                line.busy = False
 
     def reassessed(self, record: RollbackRecord, text: str, offer_rollback: bool) -> None:
         self.client.chat_postMessage(
             channel=record.channel,
             thread_ts=record.thread_ts,
-            text=text.split("\n", 1)[0],
+            text=clip(untrusted(text.split("\n", 1)[0]), MAX_TEXT),
             blocks=as_dicts(reassessment_blocks(record, text, offer_rollback)),
         )
 
@@ -90,23 +140,23 @@ class SlackThreadSink:
         with self._lock:
             for key in [k for k in self._status if k[0] == record.id]:
                 del self._status[key]
+        last = entry_text(record.timeline[-1]) if record.timeline else ""
         if record.thread_ts:
             self.client.chat_update(
                 channel=record.channel,
                 ts=record.thread_ts,
-                text=f"{title(record)}: {record.state.value}",
+                text=f"{untrusted(title(record))}: {state_label(record.state)}",
                 blocks=as_dicts(outcome_blocks(record)),
             )
             self.client.chat_postMessage(
                 channel=record.channel,
                 thread_ts=record.thread_ts,
-                text=f"Rollback {record.id} {record.state.value.replace('_', ' ')}: "
-                f"{record.timeline[-1].message if record.timeline else ''}",
+                text=clip(f"Rollback {record.id} {state_label(record.state)}: {last}", MAX_TEXT),
             )
         else:
             self.client.chat_postMessage(
                 channel=record.channel,
-                text=f"Rollback {record.id}: {record.state.value}",
+                text=f"Rollback {record.id}: {state_label(record.state)}",
                 blocks=as_dicts(outcome_blocks(record)),
             )
 
@@ -117,32 +167,33 @@ class SlackThreadSink:
         files: dict[str, str],
         announce_to: str | None = None,
     ) -> None:
+        text = clip(untrusted(summary), MAX_TEXT)
         if announce_to and announce_to != record.channel:
-            self.client.chat_postMessage(channel=announce_to, text=summary[:3900])
-        self.client.chat_postMessage(
-            channel=record.channel, thread_ts=record.thread_ts, text=summary[:3900]
-        )
+            self.client.chat_postMessage(channel=announce_to, text=text)
+        self.client.chat_postMessage(channel=record.channel, thread_ts=record.thread_ts, text=text)
+        # Files are not mrkdwn (nothing to escape), but they quote the same sources.
         self.client.files_upload_v2(
             channel=record.channel,
             thread_ts=record.thread_ts,
             file_uploads=[
-                {"content": text, "filename": name, "title": name} for name, text in files.items()
+                {"content": redacted(content), "filename": name, "title": name}
+                for name, content in files.items()
             ],
         )
 
     def tell(self, channel: str, user: str, text: str, tone: Tone = Tone.INFO) -> None:
-        text = _TONE_PREFIX[tone] + text
-        self.client.chat_postEphemeral(channel=channel, user=user, text=text[:3900])
+        self.client.chat_postEphemeral(channel=channel, user=user, text=decorated(text, tone))
 
     def refused(self, record: RollbackRecord, text: str) -> None:
+        line = decorated(text, Tone.WARNING)
         try:
             self.client.chat_postEphemeral(
-                channel=record.channel, user=record.requested_by, text=f":warning: {text}"
+                channel=record.channel, user=record.requested_by, text=line
             )
         except SlackApiError:
             # Ephemeral messages fail outside channels the bot is in; say it in the open.
-            self.client.chat_postMessage(channel=record.channel, text=f":warning: {text}")
+            self.client.chat_postMessage(channel=record.channel, text=line)
         if record.thread_ts:
             self.client.chat_postMessage(
-                channel=record.channel, thread_ts=record.thread_ts, text=f":warning: {text}"
+                channel=record.channel, thread_ts=record.thread_ts, text=line
             )

@@ -1,19 +1,22 @@
-"""Approve / Cancel on a confirmation: policy checked again at the click, the
-state change made once (a double click or a retry finds it made), then ack."""
+"""Approve / Cancel on a confirmation: who may click is declared in `register`
+(checked at every click, before the listener runs); the state change is made
+once (a double click or a retry finds it made), then ack."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.errors import RollbotError
 from bot.policy import approvals_needed, check_may_approve
 from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
-from handlers.blocks import as_dicts, outcome_blocks
+from handlers.authorization import Caller, approve_click, cancel_click, on_click
+from handlers.blocks import as_dicts, outcome_blocks, state_label
 from handlers.ids import ActionId
+from handlers.mrkdwn import untrusted
 from handlers.services import Services
 
 S = RollbackState
@@ -43,7 +46,7 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
 
     def approve(current: RollbackRecord) -> RollbackRecord:
         if current.state is not S.AWAITING_APPROVAL:
-            raise _Answer(f"This rollback is already {current.state.value.replace('_', ' ')}.")
+            raise _Answer(f"This rollback is already {state_label(current.state)}.")
         if current.expired():
             raise _Expired
         # Checked inside the transaction: a concurrent click may have counted.
@@ -52,10 +55,10 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
         approvals = (*current.approvals, user)
         if len(approvals) < needed:
             return current.note(
-                f"approved by <@{user}> ({len(approvals)} of {needed})", user
+                f"approved by {user} ({len(approvals)} of {needed})", user
             ).model_copy(update={"approvals": approvals})
         return current.transition(
-            S.APPROVED, f"approved by <@{user}>", actor=user, approved_by=user, approvals=approvals
+            S.APPROVED, f"approved by {user}", actor=user, approved_by=user, approvals=approvals
         )
 
     def execute(changed: RollbackRecord) -> Job | None:
@@ -72,9 +75,7 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
     except RollbotError as err:
         problem = str(err)
         try:
-            store.update(
-                record_id, lambda r: r.note(f"click by <@{user}> refused: {problem}", user)
-            )
+            store.update(record_id, lambda r: r.note(f"click by {user} refused: {problem}", user))
         except RollbotError:
             pass  # the record is gone or the store is down: the clicker still hears why
         return problem
@@ -87,12 +88,12 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
     )
 
 
-def handle_cancel_click(services: Services, body: dict[str, Any]) -> RollbackRecord | str:
+def handle_cancel_click(caller: Caller, record: RollbackRecord) -> RollbackRecord | str:
     """The cancelled record, or why it could not be cancelled."""
-    record_id, user = _clicked(body)
     try:
-        return services.store.update(
-            record_id, lambda r: r.transition(S.CANCELLED, f"cancelled by <@{user}>", actor=user)
+        return caller.services.store.update(
+            record.id,
+            lambda r: r.transition(S.CANCELLED, f"cancelled by {caller.user}", actor=caller.user),
         )
     except RollbotError as err:
         return str(err)
@@ -100,28 +101,32 @@ def handle_cancel_click(services: Services, body: dict[str, Any]) -> RollbackRec
 
 def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
     client.chat_postEphemeral(
-        channel=body["channel"]["id"], user=body["user"]["id"], text=f":warning: {text}"
+        channel=body["channel"]["id"],
+        user=body["user"]["id"],
+        text=f":warning: {untrusted(text)}",
     )
 
 
 def register(app: App, services: Services) -> None:
-    @app.action(ActionId.APPROVE.value)
+    @on_click(app, services, ActionId.APPROVE, approve_click, audit=True)
     def approve_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         problem = handle_approve_click(services, body)
         if problem:
             _tell(client, body, problem)
 
-    @app.action(ActionId.CANCEL.value)
-    def cancel_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    @on_click(app, services, ActionId.CANCEL, cancel_click)
+    def cancel_clicked(
+        ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
         ack()
-        outcome = handle_cancel_click(services, body)
+        outcome = handle_cancel_click(context["caller"], context["record"])
         if isinstance(outcome, str):
             _tell(client, body, outcome)
             return
         client.chat_update(
             channel=outcome.channel,
             ts=body["message"]["ts"],
-            text=f"Rollback of {outcome.workload}: cancelled",
+            text=f"Rollback of {untrusted(outcome.workload)}: cancelled",
             blocks=as_dicts(outcome_blocks(outcome)),
         )

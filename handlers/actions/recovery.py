@@ -9,36 +9,37 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.errors import RollbotError
-from bot.policy import check_may_request
 from bot.records import RollbackRecord, RollbackState, requested
 from bot.store import Job
+from handlers.authorization import Caller, on_click, request_click
+from handlers.blocks import state_label
 from handlers.ids import ActionId
+from handlers.mrkdwn import code, untrusted
 from handlers.services import Services
 
 
-def _follow_up(services: Services, body: dict[str, Any], kind: str) -> str:
-    """Open the follow-up rollback a recovery button asks for; what the clicker reads."""
-    record_id, user = str(body["actions"][0]["value"]), str(body["user"]["id"])
+def _follow_up(caller: Caller, failed: RollbackRecord, kind: str) -> str:
+    """Open the follow-up rollback a recovery button asks for (the clicker was checked
+    for requesting it); what the clicker reads."""
+    user, services = caller.user, caller.services
     store, config = services.store, services.config
     try:
-        failed = store.get(record_id)
         if kind == "again" and failed.state is RollbackState.AWAITING_APPROVAL:
-            return f"`{failed.id}` is still waiting for approval: approve its confirmation."
+            return f"{code(failed.id)} is still waiting for approval: approve its confirmation."
         if kind != "again" and failed.state is not RollbackState.FAILED:
-            return f"`{failed.id}` is {failed.state.value.replace('_', ' ')}: nothing to recover."
-        check_may_request(config, failed.namespace, user, False, services.groups_of)
+            return f"{code(failed.id)} is {state_label(failed.state)}: nothing to recover."
         if not store.claim_once(f"{kind}:{failed.id}", ttl=3600):
-            return f"A follow-up of `{failed.id}` was already asked for: see its confirmation."
+            return f"A follow-up of {code(failed.id)} was already asked for: see its confirmation."
         record = store.create(_request(failed, kind, user, config.confirmation_ttl_seconds))
-        store.update(failed.id, lambda r: r.note(f"{kind} asked by <@{user}>: {record.id}", user))
+        store.update(failed.id, lambda r: r.note(f"{kind} asked by {user}: {record.id}", user))
         services.queue.enqueue(Job(kind="assess", record_id=record.id))
-        return f"Assessing `{record.id}`: a confirmation will be posted here."
+        return f"Assessing {code(record.id)}: a confirmation will be posted here."
     except RollbotError as err:
-        return f":warning: {err}"
+        return f":warning: {untrusted(str(err))}"
 
 
 def _request(failed: RollbackRecord, kind: str, user: str, ttl: float) -> RollbackRecord:
@@ -72,20 +73,22 @@ def _request(failed: RollbackRecord, kind: str, user: str, ttl: float) -> Rollba
 
 
 def register(app: App, services: Services) -> None:
-    def answer(client: WebClient, body: dict[str, Any], text: str) -> None:
-        client.chat_postEphemeral(channel=body["channel"]["id"], user=body["user"]["id"], text=text)
+    def follow_up(client: WebClient, context: BoltContext, kind: str) -> None:
+        caller: Caller = context["caller"]
+        text = _follow_up(caller, context["record"], kind)
+        client.chat_postEphemeral(channel=caller.channel, user=caller.user, text=text)
 
-    @app.action(ActionId.ROLL_FURTHER.value)
-    def further_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    @on_click(app, services, ActionId.ROLL_FURTHER, request_click)
+    def further_clicked(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
-        answer(client, body, _follow_up(services, body, "further"))
+        follow_up(client, context, "further")
 
-    @app.action(ActionId.REQUEST_AGAIN.value)
-    def again_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    @on_click(app, services, ActionId.REQUEST_AGAIN, request_click)
+    def again_clicked(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
-        answer(client, body, _follow_up(services, body, "again"))
+        follow_up(client, context, "again")
 
-    @app.action(ActionId.RESTORE.value)
-    def restore_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    @on_click(app, services, ActionId.RESTORE, request_click)
+    def restore_clicked(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
-        answer(client, body, _follow_up(services, body, "restore"))
+        follow_up(client, context, "restore")

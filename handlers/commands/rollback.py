@@ -1,111 +1,179 @@
-"""`/rollback …`: parse, authorize, record, enqueue, ack. Nothing slow here."""
+"""`/rollback …`: parse, authorize, record, enqueue, ack. Nothing slow here.
+
+Who may use each subcommand is declared in `register`, where the listener is;
+by the time an answer below runs, the caller has been checked for it.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
 
-from bot.commands import USAGE, Command, parse_command
+from bot.commands import USAGE, Command
 from bot.errors import RollbotError
-from bot.policy import check_may_request
-from bot.records import RollbackState, requested
+from bot.records import RollbackRecord, RollbackState, requested
 from bot.store import Job
+from handlers.authorization import (
+    Caller,
+    anyone,
+    cancel_check,
+    history_check,
+    on_command,
+    request_check,
+    status_check,
+)
+from handlers.blocks import as_dicts, entry_text, outcome_blocks, state_label, title
+from handlers.mrkdwn import clip, code, mention, untrusted
 from handlers.services import Services
 
+MAX_ANSWER = 3900
+#: How many records `/rollback status` lists.
+STATUS_LINES = 5
+#: How far back it looks for records the caller may see.
+STATUS_SCAN = 50
 
-def handle_rollback_command(services: Services, body: dict[str, Any]) -> str:
-    """The ephemeral answer to a `/rollback` command (its side effects done)."""
+
+def request_answer(caller: Caller, command: Command, trigger: str) -> str:
+    """Record the rollback asked for and queue its assessment; what the asker reads."""
+    services = caller.services
     config, store = services.config, services.store
-    user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
-    try:
-        command = parse_command(str(body.get("text", "")), config.default_namespace, config.catalog)
-        if command.action == "help":
-            return f"```{USAGE}```"
-        if command.action == "status":
-            return _status(services, command)
-        if command.action == "cancel":
-            return _cancel(services, command, user)
-        if command.action == "history":
-            config.check_namespace_allowed(command.namespace)
-            services.queue.enqueue(
-                Job(
-                    kind="history",
-                    args={
-                        "namespace": command.namespace,
-                        "workload": command.service or command.workload,
-                        "user": user,
-                        "channel": channel,
-                    },
-                )
-            )
-            return f"Reading the history of {command.namespace}/{command.service}…"
-        check_may_request(config, command.namespace, user, command.emergency, services.groups_of)
-        config.check_namespace_allowed(command.namespace)
-        strategy, workload = command.resolved(config)
-        record = requested(
-            command.namespace,
-            workload,
-            user,
-            reason=command.reason,
-            revision=command.to_revision,
-            channel=channel,
-            dry_run=command.dry_run,
-            emergency=command.emergency,
-            to_tag=command.to_tag,
-            strategy=strategy,
-            options=command.options,
-            ttl=timedelta(seconds=config.confirmation_ttl_seconds),
-        )
-        # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
-        # command it thinks timed out: act on each once), the record stored, the job queued.
-        outcome, holder = store.open(
-            record,
-            claim=f"command:{body.get('trigger_id') or body.get('text')}",
-            job=Job(kind="assess", record_id=record.id),
-            queue=services.queue.QUEUE,
-        )
-        if outcome == "held":
-            running = store.get(holder)
-            return (
-                f"A rollback of {workload} is already in progress "
-                f"(`{holder}`, requested by <@{running.requested_by}>): see its thread."
-            )
-        if outcome == "duplicate":
-            return "Your command was already received; its confirmation is on its way."
-        how = "" if strategy == "undo" else f" ({strategy})"
+    strategy, workload = command.resolved(config)
+    record = requested(
+        command.namespace,
+        workload,
+        caller.user,
+        reason=command.reason,
+        revision=command.to_revision,
+        channel=caller.channel,
+        dry_run=command.dry_run,
+        emergency=command.emergency,
+        to_tag=command.to_tag,
+        strategy=strategy,
+        options=command.options,
+        ttl=timedelta(seconds=config.confirmation_ttl_seconds),
+    )
+    # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
+    # command it thinks timed out: act on each once), the record stored, the job queued.
+    outcome, holder = store.open(
+        record,
+        claim=f"command:{trigger}",
+        job=Job(kind="assess", record_id=record.id),
+        queue=services.queue.QUEUE,
+    )
+    if outcome == "held":
+        running = store.get(holder)
         return (
-            f"Assessing {command.namespace}/{workload}{how} (`{record.id}`): "
-            "a confirmation will be posted here."
+            f"A rollback of {untrusted(workload)} is already in progress "
+            f"({code(holder)}, requested by {mention(running.requested_by)}): see its thread."
         )
-    except RollbotError as err:
-        return f":warning: {err}"
+    if outcome == "duplicate":
+        return "Your command was already received; its confirmation is on its way."
+    how = "" if strategy == "undo" else f" ({untrusted(strategy)})"
+    return (
+        f"Assessing {untrusted(command.namespace)}/{untrusted(workload)}{how} "
+        f"({code(record.id)}): a confirmation will be posted here."
+    )
 
 
-def _status(services: Services, command: Command) -> str:
-    if command.record_id:
-        records = [services.store.get(command.record_id)]
+def status_answer(caller: Caller, record: RollbackRecord | None) -> str:
+    """One record (already checked), or the latest ones the caller may see."""
+    if record is not None:
+        records = [record]
     else:
-        records = services.store.recent(5)
+        records = [r for r in caller.services.store.recent(STATUS_SCAN) if caller.sees(r)]
+        records = records[:STATUS_LINES]
     if not records:
-        return "No rollbacks yet."
-    return "\n".join(
-        f"`{r.id}` {r.namespace}/{r.workload}: *{r.state.value.replace('_', ' ')}* — "
-        f"{r.timeline[-1].message if r.timeline else ''}"
-        for r in records
+        return (
+            "No rollbacks you may see: status lists those in namespaces where you may "
+            "request a rollback."
+        )
+    return clip("\n".join(status_line(r) for r in records), MAX_ANSWER)
+
+
+def status_line(record: RollbackRecord) -> str:
+    last = entry_text(record.timeline[-1]) if record.timeline else ""
+    return (
+        f"{code(record.id)} {untrusted(record.workload_key)}: "
+        f"*{state_label(record.state)}* — {last}"
     )
 
 
-def _cancel(services: Services, command: Command, user: str) -> str:
-    record = services.store.update(
-        command.record_id,
-        lambda r: r.transition(RollbackState.CANCELLED, f"cancelled by <@{user}>", actor=user),
+def history_answer(caller: Caller, command: Command) -> str:
+    caller.services.queue.enqueue(
+        Job(
+            kind="history",
+            args={
+                "namespace": command.namespace,
+                "workload": command.service or command.workload,
+                "user": caller.user,
+                "channel": caller.channel,
+            },
+        )
     )
-    return f"Cancelled `{record.id}`."
+    return f"Reading the history of {untrusted(command.namespace)}/{untrusted(command.service)}…"
+
+
+def cancel(caller: Caller, record: RollbackRecord) -> RollbackRecord:
+    """Cancel a rollback that is still waiting (the caller was checked for it)."""
+    return caller.services.store.update(
+        record.id,
+        lambda r: r.transition(
+            RollbackState.CANCELLED, f"cancelled by {caller.user}", actor=caller.user
+        ),
+    )
+
+
+def show_cancelled(client: WebClient, record: RollbackRecord) -> None:
+    """The confirmation loses its buttons and says how it ended."""
+    if record.thread_ts:
+        client.chat_update(
+            channel=record.channel,
+            ts=record.thread_ts,
+            text=f"{untrusted(title(record))}: cancelled",
+            blocks=as_dicts(outcome_blocks(record)),
+        )
 
 
 def register(app: App, services: Services) -> None:
-    @app.command("/rollback")
-    def rollback_command(ack: Ack, body: dict[str, Any]) -> None:
-        ack(text=handle_rollback_command(services, body), response_type="ephemeral")
+    @on_command(
+        app,
+        services,
+        "/rollback",
+        {
+            "help": anyone,
+            "rollback": request_check,
+            "history": history_check,
+            "status": status_check,
+            "cancel": cancel_check,
+        },
+    )
+    def rollback_command(
+        ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
+        caller: Caller = context["caller"]
+        command: Command = context["command"]
+        record: RollbackRecord | None = context["record"]
+        cancelled: RollbackRecord | None = None
+        try:
+            if command.action == "help":
+                text = f"```{untrusted(USAGE)}```"
+            elif command.action == "status":
+                text = status_answer(caller, record)
+            elif command.action == "history":
+                text = history_answer(caller, command)
+            elif command.action == "cancel" and record is not None:
+                cancelled = cancel(caller, record)
+                text = f"Cancelled {code(cancelled.id)}."
+            elif command.action == "rollback":
+                trigger = str(body.get("trigger_id") or body.get("text"))
+                text = request_answer(caller, command, trigger)
+            else:
+                text = f":warning: /rollback {untrusted(command.action)} is not available"
+        except RollbotError as err:
+            text = f":warning: {untrusted(str(err))}"
+        ack(text=text, response_type="ephemeral")
+        if cancelled is not None:
+            show_cancelled(client, cancelled)

@@ -9,10 +9,12 @@ ServiceAccount.
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
+from kubernetes.client.rest import ApiException
 
 from bot.config import RollbotConfig, load_config
 from bot.errors import Forbidden, RollbotError
@@ -33,6 +37,7 @@ from bot.strategies import Context, HelmSettings, Request
 from bot.strategies import get as get_strategy
 from handlers.server import RollbotServer
 from testbed.controlplane import free_port
+from testbed.redis_server import RedisServer
 from tests.integration.strategy_helpers import rollback
 from tests.integration.workloads import Workloads
 
@@ -62,12 +67,17 @@ ROLLBOT_NEEDS = {
     ("", "configmaps", "patch"),
     ("", "pods", "patch"),
 }
+#: What `helm rollback` does to helm's release Secrets (pkg/storage), granted only in
+#: the namespaces of the releases rollbot may roll back.
 HELM_STRATEGY_NEEDS = {
-    ("", "secrets", "get"),
-    ("", "secrets", "list"),
-    ("", "secrets", "create"),  # helm rollback: the new revision's record
-    ("", "secrets", "update"),  # ...and the old one marked superseded
+    ("", "secrets", "list"),  # history: a label query, which RBAC cannot narrow
+    ("", "secrets", "create"),  # the new revision's record (RBAC cannot narrow by name)
+    ("", "secrets", "get"),  # the target revision ...
+    ("", "secrets", "update"),  # ...the old one marked superseded, the new one deployed
+    ("", "secrets", "delete"),  # revisions past --history-max (10) pruned
 }
+#: Of those, the verbs bound to the named releases' Secrets (resourceNames).
+HELM_BY_NAME = {"get", "update", "delete"}
 #: Near misses of ROLLBOT_NEEDS and classic escalations: each must be refused.
 NEVER = [
     ("delete", "deployments"),
@@ -192,6 +202,22 @@ def env_of(deployment: dict) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container_of(deployment)["env"]}
 
 
+def release_secrets(release: str, revisions: int) -> list[str]:
+    return [f"sh.helm.release.v1.{release}.v{n}" for n in range(1, revisions + 1)]
+
+
+def named(role: dict) -> dict[tuple[str, str, str], list[str]]:
+    """The (group, resource, verb) a role grants on named objects only, with the names."""
+    return {
+        (group, resource, verb): rule["resourceNames"]
+        for rule in role["rules"]
+        if rule.get("resourceNames")
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
 def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[str, Any]:
     return {
         "image": {"repository": "registry.example/rollbot", "tag": "1.2.3"},
@@ -201,6 +227,8 @@ def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[s
             "approvers": ["U0123ABCD"],
             "environments": {"prod": {"namespaces": [also_listed], "approvals": 2}},
             "rollout_timeout_seconds": 120,
+            # A Helm release of the catalog: the chart grants on its Secrets too.
+            "services": {"shop": {"namespace": also_listed, "strategy": "helm"}},
         },
         "reportTemplates": {"slack_alert.txt.j2": "{{ service }} rolled back\n"},
         "bot": {
@@ -212,7 +240,16 @@ def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[s
         "ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "rollbot-tls"},
         "redis": {"existingSecret": "rollbot-redis"},
         "rbac": {"clusterRole": False},
-        "strategies": {"helm": {"enabled": helm_strategy}},
+        "strategies": {
+            "helm": {
+                "enabled": helm_strategy,
+                "releases": [{"name": "todo-app", "namespace": listed}],
+                "maxRevision": 20,
+                "extraRules": [
+                    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "patch"]}
+                ],
+            }
+        },
     }
 
 
@@ -241,7 +278,7 @@ def test_default_values_render_objects_the_apiserver_accepts(
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(
         ["ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding"]
-        + ["Service", "Service", "ServiceAccount", "StatefulSet"]
+        + ["Service", "Service", "ServiceAccount", "StatefulSet", "ConfigMap", "Secret"]
     )
     (bot,) = of_kind(objects, "Deployment")
     pod = bot["spec"]["template"]["spec"]
@@ -260,13 +297,18 @@ def test_default_values_render_objects_the_apiserver_accepts(
     assert env["SLACK_BOT_TOKEN"]["secretKeyRef"]["key"] == "SLACK_BOT_TOKEN"
     assert env["SLACK_SIGNING_SECRET"]["secretKeyRef"]["key"] == "SLACK_SIGNING_SECRET"
     assert "SLACK_APP_TOKEN" not in env
-    assert env["REDIS_URL"] == "redis://rb-rollbot-redis:6379/0"  # the bundled StatefulSet
+    # The bundled StatefulSet, with the password the chart generated.
+    assert env["REDIS_PASSWORD"]["secretKeyRef"] == {
+        "name": "rb-rollbot-redis",
+        "key": "REDIS_PASSWORD",
+    }
+    assert env["REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@rb-rollbot-redis:6379/0"
     (role,) = of_kind(objects, "Role")
     assert role["metadata"]["namespace"] == "default"  # what the default config lists
     assert granted(role) == ROLLBOT_NEEDS
     # The file rollbot reads is a valid config, where ROLLBOT_CONFIG says it is.
     assert env["ROLLBOT_CONFIG"] == "/etc/rollbot/config/config.yaml"
-    (config_map,) = of_kind(objects, "ConfigMap")
+    (config_map,) = [c for c in of_kind(objects, "ConfigMap") if "config.yaml" in c["data"]]
     assert config_map["metadata"]["name"] in [v["configMap"]["name"] for v in pod["volumes"][:1]]
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config_map["data"]["config.yaml"])
@@ -299,11 +341,35 @@ def test_full_values_render_objects_the_apiserver_accepts(
             "key": "REDIS_URL",
         }
     # A Role and its binding in each namespace the config names, environments included.
-    roles = of_kind(objects, "Role")
+    roles = [r for r in of_kind(objects, "Role") if not r["metadata"]["name"].endswith("-helm")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted([namespace, other_namespace])
     assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
     for role in roles:
-        assert granted(role) == ROLLBOT_NEEDS | (HELM_STRATEGY_NEEDS if helm_strategy else set())
+        assert granted(role) == ROLLBOT_NEEDS
+    # The Helm strategy's own Role, where its releases are: release Secrets (the
+    # releases' revisions by name) and the extra rules.
+    helm_roles = {
+        r["metadata"]["namespace"]: r
+        for r in of_kind(objects, "Role")
+        if r["metadata"]["name"].endswith("-helm")
+    }
+    if not helm_strategy:
+        assert helm_roles == {} and not of_kind(objects, "ValidatingAdmissionPolicy")
+    else:
+        assert sorted(helm_roles) == sorted([namespace, other_namespace])
+        for place, release in ((namespace, "todo-app"), (other_namespace, "shop")):
+            role = helm_roles[place]
+            assert granted(role) == HELM_STRATEGY_NEEDS | {
+                ("batch", "cronjobs", "get"),
+                ("batch", "cronjobs", "patch"),
+            }
+            assert named(role) == {
+                ("", "secrets", verb): release_secrets(release, 20) for verb in HELM_BY_NAME
+            }
+        (policy,) = of_kind(objects, "ValidatingAdmissionPolicy")
+        (policy_binding,) = of_kind(objects, "ValidatingAdmissionPolicyBinding")
+        assert policy_binding["spec"]["policyName"] == policy["metadata"]["name"]
+        assert policy_binding["spec"]["validationActions"] == ["Deny"]
     for binding in of_kind(objects, "RoleBinding"):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}
@@ -323,6 +389,25 @@ def test_cluster_role_only_when_asked_and_secrets_only_with_the_helm_strategy(
     (cluster_role,) = of_kind(objects, "ClusterRole")
     assert granted(cluster_role) == ROLLBOT_NEEDS
     assert not of_kind(objects, "Role")
+
+    # With a ClusterRole too, release Secrets only where the releases are.
+    values["strategies"] = {
+        "helm": {"enabled": True, "releases": [{"name": "web", "namespace": "shop"}]}
+    }
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    (cluster_role,) = of_kind(objects, "ClusterRole")
+    assert granted(cluster_role) == ROLLBOT_NEEDS
+    (helm_role,) = of_kind(objects, "Role")
+    assert helm_role["metadata"]["namespace"] == "shop"
+    assert granted(helm_role) == HELM_STRATEGY_NEEDS
+
+    # The Helm strategy with no release named: refuse rather than guess.
+    values["strategies"] = {"helm": {"enabled": True}}
+    result = tools(
+        "helm", "template", str(CHART), "--kube-version", kube_version,
+        "--values", values_file(tmp_path, values), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0 and "strategies.helm.releases" in result.stderr
 
     # Neither a namespace to grant in nor a ClusterRole: refuse rather than grant nothing.
     refused = tools(
@@ -352,6 +437,100 @@ def test_socket_mode_needs_the_app_token_and_no_signing_secret(tools, kube_versi
     assert container_of(bot)["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+# -- the bundled Redis ---------------------------------------------------------------------
+
+
+def test_the_bundled_redis_wants_a_password_and_keeps_what_it_acknowledged(
+    tools, kube_version, namespace, tmp_path
+):
+    objects = render(tools, kube_version, namespace)
+    (statefulset,) = of_kind(objects, "StatefulSet")
+    (password_secret,) = of_kind(objects, "Secret")
+    (redis_conf,) = [c for c in of_kind(objects, "ConfigMap") if "redis.conf" in c["data"]]
+    password = base64.b64decode(password_secret["data"]["REDIS_PASSWORD"]).decode()
+    assert len(password) == 32 and password.isalnum()
+    # Redis, the bot and its probe take it from that Secret; no pod spec holds it.
+    redis_container = container_of(statefulset)
+    reference = {"name": password_secret["metadata"]["name"], "key": "REDIS_PASSWORD"}
+    assert env_of(statefulset)["REDIS_PASSWORD"]["secretKeyRef"] == reference
+    assert env_of(statefulset)["REDISCLI_AUTH"]["secretKeyRef"] == reference
+    (bot,) = of_kind(objects, "Deployment")
+    assert env_of(bot)["REDIS_PASSWORD"]["secretKeyRef"] == reference
+    assert password not in yaml.safe_dump_all([bot, statefulset, redis_conf])
+    args = redis_container["args"]
+    assert args == [
+        "redis-server", "/etc/redis/redis.conf", "--dir", "/data",
+        "--requirepass", "$(REDIS_PASSWORD)",
+    ]  # fmt: skip
+    mounts = {m["mountPath"]: m["name"] for m in redis_container["volumeMounts"]}
+    volumes = {v["name"]: v for v in statefulset["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mounts["/etc/redis"]]["configMap"]["name"] == redis_conf["metadata"]["name"]
+
+    # The real redis-server with that file and that password (on loopback, in a folder
+    # of its own instead of /data), reached the way rollbot's pods reach it.
+    conf = tmp_path / "redis.conf"
+    conf.write_text(redis_conf["data"]["redis.conf"])
+    data = tmp_path / "data"
+    data.mkdir()
+    url = env_of(bot)["REDIS_URL"].replace("$(REDIS_PASSWORD)", password)
+    with RedisServer(config_file=conf, password=password, directory=data) as server:
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=server.port).set("k", "v")
+        client = connect(url.replace("rb-rollbot-redis:6379", f"127.0.0.1:{server.port}"))
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert client.config_get("maxmemory") == {"maxmemory": str(200 * 1024 * 1024)}
+        RollbackStore(client).create(requested(namespace, "web", "U1"))
+        client.rpush("before-the-crash", *range(100))
+        # Killed (a crashed pod, no shutdown) once the once-a-second fsync has run (a
+        # write may wait up to two seconds for a running fsync): nothing lost.
+        time.sleep(2.5)
+        assert server.proc is not None
+        server.proc.kill()
+        server.proc.wait()
+    with RedisServer(config_file=conf, password=password, directory=data) as restarted:
+        client = connect(restarted.url)
+        assert client.lrange("before-the-crash", 0, -1) == [str(n) for n in range(100)]
+        assert [r.workload for r in RollbackStore(client).recent(10)] == ["web"]
+        # Stopped as Kubernetes stops a pod (SIGTERM) right after a write: Redis
+        # flushes the AOF on the way out.
+        client.rpush("before-the-stop", *range(100))
+    with RedisServer(config_file=conf, password=password, directory=data) as again:
+        assert connect(again.url).llen("before-the-stop") == 100
+
+
+def test_a_redis_password_of_your_own_replaces_the_generated_one(
+    tools, kube_version, namespace, tmp_path
+):
+    values = {
+        "redis": {"bundled": {"auth": {"existingSecret": "my-redis", "existingSecretKey": "pw"}}},
+        "worker": {"enabled": True},
+    }
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    dry_run_on_server(tools, objects)
+    assert not of_kind(objects, "Secret")
+    (statefulset,) = of_kind(objects, "StatefulSet")
+    bot, worker = of_kind(objects, "Deployment")
+    for pod in (statefulset, bot, worker):
+        assert env_of(pod)["REDIS_PASSWORD"]["secretKeyRef"] == {"name": "my-redis", "key": "pw"}
+    for deployment in (bot, worker):
+        assert (
+            env_of(deployment)["REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@rb-rollbot-redis:6379/0"
+        )
+        # Kubernetes expands $(VAR) only from variables listed before.
+        names = [e["name"] for e in container_of(deployment)["env"]]
+        assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
+
+    # Off: no password anywhere (a NetworkPolicy is then all that guards it).
+    values = {"redis": {"bundled": {"auth": {"enabled": False}}}}
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    (statefulset,) = of_kind(objects, "StatefulSet")
+    (bot,) = of_kind(objects, "Deployment")
+    assert "--requirepass" not in container_of(statefulset)["args"]
+    assert env_of(bot)["REDIS_URL"] == "redis://rb-rollbot-redis:6379/0"
+
+
 # -- installed: what the ServiceAccount may do ------------------------------------------------
 
 
@@ -369,14 +548,15 @@ class Release:
 def install(tools, tmp_path, namespace, other_namespace) -> Iterator[Callable[..., Release]]:
     """Installs the chart in `other_namespace`, allowed to touch `namespace` only."""
 
-    def run(**extra: Any) -> Release:
+    def run(*, wait: bool = True, **extra: Any) -> Release:
         values = {
             "config": {"namespaces": [namespace], "default_namespace": namespace},
             "redis": {"url": "redis://redis.example:6379/0"},
             "worker": {"enabled": True},
             **extra,
         }
-        args = ["install", RELEASE, str(CHART), "-n", other_namespace, "--wait", "--timeout=60s"]
+        args = ["install", RELEASE, str(CHART), "-n", other_namespace]
+        args += ["--wait", "--timeout=60s"] if wait else []
         tools("helm", *args, "--values", values_file(tmp_path, values))
         return Release(other_namespace, namespace)
 
@@ -418,18 +598,56 @@ def test_the_service_account_may_do_what_rollbot_does_where_listed_and_nothing_e
     assert [ask for ask in elsewhere if got[ask]] == []
 
 
-def test_the_helm_strategy_makes_secrets_readable_in_listed_namespaces_only(tools, install):
-    release = install(strategies={"helm": {"enabled": True}})
-    asks = [
-        (release.listed, "get", "secrets"),
-        (release.listed, "list", "secrets"),
-        (release.listed, "create", "secrets"),
-        (release.listed, "delete", "secrets"),
-        (release.namespace, "get", "secrets"),
-        (release.namespace, "list", "secrets"),
-    ]
-    expected = [True, True, True, False, False, False]
-    assert answers(tools, release, asks) == dict(zip(asks, expected, strict=True))
+def helm_strategy(release: str, namespace: str, **more: Any) -> dict[str, Any]:
+    releases = [{"name": release, "namespace": namespace}]
+    return {"helm": {"enabled": True, "releases": releases, **more}}
+
+
+def test_the_generated_redis_password_is_kept_across_upgrades(tools, install, tmp_path):
+    # Not waited for: the test bed's kubelet runs no Redis.
+    release = install(redis={"bundled": {"persistence": {"enabled": False}}}, wait=False)
+
+    def password() -> str:
+        out = tools("kubectl", "get", "secret", "rb-rollbot-redis", "-n", release.namespace,
+                    "-o", "jsonpath={.data.REDIS_PASSWORD}").stdout  # fmt: skip
+        return base64.b64decode(out).decode()
+
+    before = password()
+    assert len(before) == 32
+    args = ["upgrade", RELEASE, str(CHART), "-n", release.namespace, "--reuse-values"]
+    tools("helm", *args, "--set", "bot.replicas=1")
+    assert password() == before
+
+
+def test_the_helm_strategy_grants_release_secrets_of_the_named_releases_only(
+    tools, install, namespace
+):
+    release = install(strategies=helm_strategy("todo-app", namespace, maxRevision=50))
+    todo = "secrets/sh.helm.release.v1.todo-app"
+    asks = {
+        # What `helm rollback` of todo-app does.
+        (release.listed, "list", "secrets"): True,
+        (release.listed, "create", "secrets"): True,
+        (release.listed, "get", f"{todo}.v1"): True,
+        (release.listed, "update", f"{todo}.v50"): True,
+        (release.listed, "delete", f"{todo}.v7"): True,
+        # Another release's, or an unrelated Secret: no get, update or delete.
+        (release.listed, "get", f"{todo}.v51"): False,
+        (release.listed, "get", "secrets/sh.helm.release.v1.other.v1"): False,
+        (release.listed, "get", "secrets/db-credentials"): False,
+        (release.listed, "update", "secrets/db-credentials"): False,
+        (release.listed, "patch", f"{todo}.v1"): False,
+        (release.listed, "delete", "secrets/db-credentials"): False,
+        (release.listed, "get", "secrets"): False,  # any name
+        (release.listed, "watch", "secrets"): False,
+        (release.listed, "deletecollection", "secrets"): False,
+        # Nothing where no release is.
+        (release.namespace, "list", "secrets"): False,
+        (release.namespace, "create", "secrets"): False,
+        (release.namespace, "get", f"{todo}.v1"): False,
+    }
+    got = answers(tools, release, list(asks))
+    assert got == asks
 
 
 # -- installed: rollbot itself, with the ServiceAccount's own token -------------------------------
@@ -526,16 +744,33 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     assert unlisted.images_of("web") == ["app:v2"]
 
 
+def forbidden(call: Callable[[], Any]) -> str:
+    """What the apiserver answers the ServiceAccount: "ok", or the reason it refused."""
+    try:
+        call()
+    except ApiException as err:
+        assert err.status in (403, 422), err
+        return "forbidden" if err.status == 403 else "invalid"
+    return "ok"
+
+
 def test_the_helm_strategy_rolls_a_release_back_as_the_service_account(
-    tools, control_plane, install, tmp_path
+    tools, control_plane, install, namespace, tmp_path
 ):
-    release = install(strategies={"helm": {"enabled": True}})
+    release = install(strategies=helm_strategy("todo-app", namespace))
     todo = Path(__file__).parent / "charts" / "todo-app"
-    for tag, wait in (("1.0.0", "60s"), ("1.1.0", "60s"), ("1.2.0-broken", "10s")):
+
+    def upgrade(tag: str, *wait: str) -> None:
         tools(
             "helm", "upgrade", "--install", "todo-app", str(todo), "-n", release.listed,
-            "--set", f"tag={tag}", "--wait", "--timeout", wait, check="broken" not in tag,
+            "--set", f"tag={tag}", *wait, check="broken" not in tag,
         )  # fmt: skip
+
+    # Ten revisions, so that helm's rollback prunes the oldest (--history-max 10).
+    for patch in range(8):
+        upgrade(f"1.0.{patch}")
+    upgrade("1.1.0", "--wait", "--timeout=60s")
+    upgrade("1.2.0-broken", "--wait", "--timeout=10s")
     as_rollbot = service_account_kube(tools, control_plane, release, tmp_path)
     ctx = Context(
         kube=as_rollbot,
@@ -547,7 +782,7 @@ def test_the_helm_strategy_rolls_a_release_back_as_the_service_account(
     )
     strategy = get_strategy("helm")
     plan = strategy.plan(ctx, Request(release.listed, "todo-app", "helm"))
-    assert plan.pins["target"] == "2"
+    assert plan.pins["target"] == "9"
 
     class Quiet:
         def milestone(self, text: str) -> None: ...
@@ -555,12 +790,57 @@ def test_the_helm_strategy_rolls_a_release_back_as_the_service_account(
         def rollout(self, workload: str, state: object) -> None: ...
 
     done = strategy.apply(ctx, release.listed, plan.pins, "rollbot: chart test", Quiet())
-    assert "now revision 4, deployed" in done
+    assert "now revision 11, deployed" in done
     image = tools(
         "kubectl", "get", "deployment", "todo-backend", "-n", release.listed,
         "-o", "jsonpath={.spec.template.spec.containers[0].image}",
     ).stdout  # fmt: skip
     assert image.endswith(":1.1.0")
+    history = tools("helm", "history", "todo-app", "-n", release.listed, "-o", "json").stdout
+    assert [r["revision"] for r in json.loads(history)] == list(range(2, 12))  # v1 pruned
+
+    # Any other Secret of that namespace: no get, update, delete, and no create but a
+    # release record of todo-app (the admission policy), so no minted tokens either.
+    core = as_rollbot.core
+    listed = release.listed
+    core_admin = Kube.from_kubeconfig(str(control_plane.kubeconfig)).core
+    core_admin.create_namespaced_secret(
+        listed, {"metadata": {"name": "db-credentials"}, "stringData": {"password": "s3cret"}}
+    )
+    token = {
+        "metadata": {
+            "name": "stolen-token",
+            "annotations": {"kubernetes.io/service-account.name": "default"},
+        },
+        "type": "kubernetes.io/service-account-token",
+    }
+    fake_release = {
+        "metadata": {
+            "name": "sh.helm.release.v1.other.v1",
+            "labels": {"owner": "helm", "name": "other"},
+        },
+        "type": "helm.sh/release.v1",
+        "stringData": {"release": "x"},
+    }
+    changed = {"metadata": {"name": "db-credentials"}, "stringData": {"password": "mine"}}
+    outcomes = {
+        "get": forbidden(lambda: core.read_namespaced_secret("db-credentials", listed)),
+        "update": forbidden(
+            lambda: core.replace_namespaced_secret("db-credentials", listed, changed)
+        ),
+        "delete": forbidden(lambda: core.delete_namespaced_secret("db-credentials", listed)),
+        "create token": forbidden(lambda: core.create_namespaced_secret(listed, token)),
+        "create other release": forbidden(
+            lambda: core.create_namespaced_secret(listed, fake_release)
+        ),
+        "list elsewhere": forbidden(lambda: core.list_namespaced_secret(release.namespace)),
+    }
+    assert outcomes == dict.fromkeys(outcomes, "forbidden")
+    assert core_admin.read_namespaced_secret("db-credentials", listed).data is not None
+    # What remains (helm/README.md): helm reads history with a label query, and RBAC
+    # cannot narrow a list, so a list in the release's namespace returns that Secret.
+    names = {s.metadata.name for s in core.list_namespaced_secret(listed).items}
+    assert "db-credentials" in names
 
 
 def get(url: str) -> tuple[int, str]:

@@ -476,7 +476,7 @@ def test_follow_ups_survive_a_restart_and_raise_the_alarm_when_it_breaks_again(
         wait_for("the last follow-up", lambda: len(follow_ups()) >= 3, timeout=30)
     alarm = follow_ups()[-1]
     assert alarm.startswith(":warning: Follow-up +0.2 min: unhealthy again")
-    assert "<@U0ALICE>" in alarm
+    assert "<@U0ALICE>" in alarm, "the requester is alerted"
     assert "HTTP 500" in alarm
     notes = [e.message for e in second.store.get(record_id).timeline]
     assert sum(n.startswith((":warning: Follow-up", "Follow-up")) for n in notes) == 3

@@ -6,7 +6,15 @@ from datetime import timedelta
 import pytest
 
 from bot.config import RollbotConfig
-from bot.policy import NotAllowed, check_may_approve, check_may_request
+from bot.policy import (
+    MembershipUnknown,
+    NotAllowed,
+    check_may_approve,
+    check_may_cancel,
+    check_may_read_history,
+    check_may_request,
+    check_may_see,
+)
 from bot.records import InvalidTransition, RollbackRecord, RollbackState, requested
 
 S = RollbackState
@@ -106,3 +114,43 @@ def test_the_reason_given_is_kept_without_the_credentials_pasted_into_it():
     record = requested("prod", "web", "U1", reason="5xx; curl -H 'Authorization: Bearer abc.def'")
     assert record.reason == "5xx; curl -H 'Authorization: Bearer [redacted]'"
     assert "abc.def" not in record.timeline[0].message
+
+
+def test_cancel_is_for_the_requester_and_those_who_may_approve():
+    config = RollbotConfig(approvers=["U9"])
+    record = requested("prod", "web", "U1")
+    check_may_cancel(config, record, "U1")
+    check_may_cancel(config, record, "U9")
+    with pytest.raises(NotAllowed, match="only its requester and those who may approve"):
+        check_may_cancel(config, record, "U2")
+    check_may_cancel(RollbotConfig(), record, "U2")  # no approvers listed: anyone may approve
+
+
+def test_status_and_history_are_for_those_who_may_request_in_that_namespace():
+    config = RollbotConfig.model_validate(
+        {
+            "environments": {
+                "prod": {"namespaces": ["prod"], "requesters": ["U1"]},
+                "staging": {"namespaces": ["staging"]},
+            }
+        }
+    )
+    check_may_see(config, requested("prod", "web", "U1"), "U1")
+    check_may_see(config, requested("staging", "web", "U1"), "U2")
+    with pytest.raises(NotAllowed, match="status of .* only to people who may request"):
+        check_may_see(config, requested("prod", "web", "U1"), "U2")
+    check_may_read_history(config, "prod", "U1")
+    with pytest.raises(NotAllowed, match="history of namespace prod is shown only"):
+        check_may_read_history(config, "prod", "U2")
+
+
+def test_a_group_that_cannot_be_read_is_neither_yes_nor_no():
+    def slack_down(user: str, groups: frozenset[str]) -> frozenset[str]:
+        raise MembershipUnknown()
+
+    config = RollbotConfig(requesters=["S0ONCALL"], approvers=["S0LEADS"])
+    with pytest.raises(MembershipUnknown, match="could not check your group membership"):
+        check_may_request(config, "prod", "U1", groups_of=slack_down)
+    with pytest.raises(MembershipUnknown):
+        check_may_approve(config, requested("prod", "web", "U1"), "U2", slack_down)
+    check_may_request(config, "prod", "S0ONCALL")  # listed by ID: no lookup needed

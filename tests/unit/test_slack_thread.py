@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+from bot.progress import Tone
 from bot.records import requested
 from bot.rollout import RolloutPhase, RolloutState
 from handlers.app import slack_client
@@ -38,3 +42,67 @@ def test_a_confirmation_with_many_changes_stays_within_slacks_limits():
         )
         assert len(confirmation_blocks(record)) < 50
         assert sink.confirmation(record)  # the server would reject over-long sections
+
+
+def test_one_components_rate_limit_does_not_stall_anothers_progress():
+    with FakeSlackApi() as slack:
+        sink = SlackThreadSink(slack_client("xoxb-test", slack.base_url), min_interval=0)
+        record = requested("prod", "shop", "U1", channel="C0PROD")
+        record = record.model_copy(update={"thread_ts": sink.confirmation(record)})
+        sink.rollout(record, state(RolloutPhase.WAITING_AVAILABLE, 1), "backend")
+        sink.rollout(record, state(RolloutPhase.WAITING_AVAILABLE, 1), "frontend")
+        slack.fail_next("chat.update", status=429, retry_after=3)
+        stalled = threading.Thread(
+            target=sink.rollout,
+            args=(record, state(RolloutPhase.COMPLETE, 10), "backend"),
+        )
+        stalled.start()
+        deadline = time.monotonic() + 5
+        while not any(c.status == 429 for c in slack.calls("chat.update")):
+            assert time.monotonic() < deadline, "the backend's edit was never tried"
+            time.sleep(0.01)
+        started = time.monotonic()
+        sink.rollout(record, state(RolloutPhase.COMPLETE, 10), "frontend")
+        assert time.monotonic() - started < 1.5, "the frontend waited for the backend's 429"
+        stalled.join()
+        texts = [m.text for m in slack.thread("C0PROD", record.thread_ts or "")[1:]]
+        assert texts == [
+            ":arrows_counterclockwise: complete 10 (10/10 available)",
+            ":arrows_counterclockwise: complete 10 (10/10 available)",
+        ]
+
+
+def test_progress_from_many_threads_posts_one_line_and_ends_on_the_final_state():
+    with FakeSlackApi() as slack:
+        sink = SlackThreadSink(slack_client("xoxb-test", slack.base_url), min_interval=60)
+        record = requested("prod", "web", "U1", channel="C0PROD")
+        record = record.model_copy(update={"thread_ts": sink.confirmation(record)})
+        workers = [
+            threading.Thread(
+                target=sink.rollout, args=(record, state(RolloutPhase.WAITING_AVAILABLE, i))
+            )
+            for i in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        sink.rollout(record, state(RolloutPhase.COMPLETE, 10))
+        [status] = slack.thread("C0PROD", record.thread_ts or "")[1:]
+        assert status.text.endswith("complete 10 (10/10 available)")
+        assert len(slack.calls("chat.update")) <= 1
+
+
+def test_quoted_progress_text_is_escaped_and_the_alert_is_a_mention():
+    with FakeSlackApi() as slack:
+        sink = SlackThreadSink(slack_client("xoxb-test", slack.base_url))
+        record = requested("prod", "web", "U0ALICE", channel="C0PROD")
+        record = record.model_copy(update={"thread_ts": sink.confirmation(record)})
+        sink.milestone(record, "pod says <!channel> & @here", Tone.WARNING, alert="U0ALICE")
+        sink.tell("C0PROD", "U0BOB", "history of <#C0X>")
+        sink.refused(record, "no: <https://evil.example|ok>")
+        thread = [m.text for m in slack.thread("C0PROD", record.thread_ts or "")[1:]]
+        assert thread[0] == ":warning: pod says &lt;!channel&gt; &amp; @\u2060here <@U0ALICE>"
+        assert thread[1] == ":warning: no: &lt;https://evil.example|ok&gt;"
+        ephemeral = [m.text for m in slack.messages("C0PROD") if m.ephemeral_user == "U0BOB"]
+        assert ephemeral == ["history of &lt;#C0X&gt;"]

@@ -47,6 +47,57 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
+The bundled Redis's config file. Persistence is the append-only file, fsynced once
+a second (redis.bundled.appendfsync); RDB snapshots are off (the AOF, with its RDB
+preamble after a rewrite, is the one copy). noeviction: past maxmemory Redis
+refuses writes rather than dropping a queued job or a lock.
+*/}}
+{{- define "rollbot.redisConf" -}}
+{{- $redis := .Values.redis.bundled -}}
+port 6379
+bind * -::*
+protected-mode {{ ternary "yes" "no" $redis.auth.enabled }}
+appendonly yes
+appendfsync {{ $redis.appendfsync }}
+aof-use-rdb-preamble yes
+save ""
+maxmemory {{ $redis.maxmemory }}
+maxmemory-policy noeviction
+{{- end -}}
+
+{{/* The Secret and key holding the bundled Redis's password: the user's, or the chart's own. */}}
+{{- define "rollbot.redisPasswordSecret" -}}
+{{- .Values.redis.bundled.auth.existingSecret | default (include "rollbot.redisName" .) -}}
+{{- end -}}
+
+{{- define "rollbot.redisPasswordKey" -}}
+{{- if .Values.redis.bundled.auth.existingSecret -}}
+{{- .Values.redis.bundled.auth.existingSecretKey -}}
+{{- else -}}
+REDIS_PASSWORD
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Helm releases rollbot may roll back, as a JSON list of {name, namespace}:
+strategies.helm.releases, and every service of the config with strategy helm
+(its release, or its own name; its namespace, or the config's default).
+*/}}
+{{- define "rollbot.helmReleases" -}}
+{{- $releases := list -}}
+{{- range .Values.strategies.helm.releases -}}
+{{- $releases = append $releases (dict "name" .name "namespace" .namespace) -}}
+{{- end -}}
+{{- range $service, $entry := .Values.config.services | default dict -}}
+{{- if eq (($entry | default dict).strategy | default "") "helm" -}}
+{{- $namespace := $entry.namespace | default $.Values.config.default_namespace | default "default" -}}
+{{- $releases = append $releases (dict "name" ($entry.release | default $service) "namespace" $namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $releases) -}}
+{{- end -}}
+
+{{/*
 The namespaces the ServiceAccount gets a Role in, as a JSON list: rbac.namespaces,
 or else every namespace the config names.
 */}}
@@ -69,6 +120,8 @@ read a Deployment, its ReplicaSets (the history) and watch the rollout; patch
 it back; assess it from its pods, their logs and Warning events; back up the
 Services, ConfigMaps and autoscalers around it; switch a blue-green Service's
 selector, restore a ConfigMap, relabel pods out of a Service. No create, no delete.
+The Helm strategy's rights (release Secrets) are in helm-rbac.yaml, only where its
+releases are.
 */}}
 {{- define "rollbot.rules" -}}
 - apiGroups: [apps]
@@ -94,17 +147,6 @@ selector, restore a ConfigMap, relabel pods out of a Service. No create, no dele
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list]
-{{- if .Values.strategies.helm.enabled }}
-# The Helm strategy reads release history from the release Secrets, and `helm
-# rollback` writes the new revision's Secret and marks the old one superseded.
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get, list, create, update]
-{{- with .Values.strategies.helm.extraRules }}
-# What the releases' charts manage beyond the rules above (helm re-applies it all).
-{{ toYaml . }}
-{{- end }}
-{{- end }}
 {{- end -}}
 
 {{/* Pod settings the bot and worker share. */}}
@@ -168,6 +210,16 @@ volumes:
 {{- else if .Values.redis.url }}
 - name: REDIS_URL
   value: {{ .Values.redis.url | quote }}
+{{- else if .Values.redis.bundled.auth.enabled }}
+{{- /* Kubernetes expands $(REDIS_PASSWORD) when it starts the container: the pod spec
+       shows the reference, never the password. */}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "rollbot.redisPasswordSecret" . }}
+      key: {{ include "rollbot.redisPasswordKey" . }}
+- name: REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "rollbot.redisName" .) | quote }}
 {{- else }}
 - name: REDIS_URL
   value: {{ printf "redis://%s:6379/0" (include "rollbot.redisName" .) | quote }}

@@ -1,0 +1,53 @@
+"""User groups read from Slack: answers cached, failures never taken for "no"."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.policy import MembershipUnknown
+from handlers.app import slack_client
+from handlers.groups import SlackGroups
+from testbed.slack_api import FakeSlackApi
+
+
+@pytest.fixture
+def slack():
+    with FakeSlackApi() as api:
+        api.add_usergroup("S0LEADS", ["U0CAROL"])
+        api.add_usergroup("S0ONCALL", ["U0ALICE"])
+        yield api
+
+
+def test_memberships_are_cached(slack):
+    groups = SlackGroups(slack_client("xoxb-test", slack.base_url))
+    assert groups("U0CAROL", frozenset({"S0LEADS"})) == {"S0LEADS"}
+    assert groups("U0BOB", frozenset({"S0LEADS"})) == frozenset()
+    assert len(slack.calls("usergroups.users.list")) == 1
+
+
+def test_a_slack_error_is_not_cached_as_no_members(slack):
+    groups = SlackGroups(slack_client("xoxb-test", slack.base_url))
+    slack.fail_next("usergroups.users.list", status=500)
+    with pytest.raises(MembershipUnknown, match="could not check your group membership"):
+        groups("U0CAROL", frozenset({"S0LEADS"}))
+    assert groups("U0CAROL", frozenset({"S0LEADS"})) == {"S0LEADS"}, "asked again, and yes"
+
+
+def test_a_rate_limit_past_the_retries_is_not_cached_either(slack):
+    client = slack_client("xoxb-test", slack.base_url)
+    slack.fail_next("usergroups.users.list", status=429, retry_after=0, times=4)
+    groups = SlackGroups(client)
+    with pytest.raises(MembershipUnknown):
+        groups("U0CAROL", frozenset({"S0LEADS"}))
+    assert groups("U0CAROL", frozenset({"S0LEADS"})) == {"S0LEADS"}
+
+
+def test_one_unreadable_group_does_not_hide_membership_of_another(slack):
+    groups = SlackGroups(slack_client("xoxb-test", slack.base_url))
+    slack.fail_next("usergroups.users.list", status=500)  # S0LEADS, read first
+    assert groups("U0ALICE", frozenset({"S0LEADS", "S0ONCALL"})) == {"S0ONCALL"}
+
+
+def test_a_group_slack_does_not_know_grants_nothing(slack):
+    groups = SlackGroups(slack_client("xoxb-test", slack.base_url))
+    assert groups("U0CAROL", frozenset({"S0TYPO"})) == frozenset()
