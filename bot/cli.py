@@ -159,7 +159,7 @@ def cmd_history(args: argparse.Namespace, config: RollbotConfig, out: Terminal) 
     if entry is not None and (entry.deployments or resolve(config, name) != "undo"):
         # A Helm release, a blue-green pair, several Deployments: as its strategy sees it.
         for line in history_lines(kube, config, namespace, name):
-            out.say(line.replace("*", "").replace("`", ""))
+            out.say(line)
         return EXIT_OK
     name = (entry.deployment if entry else None) or name
     _, history = read_history(kube, namespace, name)
