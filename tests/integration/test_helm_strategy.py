@@ -97,7 +97,7 @@ def test_a_helm_release_rolls_back_from_slack_to_the_last_good_revision(
     bot = make_bot(todo_app(helm.namespace), helm=HelmSettings(helm.binary, helm.kubeconfig))
     SlackUser(bot.url, ALICE).command("history todo-app")
     history = wait_for("the history", lambda: ephemerals(slack, ALICE)[-1:])
-    assert history[0].startswith(f"*Helm release todo-app in {helm.namespace}*")
+    assert history[0].startswith(f"Helm release todo-app in {helm.namespace}")
     assert "• 2 deployed todo-app-0.1.0 (app 1.0.0)" in history[0]
 
     SlackUser(bot.url, ALICE).command("todo-app --reason 'login broken'")
