@@ -6,11 +6,16 @@ and the other with kubectl, both until the rollout is complete, and times the
 two. The order alternates between rounds so neither always goes first. The
 figure is the ratio rollbot / kubectl (below 1 means rollbot is faster).
 
-    python bench/rollback_vs_kubectl.py [--rounds 8] [--replicas 3]
+    python bench/rollback_vs_kubectl.py [--rounds 8] [--replicas 3] [--compare-with DIR]
 
-Two rollbot figures are printed: the engine called in-process (as the Slack
-worker calls it) and the `rollbot rollback --yes` command in a new process (as a
-CI job runs it, paying Python's start-up like kubectl pays its own).
+`--compare-with DIR` adds the command of another checkout (say an older commit
+unpacked with `git archive`), in the same rounds: start-up figures from different
+runs on a shared machine do not compare.
+
+Two rollbot figures are printed: the undo strategy planned and applied
+in-process (as the Slack worker runs it) and the `rollbot rollback --yes`
+command in a new process (as a CI job runs it, paying Python's start-up like
+kubectl pays its own).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,10 +34,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kubernetes import config as kconfig  # noqa: E402
 
 from bot.config import RollbotConfig  # noqa: E402
-from bot.engine import rollback  # noqa: E402
 from bot.kube import Kube  # noqa: E402
+from bot.rollout import RolloutState  # noqa: E402
+from bot.strategies import Context, Request, change_cause  # noqa: E402
+from bot.strategies import get as get_strategy  # noqa: E402
 from testbed.controlplane import ControlPlane  # noqa: E402
 from testbed.sample_app import SampleApp  # noqa: E402
+
+
+class Quiet:
+    """A Progress that keeps nothing: the bench times the rollback, not a view."""
+
+    def milestone(self, text: str) -> None:
+        pass
+
+    def rollout(self, workload: str, state: RolloutState) -> None:
+        pass
 
 
 def prepare(api_client: object, namespace: str, replicas: int) -> SampleApp:
@@ -47,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--compare-with", metavar="DIR", help="another checkout's CLI too")
     args = parser.parse_args()
 
     with ControlPlane() as plane:
@@ -71,22 +90,43 @@ def main() -> None:
             )
             return time.perf_counter() - start
 
+        undo = get_strategy("undo")
+        ctx = Context(kube=kube, config=RollbotConfig(), timeout=120)
+
         def run_engine(ns: str) -> float:
             start = time.perf_counter()
-            rollback(kube, RollbotConfig(), ns, "web", actor="bench", timeout=120)
-            return time.perf_counter() - start
-
-        def run_cli(ns: str) -> float:
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "bot", "rollback", "web", "-n", ns, "--yes"],
-                env=env,
-                check=True,
-                capture_output=True,
+            plan = undo.plan(ctx, Request(ns, "web"))
+            cause = change_cause(
+                plan.strategy,
+                "bench",
+                from_revision=plan.from_revision,
+                target_revision=plan.target_revision,
             )
+            undo.apply(ctx, ns, plan.pins, cause, Quiet())
             return time.perf_counter() - start
 
-        runners = {"kubectl": run_kubectl, "rollbot engine": run_engine, "rollbot CLI": run_cli}
+        def cli_in(tree: Path) -> Callable[[str], float]:
+            def run_cli(ns: str) -> float:
+                start = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-m", "bot", "rollback", "web", "-n", ns, "--yes"],
+                    env={**env, "PYTHONPATH": str(tree)},
+                    cwd=tree,
+                    check=True,
+                    capture_output=True,
+                )
+                return time.perf_counter() - start
+
+            return run_cli
+
+        here = Path(__file__).resolve().parents[1]
+        runners = {
+            "kubectl": run_kubectl,
+            "rollbot in-process": run_engine,
+            "rollbot CLI": cli_in(here),
+        }
+        if args.compare_with:
+            runners["CLI of --compare-with"] = cli_in(Path(args.compare_with).resolve())
         times: dict[str, list[float]] = {name: [] for name in runners}
         print(
             f"{args.rounds} rounds, {args.replicas} replicas, control plane {plane.server}",
@@ -109,7 +149,7 @@ def main() -> None:
         print("\nmedian seconds (ratio against kubectl rollout undo + rollout status):")
         for name, values in times.items():
             median = statistics.median(values)
-            print(f"  {name:15} {median:6.2f}s   ratio {median / base:.2f}")
+            print(f"  {name:21} {median:6.2f}s   ratio {median / base:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.deployments import pointer_value
+
+if TYPE_CHECKING:  # imported when a check runs: the config (and so the CLI) needs none
+    import httpx
 
 
 class HttpCheck(BaseModel):
@@ -88,6 +90,8 @@ def _field(data: Any, dotted: str) -> Any:
 
 
 def run_check(check: HttpCheck, client: httpx.Client) -> CheckResult:
+    import httpx
+
     started = time.monotonic()
     try:
         response = client.request(
@@ -138,6 +142,8 @@ _client_lock = threading.Lock()
 def http_client() -> httpx.Client:
     """One client for the process: building one loads the TLS trust store (~30 ms of
     CPU, a tenth of an assessment's budget); an httpx.Client is safe across threads."""
+    import httpx
+
     global _client
     with _client_lock:
         if _client is None:

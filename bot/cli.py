@@ -10,6 +10,10 @@ Exit codes a CI job can rely on:
 
 from __future__ import annotations
 
+# Only what every command needs is imported here: `rollbot rollback --yes` in a CI
+# job pays for each import before it does anything (bench/rollback_vs_kubectl.py).
+# The Kubernetes client comes with the first command that talks to the cluster,
+# rich only for a table or a progress bar on a terminal.
 import argparse
 import getpass
 import json
@@ -19,48 +23,29 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from bot.commands import operation
+from bot.bodies import Body
 from bot.config import RollbotConfig, load_config
-from bot.deployments import Revision
 from bot.durations import format_duration, parse_duration
-from bot.engine import (
-    AppliedRollback,
-    RollbackPlan,
-    apply_rollback,
-    change_cause_for,
-    follow_rollout,
-    plan_rollback,
-    read_history,
-)
 from bot.errors import (
     AlreadyAtTarget,
-    InvalidInput,
     PermanentError,
     RollbotError,
     RolloutFailed,
     TemporaryError,
 )
-from bot.history import history_lines
-from bot.kube import Kube
 from bot.names import check_namespace, check_object_name
-from bot.rollout import RolloutPhase, RolloutState, rollout_state, watch_rollout
-from bot.strategies import Context, HelmSettings, Plan, Request, resolve
+from bot.requests import RollbackRequest
+from bot.rollout import RolloutPhase, rollout_state, watch_rollout
+from bot.strategies import Context, HelmSettings, Request, change_cause, resolve
 from bot.strategies import get as get_strategy
+from bot.terminal import CliProgress, Terminal, UsageError, print_history_table, print_plan
 
-Body = dict[str, Any]
+if TYPE_CHECKING:
+    from bot.kube import Kube
 
 EXIT_OK, EXIT_ROLLOUT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
-
-
-class UsageError(InvalidInput):
-    code = "usage"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,8 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     workload(rollback, "Deployment, or a service of the catalog")
     rollback.add_argument(
         "--to-revision",
-        type=int,
-        default=0,
         help="revision to go back to (default: the previous one)",
     )
     rollback.add_argument(
@@ -122,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     operations.add_argument(
         "--traffic", choices=["off", "on"], help="take pods out of (off) or into the Service"
     )
-    rollback.add_argument("--helm", default="helm", help="the helm binary (strategy helm)")
+    rollback.add_argument(
+        "--helm", help="the helm binary (strategy helm; default: $ROLLBOT_HELM, else helm)"
+    )
     rollback.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     rollback.add_argument("--timeout", default="5m", help="how long to wait for the rollout")
     rollback.add_argument("--reason", default="", help="why: recorded in the change-cause")
@@ -138,99 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- rendering --------------------------------------------------------------------
-
-
-def _images(revision: Revision | None) -> str:
-    if revision is None:
-        return "?"
-    # The registry path is noise in a table: "ghcr.io/acme/web:1.5" reads as "web:1.5".
-    return ", ".join(image.split("=", 1)[1].rsplit("/", 1)[-1] for image in revision.images)
-
-
-def history_table(name: str, history: list[Revision]) -> Table:
-    table = Table(title=f"deployment/{name}", title_justify="left")
-    for column in ("REVISION", "CHANGE-CAUSE", "IMAGES", "READY", "CREATED"):
-        table.add_column(column)
-    for rev in history:
-        number = f"{rev.number} (current)" if rev.current else str(rev.number)
-        ready = f"{rev.ready_replicas}/{rev.replicas}" if rev.replicas else "-"
-        table.add_row(number, rev.change_cause or "<none>", _images(rev), ready, rev.created)
-    return table
-
-
-def print_plan(console: Console, plan: RollbackPlan) -> None:
-    current = plan.current
-    console.print(f"[bold]deployment/{plan.name}[/] in namespace [bold]{plan.namespace}[/]")
-    console.print(f"  current: revision {current.number if current else '?'}  {_images(current)}")
-    where = (
-        f"image tag {plan.to_tag}"
-        if plan.to_tag and not plan.target.number
-        else (f"revision {plan.target.number}")
-    )
-    console.print(
-        f"  target:  {where}  {_images(plan.target)}"
-        + (f"  ({plan.target.change_cause})" if plan.target.change_cause else "")
-    )
-    if plan.already_at_target:
-        console.print("  nothing would change: the current template already matches the target")
-        return
-    console.print("  what changes:")
-    for change in plan.changes:
-        console.print(f"    • {change.describe()}", markup=False)
-    if plan.paused:
-        console.print("  [yellow]the deployment is paused: resume it before rolling back[/]")
-
-
-class _ProgressView:
-    """One progress bar on a terminal; one line per state change in a CI log."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.progress: Progress | None = None
-        self.task = TaskID(0)
-        if console.is_terminal:
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} available"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-
-    def __enter__(self) -> _ProgressView:
-        if self.progress is not None:
-            self.progress.start()
-            self.task = self.progress.add_task("starting", total=None)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def update(self, state: RolloutState) -> None:
-        if self.progress is not None:
-            self.progress.update(
-                self.task,
-                description=state.phase.value.replace("_", " "),
-                total=state.desired,
-                completed=min(state.available, state.updated),
-            )
-        else:
-            self.console.print(state.message, markup=False, highlight=False)
-
-
-def follow(console: Console, states: object) -> RolloutState | None:
-    last = None
-    with _ProgressView(console) as view:
-        for state in states:  # type: ignore[attr-defined]
-            view.update(state)
-            last = state
-    return last
-
-
 # -- commands ---------------------------------------------------------------------
+
+
+def connect(args: argparse.Namespace) -> Kube:
+    from bot.kube import Kube
+
+    return Kube.from_kubeconfig(args.kubeconfig, args.context)
 
 
 def _namespace(args: argparse.Namespace) -> str:
@@ -246,24 +145,21 @@ def _namespace(args: argparse.Namespace) -> str:
     return check_namespace(namespace)
 
 
-def cmd_history(
-    args: argparse.Namespace, kube: Kube, config: RollbotConfig, console: Console
-) -> int:
+def cmd_history(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -> int:
+    from bot.engine import read_history
+    from bot.history import history_lines
+
     name = check_object_name(args.deployment)
     entry = config.services.get(name)
     if args.namespace is None and entry is not None and entry.namespace:
         args.namespace = entry.namespace
     namespace = _namespace(args)
     config.check_namespace_allowed(namespace)
+    kube = connect(args)
     if entry is not None and (entry.deployments or resolve(config, name) != "undo"):
         # A Helm release, a blue-green pair, several Deployments: as its strategy sees it.
         for line in history_lines(kube, config, namespace, name):
-            console.print(
-                line.replace("*", "").replace("`", ""),
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+            out.say(line)
         return EXIT_OK
     name = (entry.deployment if entry else None) or name
     _, history = read_history(kube, namespace, name)
@@ -272,38 +168,10 @@ def cmd_history(
             {k: v for k, v in asdict(r).items() if k not in ("template", "annotations")}
             for r in history
         ]
-        console.print_json(json.dumps(rows))
+        out.say(json.dumps(rows, indent=2))
     else:
-        console.print(history_table(name, history))
+        print_history_table(name, history)
     return EXIT_OK
-
-
-def _confirm(console: Console, plan: RollbackPlan) -> bool:
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "not running on a terminal, so rollbot cannot ask: pass --yes to "
-            "roll back without confirmation, or --dry-run to only look"
-        )
-    answer = console.input(
-        f"Roll deployment/{plan.name} back to revision {plan.target.number}? [y/N] "
-    )
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _operation(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
-    """The operation flag given, as the Slack command's (strategy, options)."""
-    if args.restore_from or args.config_from:
-        return "restore", {
-            "backup": args.restore_from or args.config_from,
-            "what": "all" if args.restore_from else "config",
-        }
-    if args.flag is not None:
-        return operation("--flag", args.flag)
-    if args.scale is not None:
-        return operation("--scale", args.scale)
-    if args.traffic is not None:
-        return operation("--traffic", args.traffic)
-    return "", {}
 
 
 def _backup_file(path: str) -> Body | None:
@@ -318,204 +186,136 @@ def _backup_file(path: str) -> Body | None:
     return loaded
 
 
-def print_strategy_plan(console: Console, plan: Plan) -> None:
-    console.print(
-        f"[bold]{escape(plan.subject)}[/] in namespace [bold]{plan.namespace}[/] ({plan.strategy})"
-    )
-    console.print(f"  current: {plan.current}", markup=False, soft_wrap=True)
-    console.print(f"  target:  {plan.target}", markup=False, soft_wrap=True)
-    for fact in plan.facts:
-        console.print(f"  {fact}", markup=False, soft_wrap=True)
-    if plan.nothing_to_do:
-        console.print(f"  nothing would change: {plan.nothing_to_do}", markup=False, soft_wrap=True)
-        return
-    console.print("  what changes:")
-    for change in plan.changes:
-        console.print(f"    • {change}", markup=False, soft_wrap=True)
-
-
-class _CliProgress:
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.last: dict[str, str] = {}
-
-    def milestone(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-    def rollout(self, workload: str, state: RolloutState) -> None:
-        if self.last.get(workload) != state.message:  # one line per change, whatever the view
-            self.last[workload] = state.message
-            self.console.print(state.message, markup=False, highlight=False, soft_wrap=True)
-
-
-def cmd_strategy(
-    args: argparse.Namespace,
-    kube: Kube,
-    config: RollbotConfig,
-    console: Console,
-    strategy: str,
-    request: Request,
-) -> int:
-    ctx = Context(
-        kube=kube,
-        config=config,
-        timeout=parse_duration(args.timeout),
-        helm=HelmSettings(args.helm, args.kubeconfig, args.context),
-        backups=_backup_file,
-    )
-    chosen = get_strategy(strategy)
-    plan = chosen.plan(ctx, request)
-    print_strategy_plan(console, plan)
-    if args.dry_run:
-        console.print("dry run: nothing was changed")
-        return EXIT_OK
-    if plan.nothing_to_do:
-        console.print(f"nothing to do: {plan.nothing_to_do}", markup=False)
-        return EXIT_OK
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "not running on a terminal, so rollbot cannot ask: pass --yes to "
-                "go ahead without confirmation, or --dry-run to only look"
-            )
-        answer = console.input(f"{strategy}: {plan.current} → {plan.target}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            console.print("cancelled: nothing was changed")
-            return EXIT_BAD_INPUT
-    actor = args.actor or os.environ.get("ROLLBOT_ACTOR") or getpass.getuser()
-    cause = f"rollbot: {strategy} rollback by {actor}" + (f": {args.reason}" if args.reason else "")
-    started = time.monotonic()
-    done = chosen.apply(ctx, request.namespace, plan.pins, cause, _CliProgress(console))
-    console.print(f"[green]✓[/] {escape(done)} in {format_duration(time.monotonic() - started)}")
-    return EXIT_OK
-
-
-def cmd_rollback(
-    args: argparse.Namespace, kube: Kube, config: RollbotConfig, console: Console
-) -> int:
-    name = check_object_name(args.deployment)
-    entry = config.services.get(name)
-    asked, options = _operation(args)
-    if asked and (args.to_revision or args.to_tag):
-        raise UsageError("an operation (--restore-from, --flag…) does not go with a target")
-    strategy = resolve(config, name, asked or args.strategy or "")
-    if args.namespace is None and entry is not None and entry.namespace:
-        args.namespace = entry.namespace
-    if strategy != "undo":
-        if args.container or args.force:
-            raise UsageError("--container and --force go with a one-Deployment --to-tag")
-        request = Request(_namespace(args), name, strategy, args.to_revision, args.to_tag, options)
-        config.check_namespace_allowed(request.namespace)
-        return cmd_strategy(args, kube, config, console, strategy, request)
-    if entry is not None and entry.deployment:
-        args.deployment = entry.deployment
-    timeout = parse_duration(args.timeout)
-    if args.to_revision < 0:
-        raise UsageError(
-            f"--to-revision must be 0 (previous) or a revision number, not {args.to_revision}"
-        )
-    if args.to_tag is not None and args.to_revision:
-        raise UsageError("--to-tag and --to-revision name two different targets: pick one")
-    if (args.container or args.force) and args.to_tag is None:
-        raise UsageError("--container and --force go with --to-tag")
-    namespace = _namespace(args)
-    plan = plan_rollback(
-        kube,
-        config,
-        namespace,
-        check_object_name(args.deployment),
-        args.to_revision,
+def rollback_request(args: argparse.Namespace, config: RollbotConfig) -> Request:
+    """The request the flags make, read and checked by the one request model (as
+    `/rollback` is) before anything reads the cluster."""
+    catalog = {name: (e.namespace, e.deployment) for name, e in config.services.items()}
+    known = catalog.get(args.deployment, (None, None))[0]
+    asked = RollbackRequest.from_cli(
+        "rollback",
+        args.deployment,
+        default_namespace="" if args.namespace or known else _namespace(args),
+        namespace=args.namespace,
+        catalog=catalog,
+        to_revision=args.to_revision,
         to_tag=args.to_tag,
         container=args.container,
-        allow_unknown_tag=args.force,
+        force=args.force,
+        strategy=args.strategy,
+        restore_from=args.restore_from,
+        config_from=args.config_from,
+        flag=args.flag,
+        scale=args.scale,
+        traffic=args.traffic,
+        dry_run=args.dry_run,
+        reason=args.reason,
     )
-    print_plan(console, plan)
+    strategy, _ = asked.resolved(config)
+    options = asked.options | ({"force": "true"} if asked.force else {})
+    request = Request(
+        asked.namespace, asked.service, strategy, asked.to_revision, asked.to_tag, options
+    )
+    config.check_namespace_allowed(request.namespace)
+    return request
+
+
+def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -> int:
+    """Plan, show, confirm, apply and follow: the same for every strategy."""
+    timeout = parse_duration(args.timeout)
+    request = rollback_request(args, config)
+    ctx = Context(
+        kube=connect(args),
+        config=config,
+        timeout=timeout,
+        helm=HelmSettings(
+            args.helm or os.environ.get("ROLLBOT_HELM") or "helm", args.kubeconfig, args.context
+        ),
+        backups=_backup_file,
+    )
+    strategy = get_strategy(request.strategy)
+    plan = strategy.plan(ctx, request)
+    print_plan(out, plan)
     if args.dry_run:
-        if plan.paused:
-            raise PermanentError(
-                "dry run: a real rollback would be refused because the deployment is paused"
-            )
-        console.print("dry run: nothing was changed")
+        out.say("dry run: nothing was changed")
         return EXIT_OK
-    if plan.already_at_target:
-        raise AlreadyAtTarget(plan.name, plan.target.number)
-    if not args.yes and not _confirm(console, plan):
-        console.print("cancelled: nothing was changed")
+    if plan.nothing_to_do:
+        out.say(f"nothing to do: {plan.nothing_to_do}")
+        return EXIT_OK
+    if not args.yes and not out.ask(
+        f"Roll back {plan.subject}: {plan.current} → {plan.target}? [y/N] "
+    ):
+        out.say("cancelled: nothing was changed")
         return EXIT_BAD_INPUT
     actor = args.actor or os.environ.get("ROLLBOT_ACTOR") or getpass.getuser()
+    cause = change_cause(
+        plan.strategy,
+        actor,
+        args.reason,
+        from_revision=plan.from_revision,
+        target_revision=plan.target_revision,
+        to_tag=request.to_tag,
+    )
     started = time.monotonic()
-    applied: AppliedRollback = apply_rollback(
-        kube, config, plan, change_cause=change_cause_for(plan, actor, args.reason)
-    )
-    target = plan.target.number or f"image tag {plan.to_tag}"
-    console.print(
-        f"rollback applied: revision {plan.current.number if plan.current else '?'}"
-        f" → {target} (it becomes revision {plan.next_revision_number})"
-    )
-    follow(console, follow_rollout(kube, applied, timeout))
-    console.print(
-        f"[green]✓[/] deployment/{plan.name} rolled back to "
-        f"{_images(plan.target)} and healthy in "
-        f"{format_duration(time.monotonic() - started)}"
-    )
+    with CliProgress(out) as progress:
+        done = strategy.apply(ctx, request.namespace, plan.pins, cause, progress)
+    took = format_duration(time.monotonic() - started)
+    out.say(f"✓ {done} and healthy in {took}" if plan.verify_checks else f"✓ {done} in {took}")
     return EXIT_OK
 
 
-def cmd_status(
-    args: argparse.Namespace, kube: Kube, config: RollbotConfig, console: Console
-) -> int:
+def cmd_status(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -> int:
     namespace = _namespace(args)
     config.check_namespace_allowed(namespace)
     name = check_object_name(args.deployment)
+    kube = connect(args)
     if args.no_watch:
         state = rollout_state(kube.get_deployment(namespace, name))
-        console.print(state.message, markup=False, highlight=False)
+        out.say(state.message)
         if state.phase is RolloutPhase.DEADLINE_EXCEEDED:
             return EXIT_ROLLOUT_FAILED
         return EXIT_OK
-    last = follow(console, watch_rollout(kube, namespace, name, parse_duration(args.timeout)))
-    if last is not None:
-        console.print(last.message, markup=False, highlight=False)
+    last = None
+    with CliProgress(out) as progress:
+        for state in watch_rollout(kube, namespace, name, parse_duration(args.timeout)):
+            progress.rollout(name, state)
+            last = state
+    if last is not None and out.interactive:
+        out.say(last.message)  # the bar is gone: what it ended on
     return EXIT_OK
 
 
-def cmd_check_config(args: argparse.Namespace, console: Console) -> int:
+def cmd_check_config(args: argparse.Namespace, out: Terminal) -> int:
     path = args.file or args.config or os.environ.get("ROLLBOT_CONFIG")
     if not path:
         raise UsageError("no config file given: pass one, or set ROLLBOT_CONFIG")
     config = load_config(path)
-    console.print(f"{path}: valid ({len(config.namespaces) or 'any'} namespaces)")
+    out.say(f"{path}: valid ({len(config.namespaces) or 'any'} namespaces)")
     return EXIT_OK
 
 
-def run(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    console = console or Console(highlight=False)
-    errors = Console(stderr=True, highlight=False)
+def run(argv: Sequence[str] | None = None, out: Terminal | None = None) -> int:
+    out = out or Terminal()
     try:
         args = build_parser().parse_args(argv)
         if args.command == "check-config":
-            return cmd_check_config(args, console)
+            return cmd_check_config(args, out)
         config = load_config(args.config)
-        kube = Kube.from_kubeconfig(args.kubeconfig, args.context)
         handler = {"history": cmd_history, "rollback": cmd_rollback, "status": cmd_status}
-        return handler[args.command](args, kube, config, console)
-    except AlreadyAtTarget as err:
-        console.print(str(err), markup=False)
+        return handler[args.command](args, config, out)
+    except AlreadyAtTarget as err:  # nothing to do is a success (kubectl's "skipped rollback")
+        out.say(str(err))
         return EXIT_OK
     except RolloutFailed as err:
-        errors.print(f"[red]rollout failed:[/] {escape(str(err))}")
+        out.complain(f"rollout failed: {err}")
         return EXIT_ROLLOUT_FAILED
-    except PermanentError as err:
-        errors.print(f"[red]error:[/] {escape(str(err))}")
-        return EXIT_BAD_INPUT
     except TemporaryError as err:
-        errors.print(f"[red]error:[/] {escape(str(err))}")
+        out.complain(f"error: {err}")
         return EXIT_UNAVAILABLE
-    except RollbotError as err:
-        errors.print(f"[red]error:[/] {escape(str(err))}")
+    except (PermanentError, RollbotError) as err:
+        out.complain(f"error: {err}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        errors.print("interrupted")
+        out.complain("interrupted")
         return 130
 
 

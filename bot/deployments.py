@@ -11,9 +11,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.bodies import Body
 from bot.errors import InvalidInput, NoRolloutHistory, PermanentError, RevisionNotFound
-
-Body = dict[str, Any]
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"

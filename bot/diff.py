@@ -12,9 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.bodies import Body
 from bot.deployments import without_hash
-
-Body = dict[str, Any]
 
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 # Container fields the diff names on their own; the rest fall into "other".

@@ -1,8 +1,15 @@
 """The Deployment rollback: plan (history, target, diff), apply (one guarded JSON
 patch, re-planned on conflict), and watch the rollout until it is healthy.
 
-Used alike by the CLI, the Slack worker and the benchmark; it reports through
-return values and iterators, never by printing.
+The undo strategy (`bot.strategies.undo`) builds on this for the CLI, the Slack
+worker and the benchmark; it reports through return values and iterators, never
+by printing.
+
+What a person approved is kept as a *pin*, one string per Deployment, so a
+record can store it: the target ReplicaSet's name, or `tag:TAG` (every
+container) / `tag:TAG|CONTAINER` for an image-tag rollback. `pin_for` writes it,
+`plan_pinned` reads it (the one parser) and plans that target again on a fresh
+read — never "previous", which may mean something else by then.
 """
 
 from __future__ import annotations
@@ -10,8 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from bot.bodies import Body
 from bot.config import RollbotConfig
 from bot.deployments import (
     Revision,
@@ -27,13 +35,13 @@ from bot.errors import (
     ApiUnavailable,
     Conflict,
     DeploymentPaused,
-    RevisionNotFound,
+    PermanentError,
 )
 from bot.kube import selector_string
 from bot.names import check_object_name
 from bot.rollout import RolloutState, deadline_marker, watch_rollout
 
-Body = dict[str, Any]
+TAG_PIN = "tag:"
 
 
 class KubeApi(Protocol):
@@ -48,6 +56,16 @@ class KubeApi(Protocol):
     def watch_deployment(
         self, namespace: str, name: str, resource_version: str, timeout_seconds: int
     ) -> Iterator[tuple[str, Body]]: ...
+
+
+class TargetGone(PermanentError):
+    code = "target_gone"
+
+    def __init__(self, name: str, replica_set: str) -> None:
+        super().__init__(
+            f"the revision approved for {name!r} (ReplicaSet {replica_set}) is no longer "
+            "in its history; plan the rollback again"
+        )
 
 
 @dataclass(frozen=True)
@@ -76,11 +94,6 @@ class RollbackPlan:
     def already_at_target(self) -> bool:
         return templates_equal(self.target.template, self.deployment["spec"]["template"])
 
-    @property
-    def next_revision_number(self) -> int:
-        """The number the controller will give the target after the rollback."""
-        return max((r.number for r in self.history), default=0) + 1
-
 
 @dataclass(frozen=True)
 class AppliedRollback:
@@ -92,11 +105,52 @@ class AppliedRollback:
     stale_deadline: str | None
 
 
-def change_cause_for(plan: RollbackPlan, actor: str, reason: str = "") -> str:
-    current = plan.current.number if plan.current else "?"
-    to = f"image tag {plan.to_tag}" if plan.to_tag else str(plan.target.number)
-    text = f"rollbot: rolled back by {actor} from revision {current} to {to}"
+def change_cause(
+    strategy: str,
+    actor: str,
+    reason: str = "",
+    *,
+    from_revision: int | None = None,
+    target_revision: int | None = None,
+    to_tag: str | None = None,
+) -> str:
+    """What rollbot writes where the cluster keeps who changed what and why (the
+    `kubernetes.io/change-cause` annotation); the CLI and the worker both use it.
+
+    A one-Deployment undo (a target revision given) reads as the runbooks' history
+    readers know it: "rolled back by alice from revision 3 to 2: 500s on /chat";
+    anything else names its strategy.
+    """
+    if target_revision is not None:
+        to = f"image tag {to_tag}" if to_tag else str(target_revision)
+        start = "?" if from_revision is None else str(from_revision)
+        text = f"rollbot: rolled back by {actor} from revision {start} to {to}"
+    else:
+        text = f"rollbot: {strategy} rollback by {actor}"
     return f"{text}: {reason}" if reason else text
+
+
+def change_cause_for(plan: RollbackPlan, actor: str, reason: str = "") -> str:
+    """`change_cause` for a planned undo."""
+    return change_cause(
+        "undo",
+        actor,
+        reason,
+        from_revision=plan.current.number if plan.current else None,
+        target_revision=plan.target.number,
+        to_tag=plan.to_tag,
+    )
+
+
+def pin_for(replica_set: str, to_tag: str | None = None, container: str | None = None) -> str:
+    """A target as a pin (see the module's docstring): the tag if there is one."""
+    if to_tag is not None:
+        return f"{TAG_PIN}{to_tag}" + (f"|{container}" if container else "")
+    return replica_set
+
+
+def pin_of(plan: RollbackPlan) -> str:
+    return pin_for(plan.target.replica_set, plan.to_tag, plan.container)
 
 
 def read_history(kube: KubeApi, namespace: str, name: str) -> tuple[Body, list[Revision]]:
@@ -157,7 +211,7 @@ def plan_rollback(
     elif replica_set is not None:
         pinned = next((r for r in history if r.replica_set == replica_set), None)
         if pinned is None:
-            raise RevisionNotFound(to_revision, [r.number for r in history])
+            raise TargetGone(name, replica_set)
         target = pinned
     else:
         target = choose_target(name, history, to_revision)
@@ -165,27 +219,24 @@ def plan_rollback(
     return RollbackPlan(namespace, name, deployment, history, target, changes, to_tag, container)
 
 
-def replan(kube: KubeApi, config: RollbotConfig, plan: RollbackPlan) -> RollbackPlan:
-    """The same rollback planned again on a fresh read: the same tag, or the same
-    ReplicaSet, as the person approved, whatever is "previous" now."""
-    if plan.to_tag is not None:
+def plan_pinned(
+    kube: KubeApi, config: RollbotConfig, namespace: str, name: str, pin: str
+) -> RollbackPlan:
+    """The approved rollback planned again on a fresh read: the same tag, or the same
+    ReplicaSet, as the person approved, whatever is "previous" now. A tag approved
+    once is not refused again as never deployed."""
+    if pin.startswith(TAG_PIN):
+        tag, _, container = pin.removeprefix(TAG_PIN).partition("|")
         return plan_rollback(
             kube,
             config,
-            plan.namespace,
-            plan.name,
-            to_tag=plan.to_tag,
-            container=plan.container,
+            namespace,
+            name,
+            to_tag=tag,
+            container=container or None,
             allow_unknown_tag=True,
         )
-    return plan_rollback(
-        kube,
-        config,
-        plan.namespace,
-        plan.name,
-        plan.target.number,
-        replica_set=plan.target.replica_set,
-    )
+    return plan_rollback(kube, config, namespace, name, replica_set=pin)
 
 
 def apply_rollback(
@@ -220,7 +271,7 @@ def apply_rollback(
             sleep(min(2.0, 0.1 * 2 ** (attempt - 1)))
             if isinstance(err, Conflict):
                 # Someone else wrote first: read again, keep the approved target.
-                plan = replan(kube, config, plan)
+                plan = plan_pinned(kube, config, plan.namespace, plan.name, pin_of(plan))
 
 
 def follow_rollout(
@@ -236,24 +287,3 @@ def follow_rollout(
         stale_deadline=applied.stale_deadline,
         start=applied.deployment,
     )
-
-
-def rollback(
-    kube: KubeApi,
-    config: RollbotConfig,
-    namespace: str,
-    name: str,
-    *,
-    to_revision: int = 0,
-    actor: str = "rollbot",
-    reason: str = "",
-    timeout: float | None = None,
-    on_state: Callable[[RolloutState], None] | None = None,
-) -> AppliedRollback:
-    """Plan, apply and follow a rollback in one call (the CLI's `--yes` path)."""
-    plan = plan_rollback(kube, config, namespace, name, to_revision)
-    applied = apply_rollback(kube, config, plan, change_cause=change_cause_for(plan, actor, reason))
-    for state in follow_rollout(kube, applied, timeout or config.rollout_timeout_seconds):
-        if on_state is not None:
-            on_state(state)
-    return applied

@@ -8,9 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.assessment import Assessment, AssessmentSummary, assess_workload, summarize
-from bot.deployments import Revision
-from bot.engine import plan_rollback, read_history
-from bot.errors import AlreadyAtTarget, PermanentError
+from bot.errors import PermanentError
 from bot.pipeline import execute
 from bot.pipeline.wiring import Pipeline
 from bot.policy import NotAllowed, check_emergency_allowed
@@ -66,69 +64,6 @@ def monitor_minutes(p: Pipeline, record: RollbackRecord) -> float | None:
     return (entry.thresholds if entry else Thresholds()).monitor_minutes
 
 
-def assess(p: Pipeline, record: RollbackRecord) -> None:
-    if record.strategy != "undo":
-        _assess_strategy(p, record)
-    else:
-        _assess_undo(p, record)
-
-
-def _images(revision: Revision | None) -> tuple[str, ...]:
-    return revision.images if revision else ()
-
-
-def _assess_undo(p: Pipeline, record: RollbackRecord) -> None:
-    try:
-        revision = record.requested_revision
-        if "before" in record.options:
-            revision = _revision_before(p, record, int(record.options["before"]))
-        plan = plan_rollback(
-            p.kube,
-            p.config,
-            record.namespace,
-            record.workload,
-            revision,
-            to_tag=record.to_tag,
-            container=record.options.get("container"),
-        )
-        if plan.already_at_target:
-            raise AlreadyAtTarget(plan.name, plan.target.number)
-    except PermanentError as err:
-        p.refuse(record, str(err))
-        return
-    [facts] = assess_deployments(p, record, (record.workload,))
-    summary = summarize({record.workload: facts})
-    current = plan.current
-    assessed = p.store.update(
-        record.id,
-        lambda r: r.transition(
-            S.ASSESSED,
-            f"revision {current.number if current else '?'} → {plan.target.number}",
-            from_revision=current.number if current else None,
-            target_revision=plan.target.number,
-            target_replica_set=plan.target.replica_set,
-            from_images=_images(current),
-            to_images=_images(plan.target),
-            changes=tuple(c.describe() for c in plan.changes),
-            assessment=tuple(summary.lines()),
-            severity=summary.severity,
-            recommendation=summary.recommendation,
-        ),
-    )
-    ask(p, assessed)
-
-
-def _revision_before(p: Pipeline, record: RollbackRecord, before: int) -> int:
-    """ "Roll back further": the newest revision older than the one that did not help."""
-    _, history = read_history(p.kube, record.namespace, record.workload)
-    older = [r.number for r in history if r.number < before and not r.current]
-    if not older:
-        raise PermanentError(
-            f"{record.workload_key} has no revision older than {before} to roll back to"
-        )
-    return max(older)
-
-
 def _latest_backup(p: Pipeline, record: RollbackRecord) -> str:
     """The newest earlier rollback of the same service that saved a backup."""
     for earlier in p.store.recent(200):
@@ -143,7 +78,9 @@ def _latest_backup(p: Pipeline, record: RollbackRecord) -> str:
     )
 
 
-def _assess_strategy(p: Pipeline, record: RollbackRecord) -> None:
+def assess(p: Pipeline, record: RollbackRecord) -> None:
+    """Plan the request with its strategy (the Deployment undo included) and assess
+    the Deployments the plan touches."""
     options = dict(record.options)
     try:
         if options.get("backup") == "latest":
@@ -180,6 +117,9 @@ def _assess_strategy(p: Pipeline, record: RollbackRecord) -> None:
             from_images=plan.from_images,
             to_images=plan.to_images,
             changes=plan.changes,
+            from_revision=plan.from_revision,
+            target_revision=plan.target_revision,
+            target_replica_set=plan.target_replica_set,
             assessment=tuple(summary.lines()) if plan.workloads else (),
             severity=summary.severity,
             recommendation=summary.recommendation if plan.workloads else None,

@@ -8,13 +8,7 @@ from typing import Any
 
 from bot import failpoints
 from bot.backup import take_backup
-from bot.engine import (
-    AppliedRollback,
-    apply_rollback,
-    change_cause_for,
-    follow_rollout,
-    plan_rollback,
-)
+from bot.engine import pin_for
 from bot.errors import RollbotError, TemporaryError
 from bot.incident import people
 from bot.pipeline.verify import verify
@@ -23,6 +17,7 @@ from bot.records import RollbackRecord, RollbackState
 from bot.reports import TemplateRenderer, render_report_files
 from bot.rollout import RolloutState
 from bot.store import Job
+from bot.strategies import change_cause
 from bot.strategies import get as get_strategy
 
 S = RollbackState
@@ -107,66 +102,33 @@ def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
 
 
 def _roll_back(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
-    if record.strategy != "undo":
-        return _apply_strategy(p, record)
-    if record.to_tag is not None:  # approved already: no second "never deployed" check
-        plan = plan_rollback(
-            p.kube,
-            p.config,
-            record.namespace,
-            record.workload,
-            to_tag=record.to_tag,
-            container=record.options.get("container"),
-            allow_unknown_tag=True,
-        )
-    else:
-        plan = plan_rollback(
-            p.kube,
-            p.config,
-            record.namespace,
-            record.workload,
-            record.target_revision or 0,
-            replica_set=record.target_replica_set,
-        )
-    if plan.already_at_target:
-        # A worker died after the patch: the rollout only needs following.
-        applied_deployment = plan.deployment
-        stale = None
-        p.sink.milestone(record, "Rollback was already applied; following the rollout")
-    else:
-        cause = change_cause_for(plan, record.approved_by or record.requested_by, record.reason)
-        applied = apply_rollback(p.kube, p.config, plan, change_cause=cause)
-        failpoints.reached("applied")
-        applied_deployment, stale = applied.deployment, applied.stale_deadline
-        record = p.store.update(
-            record.id,
-            lambda r: r.note(f"rollback applied: revision {r.from_revision} → {r.target_revision}"),
-        )
-        p.sink.milestone(
-            record,
-            f"Rollback applied: revision {record.from_revision} → {record.target_revision}",
-        )
-    for state in follow_rollout(
-        p.kube,
-        AppliedRollback(plan, applied_deployment, None, 1, stale),
-        p.config.rollout_timeout_seconds,
-    ):
-        p.sink.rollout(record, state)
-    return p.store.update(record.id, lambda r: r.transition(S.VERIFYING, "rolled out; verifying"))
-
-
-def _apply_strategy(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
-    cause = (
-        f"rollbot: {record.strategy} rollback by {record.approved_by or record.requested_by}"
-        + (f": {record.reason}" if record.reason else "")
+    """Apply what was approved with the record's strategy (it follows its rollouts)."""
+    cause = change_cause(
+        record.strategy,
+        record.approved_by or record.requested_by,
+        record.reason,
+        from_revision=record.from_revision,
+        target_revision=record.target_revision,
+        to_tag=record.to_tag,
     )
     done = get_strategy(record.strategy).apply(
-        p.strategy_context(), record.namespace, record.pins, cause, _RecordProgress(p, record)
+        p.strategy_context(), record.namespace, _pins(record), cause, _RecordProgress(p, record)
     )
     p.sink.milestone(record, f"Applied: {done}")
     return p.store.update(
         record.id, lambda r: r.note(f"applied: {done}").transition(S.VERIFYING, "verifying")
     )
+
+
+def _pins(record: RollbackRecord) -> dict[str, str]:
+    """The record's pins. A Deployment undo assessed before undo was a strategy kept
+    its target in fields instead: the same target, as a pin."""
+    if record.pins or (record.target_replica_set is None and record.to_tag is None):
+        return record.pins
+    target = pin_for(
+        record.target_replica_set or "", record.to_tag, record.options.get("container")
+    )
+    return {record.workload: target}
 
 
 class _RecordProgress:

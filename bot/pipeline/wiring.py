@@ -12,16 +12,15 @@ from bot.assessment import AssessmentSource
 from bot.autorollback import WatchSource
 from bot.backup import BackupSource
 from bot.config import RollbotConfig, ServiceEntry
-from bot.engine import KubeApi
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState
 from bot.store import JobQueue, RollbackStore
-from bot.strategies import Context, HelmSettings
+from bot.strategies import Context, HelmSettings, StrategyKube
 
 S = RollbackState
 
 
-class WorkerKube(KubeApi, AssessmentSource, BackupSource, WatchSource, Protocol):
+class WorkerKube(StrategyKube, AssessmentSource, BackupSource, WatchSource, Protocol):
     """Everything the worker reads and writes in the cluster."""
 
 

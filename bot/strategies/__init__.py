@@ -1,9 +1,9 @@
 """Every runbook's way of rolling back, behind one interface (see `base.py`).
 
 `resolve` picks the strategy a request means from its flags and the service's
-catalog entry; `get` returns the object that plans and applies it. The plain
-one-Deployment undo ("undo") is the engine itself (`bot.engine`); the others
-live here.
+catalog entry; `get` returns the object that plans and applies it. One module
+per strategy; a new one is a class with `name`, `plan` and `apply`, listed in
+`_ALL` below.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from bot.strategies.base import (
     Request,
     Strategy,
     StrategyError,
+    StrategyKube,
+    change_cause,
 )
 from bot.strategies.bluegreen import BlueGreenStrategy
 from bot.strategies.components import ComponentsFailed, ComponentsStrategy
+from bot.strategies.divert import DivertStrategy
+from bot.strategies.flag import FlagStrategy
 from bot.strategies.helm import HelmStrategy
-from bot.strategies.operations import (
-    DivertStrategy,
-    FlagStrategy,
-    RestoreStrategy,
-    ScaleStrategy,
-)
+from bot.strategies.restore import RestoreStrategy
+from bot.strategies.scale import ScaleStrategy
+from bot.strategies.undo import UndoStrategy
 
 __all__ = [
     "ComponentsFailed",
@@ -37,6 +38,8 @@ __all__ = [
     "Request",
     "Strategy",
     "StrategyError",
+    "StrategyKube",
+    "change_cause",
     "get",
     "resolve",
 ]
@@ -46,6 +49,7 @@ OPERATIONS = ("restore", "flag", "scale", "divert")
 _ALL: dict[str, Strategy] = {
     s.name: s
     for s in (
+        UndoStrategy(),
         ComponentsStrategy(),
         HelmStrategy(),
         BlueGreenStrategy(),
@@ -55,7 +59,7 @@ _ALL: dict[str, Strategy] = {
         DivertStrategy(),
     )
 }
-NAMES = ("undo", *_ALL)
+NAMES = tuple(_ALL)
 
 
 def resolve(config: RollbotConfig, service: str, asked: str = "") -> str:

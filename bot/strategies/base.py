@@ -12,24 +12,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from bot.bodies import Body
 from bot.config import RollbotConfig, ServiceEntry
 from bot.engine import KubeApi
+from bot.engine import change_cause as change_cause  # the one builder: CLI and worker
 from bot.errors import Forbidden, InvalidInput, PermanentError
 from bot.rollout import RolloutState
 
-Body = dict[str, Any]
-
 
 class StrategyKube(KubeApi, Protocol):
-    """The cluster calls the strategies make besides the engine's (`bot.kube.Kube`)."""
+    """Every cluster call a strategy makes (`bot.kube.Kube` in production): the
+    engine's, plus Services, Endpoints, ConfigMaps, pods, autoscalers and the
+    Helm release Secrets."""
 
     def list_pods(self, namespace: str, label_selector: str) -> list[Body]: ...
 
+    def merge_patch_pod(self, namespace: str, name: str, patch: Body) -> Body: ...
+
     def list_services(self, namespace: str) -> list[Body]: ...
 
+    def get_service(self, namespace: str, name: str) -> Body: ...
+
+    def json_patch_service(self, namespace: str, name: str, ops: list[Body]) -> Body: ...
+
+    def get_endpoints(self, namespace: str, name: str) -> Body: ...
+
     def get_config_map(self, namespace: str, name: str) -> Body: ...
+
+    def json_patch_config_map(self, namespace: str, name: str, ops: list[Body]) -> Body: ...
+
+    def list_autoscalers(self, namespace: str) -> list[Body]: ...
+
+    def list_secrets(self, namespace: str, label_selector: str) -> list[Body]: ...
 
 
 class Progress(Protocol):
@@ -49,7 +65,7 @@ class HelmSettings:
 
 @dataclass(frozen=True)
 class Context:
-    kube: Any  # StrategyKube plus each strategy's own calls
+    kube: StrategyKube
     config: RollbotConfig
     timeout: float
     helm: HelmSettings = field(default_factory=HelmSettings)
@@ -90,6 +106,12 @@ class Plan:
     nothing_to_do: str | None = None
     #: Whether health checks and smoke tests should pass afterwards (not after scale to 0).
     verify_checks: bool = True
+    #: For a one-Deployment undo, what the record and the report show: the revision it
+    #: runs, the one it goes to (0: a template no revision has, an image tag's), and
+    #: the target's ReplicaSet ("" for such a template).
+    from_revision: int | None = None
+    target_revision: int | None = None
+    target_replica_set: str | None = None
 
 
 class Strategy(Protocol):

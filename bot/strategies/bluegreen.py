@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.bodies import Body
 from bot.config import BlueGreen
 from bot.deployments import CHANGE_CAUSE, container_images
 from bot.errors import PermanentError
 from bot.kube import selector_string
 from bot.strategies.base import (
-    Body,
     Context,
     Plan,
     Progress,

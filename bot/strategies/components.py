@@ -1,6 +1,9 @@
 """Several Deployments of one service rolled back as one (eli-maor's backend,
 worker, beat and frontend; todo-app's six): planned together, applied in
 parallel, one progress view, one outcome that names any component that failed.
+
+Each Deployment is planned and applied exactly as the one-Deployment undo does
+it (`undo.py`), with the same pins.
 """
 
 from __future__ import annotations
@@ -8,17 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.engine import (
-    AppliedRollback,
-    RollbackPlan,
-    apply_rollback,
-    follow_rollout,
-    plan_rollback,
-)
+from bot.engine import RollbackPlan, pin_of
 from bot.errors import NoRolloutHistory, PermanentError, RollbotError
 from bot.strategies.base import Context, Plan, Progress, Request, StrategyError, workloads_of
-
-TAG_PIN = "tag:"
+from bot.strategies.undo import plan_deployment, roll_back_deployment, short_images
 
 
 class ComponentsFailed(PermanentError):
@@ -36,10 +32,6 @@ class ComponentsFailed(PermanentError):
         )
 
 
-def _short(images: tuple[str, ...]) -> str:
-    return ", ".join(i.split("=", 1)[-1].rsplit("/", 1)[-1] for i in images) or "?"
-
-
 class ComponentsStrategy:
     """The Deployment undo (or image tag), for every Deployment of a service."""
 
@@ -47,7 +39,7 @@ class ComponentsStrategy:
 
     def plan(self, ctx: Context, request: Request) -> Plan:
         names = workloads_of(ctx, request)
-        if request.revision and len(names) > 1:
+        if (request.revision or "before" in request.options) and len(names) > 1:
             raise StrategyError(
                 f"{request.service} has {len(names)} Deployments, each with its own revision "
                 "numbers: roll back to the previous revision of each (no --to-revision), "
@@ -56,15 +48,7 @@ class ComponentsStrategy:
 
         def plan_one(name: str) -> RollbackPlan | None:
             try:
-                return plan_rollback(
-                    ctx.kube,
-                    ctx.config,
-                    request.namespace,
-                    name,
-                    request.revision,
-                    to_tag=request.to_tag,
-                    container=request.options.get("container"),
-                )
+                return plan_deployment(ctx, request, name)
             except NoRolloutHistory:
                 return None  # never changed (a beat that was not redeployed): nothing to undo
 
@@ -75,9 +59,6 @@ class ComponentsStrategy:
             f"{name}: no earlier revision, left alone" for name, p in planned.items() if p is None
         )
         moving = [p for p in plans if not p.already_at_target]
-        container = request.options.get("container")
-        tag_pin = f"{TAG_PIN}{request.to_tag}" + (f"|{container}" if container else "")
-        pins = {p.name: tag_pin if request.to_tag else p.target.replica_set for p in moving}
         changes = tuple(f"{p.name}: {c.describe()}" for p in moving for c in p.changes)
         facts = unchanged + tuple(
             f"{p.name}: already at the target, left alone" for p in plans if p.already_at_target
@@ -89,7 +70,7 @@ class ComponentsStrategy:
             current=", ".join(f"{p.name} r{_rev(p, current=True)}" for p in plans),
             target=", ".join(f"{p.name} r{_rev(p, current=False)}" for p in plans),
             changes=changes,
-            pins=pins,
+            pins={p.name: pin_of(p) for p in moving},
             workloads=tuple(names),
             facts=facts,
             from_images=tuple(i for p in moving if p.current for i in p.current.images),
@@ -101,30 +82,10 @@ class ComponentsStrategy:
         self, ctx: Context, namespace: str, pins: Mapping[str, str], cause: str, progress: Progress
     ) -> str:
         def one(name: str) -> str:
-            pin = pins[name]
-            if pin.startswith(TAG_PIN):
-                tag, _, container = pin.removeprefix(TAG_PIN).partition("|")
-                plan = plan_rollback(
-                    ctx.kube,
-                    ctx.config,
-                    namespace,
-                    name,
-                    to_tag=tag,
-                    container=container or None,
-                    allow_unknown_tag=True,
-                )
-            else:
-                plan = plan_rollback(ctx.kube, ctx.config, namespace, name, replica_set=pin)
-            if plan.already_at_target:
-                # Applied before a crash, or by someone else: only the rollout to follow.
-                states = follow_rollout(ctx.kube, _as_applied(plan), ctx.timeout)
-            else:
-                applied = apply_rollback(ctx.kube, ctx.config, plan, change_cause=cause)
-                progress.milestone(f"{name}: rollback applied")
-                states = follow_rollout(ctx.kube, applied, ctx.timeout)
-            for state in states:
-                progress.rollout(name, state)
-            return _short(plan.target.images)
+            plan = roll_back_deployment(
+                ctx, namespace, name, pins[name], cause, progress, f"{name}: "
+            )
+            return short_images(plan.target.images)
 
         outcomes: dict[str, str] = {}
         failed: dict[str, str] = {}
@@ -146,7 +107,3 @@ def _rev(plan: RollbackPlan, *, current: bool) -> str:
     if current:
         return str(plan.current.number) if plan.current else "?"
     return str(plan.target.number) if plan.target.number else (plan.to_tag or "?")
-
-
-def _as_applied(plan: RollbackPlan) -> AppliedRollback:
-    return AppliedRollback(plan, plan.deployment, None, 0, None)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from bot.helm import (
+from bot.helm_releases import (
     HelmPlan,
     HelmRevision,
+    check_helm,
     helm_rollback,
     plan_release_rollback,
     read_release_history,
@@ -31,7 +32,7 @@ def _row(revision: HelmRevision, plan: HelmPlan) -> str:
     mark = " ← target" if revision == plan.target else mark
     app = f" (app {revision.app_version})" if revision.app_version else ""
     return (
-        f"`{revision.number}` {revision.status} {revision.chart}{app} — "
+        f"{revision.number} {revision.status} {revision.chart}{app} — "
         f"{revision.description or 'no description'}{mark}"
     )
 
@@ -66,7 +67,7 @@ class HelmStrategy:
             },
             workloads=_deployments(planned.target, request.namespace)
             or _deployments(planned.current, request.namespace),
-            facts=("*Release history*", *(_row(r, planned) for r in shown)),
+            facts=("Release history:", *(_row(r, planned) for r in shown)),
             from_images=tuple(i for d in planned.current.deployments for i in d.images),
             to_images=tuple(i for d in planned.target.deployments for i in d.images),
         )
@@ -75,6 +76,7 @@ class HelmStrategy:
         self, ctx: Context, namespace: str, pins: Mapping[str, str], cause: str, progress: Progress
     ) -> str:
         release = pins["release"]
+        check_helm(ctx.helm.binary)
         history = read_release_history(ctx.kube, namespace, release)
         by_number = {r.number: r for r in history}
         current, target = by_number.get(int(pins["current"])), by_number.get(int(pins["target"]))

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
+from bot.bodies import Body
 from bot.errors import Forbidden, PermanentError, RolloutFailed
 from bot.kube import selector_string
 from bot.rollout import RolloutPhase, deadline_marker, watch_rollout
-from bot.strategies.base import Context, Progress
+from bot.strategies.base import Context, Progress, StrategyKube
 
-Body = dict[str, Any]
 POLL_SECONDS = 0.25
 
 
@@ -68,7 +67,7 @@ def stale_deadline_of(deployment: Body) -> str | None:
     return deadline_marker(deployment)
 
 
-def pods_of(kube: Any, namespace: str, deployment: Body) -> list[Body]:
+def pods_of(kube: StrategyKube, namespace: str, deployment: Body) -> list[Body]:
     """The Deployment's pods that are not on their way out."""
     selector = selector_string(deployment["spec"].get("selector") or {})
     return [
@@ -104,7 +103,7 @@ def endpoint_pods(endpoints: Body | None) -> tuple[set[str], set[str]]:
     return served, waiting
 
 
-def read_endpoints(kube: Any, namespace: str, name: str) -> Body | None:
+def read_endpoints(kube: StrategyKube, namespace: str, name: str) -> Body | None:
     """The Service's Endpoints; None until the endpoints controller has written them."""
     try:
         endpoints: Body = kube.get_endpoints(namespace, name)

@@ -11,7 +11,12 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from bot.config import RollbotConfig
+from bot.errors import PermanentError
+from bot.kube import Kube
 from bot.rollout import RolloutPhase, RolloutState
+from bot.strategies import Context, Plan, Request, change_cause
+from bot.strategies import get as get_strategy
 from tests.integration.workloads import Workloads
 
 Body = dict[str, Any]
@@ -113,3 +118,48 @@ def wait_served(workloads: Workloads, service: str, selector: str, count: int) -
 
     eventually(serving, f"serving {count} pod(s) of {selector} through {service}")
     return served_ips(workloads, service)
+
+
+@dataclass
+class StateRecorder:
+    """A Progress that hands each rollout state to a callback (and keeps milestones)."""
+
+    on_state: Callable[[RolloutState], None] | None = None
+    milestones: list[str] = field(default_factory=list)
+
+    def milestone(self, text: str) -> None:
+        self.milestones.append(text)
+
+    def rollout(self, workload: str, state: RolloutState) -> None:
+        if self.on_state is not None:
+            self.on_state(state)
+
+
+def rollback(
+    kube: Kube,
+    config: RollbotConfig,
+    namespace: str,
+    name: str,
+    *,
+    to_revision: int = 0,
+    actor: str = "rollbot",
+    reason: str = "",
+    timeout: float | None = None,
+    on_state: Callable[[RolloutState], None] | None = None,
+) -> Plan:
+    """A Deployment undo planned and applied as `rollbot rollback --yes` does it: the
+    undo strategy, its change-cause, nothing to do refused as the worker refuses it."""
+    undo = get_strategy("undo")
+    ctx = Context(kube=kube, config=config, timeout=timeout or config.rollout_timeout_seconds)
+    plan = undo.plan(ctx, Request(namespace, name, "undo", to_revision))
+    if plan.nothing_to_do:
+        raise PermanentError(f"nothing to do: {plan.nothing_to_do}")
+    cause = change_cause(
+        plan.strategy,
+        actor,
+        reason,
+        from_revision=plan.from_revision,
+        target_revision=plan.target_revision,
+    )
+    undo.apply(ctx, namespace, plan.pins, cause, StateRecorder(on_state))
+    return plan

@@ -101,8 +101,8 @@ def test_a_rollout_slower_than_the_timeout_exits_one(control_plane, workloads):
         (["rollback", "ghost"], "deployment 'ghost' not found"),
         (["rollback", "Web_App"], "not a valid deployment name"),
         (["rollback", "web", "--timeout", "soon"], "is not a duration"),
-        (["rollback", "web", "--to-revision", "-1"], "--to-revision must be 0"),
-        (["rollback", "web", "--to-revision", "two"], "invalid int value"),
+        (["rollback", "web", "--to-revision", "-1"], "--to-revision takes 0 (the previous"),
+        (["rollback", "web", "--to-revision", "two"], "takes a revision number, not 'two'"),
         (["rollback"], "the following arguments are required: deployment"),
     ],
 )

@@ -29,7 +29,6 @@ import yaml
 from kubernetes.client.rest import ApiException
 
 from bot.config import RollbotConfig, load_config
-from bot.engine import rollback
 from bot.errors import Forbidden, RollbotError
 from bot.kube import Kube
 from bot.records import RollbackState, requested
@@ -39,6 +38,7 @@ from bot.strategies import get as get_strategy
 from handlers.server import RollbotServer
 from testbed.controlplane import free_port
 from testbed.redis_server import RedisServer
+from tests.integration.strategy_helpers import rollback
 from tests.integration.workloads import Workloads
 
 pytestmark = pytest.mark.cluster

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.helm import (
+from bot.helm_releases import (
     HelmRollbackFailed,
     ReleasePending,
     helm_rollback,
@@ -58,7 +58,7 @@ def helm(
 ) -> Helm:
     """Runs `helm … -n NAMESPACE` as the admin; helm's own state stays in tmp_path."""
     for kind in ("CACHE", "CONFIG", "DATA"):
-        # Set in this process too, so the helm that bot.helm starts inherits it.
+        # Set in this process too, so the helm that bot.helm_releases starts inherits it.
         monkeypatch.setenv(f"HELM_{kind}_HOME", str(tmp_path / f"helm-{kind.lower()}"))
     monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
 

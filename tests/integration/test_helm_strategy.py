@@ -105,7 +105,7 @@ def test_a_helm_release_rolls_back_from_slack_to_the_last_good_revision(
     shown = json.dumps(slack.thread(CHANNEL, ts)[0].blocks, ensure_ascii=False)
     assert "Current: helm revision 3 (failed)" in shown
     assert "Target: helm revision 2 (todo-app-0.1.0)" in shown
-    assert "`3` failed todo-app-0.1.0 (app 1.0.0)" in shown and "← target" in shown
+    assert "3 failed todo-app-0.1.0 (app 1.0.0)" in shown and "← target" in shown
     assert (
         "todo-backend: backend registry.example/todo-backend:1.2.0-broken → "
         "registry.example/todo-backend:1.1.0"
@@ -129,13 +129,18 @@ def test_a_helm_release_rolls_back_from_slack_to_the_last_good_revision(
     assert bot.store.get_backup(record_id)["deployment"]["metadata"]["name"] == "todo-backend"
 
 
-def rollbot_cli(control_plane, *args: str, config: Path) -> subprocess.CompletedProcess[str]:
+def rollbot_cli(
+    control_plane, *args: str, config: Path, helm: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "KUBECONFIG": str(control_plane.kubeconfig),
         "ROLLBOT_ACTOR": "ci-job",
         "ROLLBOT_CONFIG": str(config),
     }
+    env.pop("ROLLBOT_HELM", None)
+    if helm is not None:
+        env["ROLLBOT_HELM"] = helm
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         capture_output=True,
@@ -161,9 +166,22 @@ def test_a_helm_release_rolls_back_from_the_cli_and_a_dry_run_changes_nothing(
     assert dry.returncode == 0, dry.stderr
     assert "helm release todo-app" in dry.stdout
     assert "target:  helm revision 2" in dry.stdout and "dry run: nothing was changed" in dry.stdout
+    assert "Release history:" in dry.stdout
+    assert "*" not in dry.stdout and "`" not in dry.stdout, "no Slack mrkdwn on a terminal"
     assert len(helm.history()) == 3
 
-    done = rollbot_cli(control_plane, "rollback", "todo-app", "--yes", *helm_flag, config=config)
+    missing = rollbot_cli(
+        control_plane, "rollback", "todo-app", "--yes", config=config, helm="/nonexistent/helm"
+    )
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert "cannot run the helm binary '/nonexistent/helm'" in missing.stderr
+    assert "Running helm rollback" not in missing.stdout, "checked before saying it runs"
+    assert len(helm.history()) == 3
+
+    # As the README says: $ROLLBOT_HELM names the binary (no --helm needed).
+    done = rollbot_cli(
+        control_plane, "rollback", "todo-app", "--yes", config=config, helm=helm.binary
+    )
     assert done.returncode == 0, done.stderr
     assert "rolled back to revision 2: now revision 4, deployed" in done.stdout
     assert image(workloads) == "1.1.0"

@@ -10,13 +10,10 @@ from kubernetes import client
 from bot.backup import take_backup
 from bot.config import RollbotConfig, ServiceEntry
 from bot.strategies.base import Context, Request, StrategyError
-from bot.strategies.operations import (
-    RESTARTED_AT,
-    DivertStrategy,
-    FlagStrategy,
-    RestoreStrategy,
-    ScaleStrategy,
-)
+from bot.strategies.divert import DivertStrategy
+from bot.strategies.flag import FlagStrategy
+from bot.strategies.restore import RESTARTED_AT, RestoreStrategy
+from bot.strategies.scale import ScaleStrategy
 from tests.integration.strategy_helpers import (
     Recorder,
     create_deployment,

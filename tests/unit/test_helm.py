@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot import helm
+from bot import helm_releases as helm
 from bot.errors import (
     AlreadyAtTarget,
     InvalidInput,
@@ -20,7 +20,7 @@ from bot.errors import (
     RolloutFailed,
     RolloutTimedOut,
 )
-from bot.helm import (
+from bot.helm_releases import (
     AlreadyAtRevision,
     HelmNotFound,
     HelmRevision,
@@ -401,6 +401,12 @@ def test_a_deployment_the_target_lacks_is_named_as_removed():
     ]
 
 
+def test_values_set_on_one_side_only_are_named_without_an_empty_key():
+    current = revision_from_release(release_json(2, "deployed", values={"image": "web:2"}))
+    target = revision_from_release(release_json(1, "superseded", values={}))
+    assert describe_changes(current, target)[-1] == "values differ: image"
+
+
 def test_the_plan_pins_current_target_and_history():
     revisions = history("superseded", "deployed", "failed")
     plan = plan_helm_rollback(revisions, NS, REL)
@@ -555,3 +561,28 @@ def test_helm_success_without_a_deployed_new_revision_is_a_failed_rollout(fake_h
     source = FakeSecrets(secrets_of(*BEFORE), secrets_of(*failed))
     with pytest.raises(RolloutFailed, match="left revision 4 failed"):
         helm_rollback(plan_from(BEFORE), source=source, timeout_seconds=5, helm=fake_helm())
+
+
+def test_a_missing_helm_binary_is_reported_before_anything_says_helm_is_running():
+    from bot.config import RollbotConfig
+    from bot.strategies import Context, HelmSettings, get
+
+    told: list[str] = []
+
+    class Told:
+        def milestone(self, text: str) -> None:
+            told.append(text)
+
+        def rollout(self, workload: str, state: object) -> None:
+            told.append(workload)
+
+    ctx = Context(
+        kube=None,  # type: ignore[arg-type]
+        config=RollbotConfig(),
+        timeout=5,
+        helm=HelmSettings(binary="/nonexistent/helm"),
+    )
+    pins = {"release": REL, "current": "3", "target": "2"}
+    with pytest.raises(helm.HelmNotFound, match="ROLLBOT_HELM"):
+        get("helm").apply(ctx, NS, pins, "cause", Told())  # type: ignore[arg-type]
+    assert told == []

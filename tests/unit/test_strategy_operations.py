@@ -14,22 +14,17 @@ from bot.strategies.bluegreen import (
     serving_problem,
     switch_ops,
 )
+from bot.strategies.divert import parse_serving, routing_services, traffic_services
+from bot.strategies.flag import env_ops, parse_flag, set_env, shown_value
 from bot.strategies.observe import endpoint_pods, pointer_token, selects
-from bot.strategies.operations import (
+from bot.strategies.restore import (
     RESTARTED_AT,
     bundles_of,
     config_map_changes,
-    env_ops,
-    parse_flag,
-    parse_replicas,
-    parse_serving,
     restore_config_ops,
-    routing_services,
-    set_env,
-    shown_value,
-    traffic_services,
     with_restart,
 )
+from bot.strategies.scale import parse_replicas
 
 # -- flag: kubectl set env --------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import binascii
 import gzip
 import json
 import math
+import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from bot.bodies import Body
 from bot.errors import (
     AlreadyAtTarget,
     InvalidInput,
@@ -35,8 +37,6 @@ from bot.errors import (
     RolloutFailed,
     RolloutTimedOut,
 )
-
-Body = dict[str, Any]
 
 SECRET_PREFIX = "sh.helm.release.v1."
 #: Revisions a rollback may return to (`helm rollback REL 0` would take a failed one too).
@@ -133,9 +133,18 @@ class HelmNotFound(PermanentError):
 
     def __init__(self, helm: str, detail: str) -> None:
         super().__init__(
-            f"cannot run the helm binary {helm!r} ({detail}): install helm or set its path "
-            "in rollbot's configuration"
+            f"cannot run the helm binary {helm!r} ({detail}): install helm, or give its "
+            "path in $ROLLBOT_HELM (rollbot rollback --helm PATH)"
         )
+
+
+def check_helm(helm: str) -> str:
+    """The helm binary's path, checked before anything says helm is running."""
+    found = shutil.which(helm)
+    if found is None:
+        where = "no such executable file" if "/" in helm else "not found on PATH"
+        raise HelmNotFound(helm, where)
+    return found
 
 
 class HelmRollbackFailed(RolloutFailed):
@@ -148,7 +157,7 @@ class HelmRollbackFailed(RolloutFailed):
         self.returncode = returncode
         self.stderr = stderr.strip()
         super().__init__(
-            f"`{' '.join(command[1:])}` failed (exit {returncode}): "
+            f"helm {' '.join(command[1:])} failed (exit {returncode}): "
             f"{self.stderr or 'helm printed no error'}"
         )
 
@@ -375,11 +384,15 @@ class HelmPlan:
 
 
 def _flat_keys(values: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted key → leaf value. A release with no values at all has no keys (not one
+    empty key, which would read as "values differ: , image")."""
     if isinstance(values, dict) and values:
         flat: dict[str, Any] = {}
         for key, value in values.items():
             flat.update(_flat_keys(value, f"{prefix}{key}."))
         return flat
+    if not prefix:
+        return {}
     return {prefix.rstrip("."): values}
 
 
