@@ -16,7 +16,7 @@ from typing import Any
 from bot.config import BlueGreen, RollbotConfig
 from bot.deployments import Revision
 from bot.engine import read_history
-from bot.helm_releases import read_release_history
+from bot.helm_history import read_release_history
 from bot.redaction import redact
 from bot.strategies import resolve
 from bot.strategies.bluegreen import colours_of

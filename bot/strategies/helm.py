@@ -8,13 +8,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from bot.helm_history import (
+    HelmRevision,
+    read_release_history,
+)
 from bot.helm_releases import (
     HelmPlan,
-    HelmRevision,
     check_helm,
     helm_rollback,
     plan_release_rollback,
-    read_release_history,
 )
 from bot.rollout import rollout_state
 from bot.strategies.base import Context, Plan, Progress, Request, StrategyError, entry_of

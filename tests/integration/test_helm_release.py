@@ -20,14 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.helm_history import (
+    read_release_history,
+    release_deployments,
+    release_secret_name,
+)
 from bot.helm_releases import (
     HelmRollbackFailed,
     ReleasePending,
     helm_rollback,
     plan_release_rollback,
-    read_release_history,
-    release_deployments,
-    release_secret_name,
 )
 from bot.kube import Kube
 from bot.rollout import RolloutPhase, watch_rollout

@@ -20,25 +20,27 @@ from bot.errors import (
     RolloutFailed,
     RolloutTimedOut,
 )
-from bot.helm_releases import (
-    AlreadyAtRevision,
-    HelmNotFound,
+from bot.helm_history import (
     HelmRevision,
-    HelmRollbackFailed,
-    NothingToRollBackTo,
-    ReleaseChanged,
     ReleaseDeployment,
     ReleaseNotFound,
-    ReleasePending,
-    TargetRevisionFailed,
-    choose_target,
     decode_release,
-    describe_changes,
-    helm_rollback,
-    plan_helm_rollback,
     read_release_history,
     release_deployments,
     revision_from_release,
+)
+from bot.helm_releases import (
+    AlreadyAtRevision,
+    HelmNotFound,
+    HelmRollbackFailed,
+    NothingToRollBackTo,
+    ReleaseChanged,
+    ReleasePending,
+    TargetRevisionFailed,
+    choose_target,
+    describe_changes,
+    helm_rollback,
+    plan_helm_rollback,
 )
 
 Body = dict[str, Any]
