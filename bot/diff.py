@@ -8,12 +8,16 @@ may be secrets, so a changed value shows as a short fingerprint instead.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from bot.bodies import Body
 from bot.deployments import without_hash
+from bot.redaction import redact
 
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 # Container fields the diff names on their own; the rest fall into "other".
@@ -47,15 +51,24 @@ class Change:
         return f"{self.where}: {self.what}: {self.before} → {self.after}"
 
 
+#: Keys the fingerprints: without it, a short value could be found again from its
+#: fingerprint by trying every candidate. The store key where there is one (the
+#: same fingerprint in every process), else one for this process's life.
+_SALT = os.environ.get("ROLLBOT_STORE_KEY", "").encode() or secrets.token_bytes(32)
+
+
 def fingerprint(value: str) -> str:
-    """A value shown without showing it: enough to tell two values apart."""
-    return "•••" + hashlib.sha256(value.encode()).hexdigest()[:6]
+    """A value shown without showing it: enough to tell two values apart, and keyed
+    so that nobody can tell which value it was."""
+    return "•••" + hmac.new(_SALT, value.encode(), hashlib.sha256).hexdigest()[:8]
 
 
 def _compact(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """A value as one line, with anything that looks like a credential redacted (a
+    command's `--password x`, a URL with a password, a token in an annotation)."""
+    if not isinstance(value, str):
+        value = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return redact(value)
 
 
 def _env_value(var: Body) -> str:
@@ -74,14 +87,13 @@ def _by_name(items: list[Body] | None) -> dict[str, Body]:
 def _diff_values(where: str, what: str, before: Any, after: Any) -> list[Change]:
     if before == after:
         return []
-    return [
-        Change(
-            where,
-            what,
-            None if before is None else _compact(before),
-            None if after is None else _compact(after),
-        )
-    ]
+    old = None if before is None else _compact(before)
+    new = None if after is None else _compact(after)
+    if old is not None and old == new:
+        # They differ only where redacted: tell them apart by fingerprint.
+        old = f"{old} {fingerprint(json.dumps(before, sort_keys=True))}"
+        new = f"{new} {fingerprint(json.dumps(after, sort_keys=True))}"
+    return [Change(where, what, old, new)]
 
 
 def _diff_mapping(

@@ -59,3 +59,24 @@ def test_resources_and_probes_are_named_and_the_hash_label_is_ignored():
 
 def test_identical_templates_have_no_diff():
     assert template_diff(template("x:1"), template("x:1")) == []
+
+
+def test_credentials_in_args_and_annotations_are_redacted_but_a_change_still_shows():
+    before = {"spec": {"containers": [{"name": "app", "args": ["--password", "s3cret"]}]}}
+    after = {
+        "metadata": {"annotations": {"db": "postgres://app:hunter2@db/prod"}},
+        "spec": {"containers": [{"name": "app", "args": ["--password", "0ther"]}]},
+    }
+    shown = "\n".join(c.describe() for c in template_diff(before, after))
+    assert "s3cret" not in shown and "0ther" not in shown and "hunter2" not in shown
+    args = next(line for line in shown.splitlines() if "args" in line)
+    old, new = args.split(": args: ", 1)[1].split(" → ")
+    assert old.startswith('["--password","[redacted]"]') and old != new, "still told apart"
+
+
+def test_env_fingerprints_are_keyed_not_a_plain_hash_of_the_value():
+    import hashlib
+
+    plain = hashlib.sha256(b"hunter2").hexdigest()
+    assert plain[:6] not in fingerprint("hunter2") and plain[:8] not in fingerprint("hunter2")
+    assert fingerprint("hunter2") == fingerprint("hunter2") != fingerprint("hunter3")
