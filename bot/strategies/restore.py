@@ -20,6 +20,7 @@ from bot.strategies.base import (
     StrategyError,
     option,
     read_or_explain,
+    workloads_of,
 )
 from bot.strategies.deployment_changes import (
     Rollouts,
@@ -91,6 +92,12 @@ class RestoreStrategy:
         if what not in ("config", "all"):
             raise StrategyError(f"restore what={what!r}: use config or all")
         bundles = _backup(ctx, backup_id, request.namespace)
+        ours = set(workloads_of(ctx, request))
+        if strangers := sorted(set(bundles) - ours):
+            raise StrategyError(
+                f"backup {backup_id!r} is of {', '.join(strangers)}, not of {request.service} "
+                f"({', '.join(sorted(ours))}): give the id of a rollback of this service"
+            )
 
         config_maps = _backed_up_config_maps(bundles)
         changes: list[str] = []

@@ -137,6 +137,14 @@ def test_restore_all_puts_every_component_back_from_a_several_deployment_backup(
     assert progress.completed("shop-web") and progress.completed("shop-worker")
 
 
+def test_restore_from_a_backup_of_another_workload_is_refused(kube, namespace, workloads):
+    web_reading_config(workloads)
+    ctx = context(kube, {BACKUP_ID: take_backup(kube, namespace, "web")})
+    request = Request(namespace, "api", "restore", options={"backup": BACKUP_ID, "what": "all"})
+    with pytest.raises(StrategyError, match=f"backup '{BACKUP_ID}' is of web, not of api"):
+        RestoreStrategy().plan(ctx, request)
+
+
 def test_restore_from_an_unknown_backup_is_refused_by_name(kube, namespace, workloads):
     request = Request(namespace, "web", "restore", options={"backup": "rb-ffffffff"})
     with pytest.raises(StrategyError, match="no backup named 'rb-ffffffff'"):
