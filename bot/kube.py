@@ -79,6 +79,11 @@ def translate(
     raise err
 
 
+#: (connect, read) seconds for one API call: a half-open connection fails the call
+#: (a temporary error, retried) instead of hanging a worker for good.
+REQUEST_TIMEOUT = (5.0, 30.0)
+
+
 def _call(
     fn: Callable[..., Any],
     *args: Any,
@@ -87,6 +92,7 @@ def _call(
     name: str = "",
     **kwargs: Any,
 ) -> Any:
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     try:
         return fn(*args, **kwargs)
     except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
@@ -156,7 +162,7 @@ class Kube:
         """
         try:
             response = self.apps.patch_namespaced_deployment(
-                name, namespace, ops, _preload_content=False
+                name, namespace, ops, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
             )
         except ApiException as err:
             tests = [op for op in ops if op.get("op") == "test"]
@@ -185,6 +191,9 @@ class Kube:
                 resource_version=resource_version,
                 timeout_seconds=max(1, timeout_seconds),
                 allow_watch_bookmarks=False,
+                # The server ends the watch at timeout_seconds; a connection that went
+                # silent (half-open) is given up a little after that.
+                _request_timeout=(REQUEST_TIMEOUT[0], max(1, timeout_seconds) + 15),
             )
             for event in stream:
                 yield str(event["type"]), dict(event["raw_object"])
