@@ -31,11 +31,11 @@ def test_three_workers_and_a_slow_rollout_execute_the_rollback_once(
     record_id = request_and_approve(bot, slack, f"web -n {workloads.namespace}")
 
     record = finished(store, record_id)
-    applied = workloads.get("web")["metadata"]["generation"] - generation
-    observe("three workers, rollout past every TTL", store, slack, record_id, applied=applied)
+    changed = workloads.get("web")["metadata"]["generation"] - generation
+    observe("three workers, rollout past every TTL", store, slack, record_id, applied=changed)
     assert record.state is RollbackState.SUCCEEDED, (record.error, bot.logs())
-    assert applied == 1
-    applied = [e.message for e in record.timeline if e.message.startswith("rollback applied")]
+    assert changed == 1
+    applied = [e.message for e in record.timeline if e.message.startswith("applied: ")]
     assert len(applied) == 1, record.timeline
     wait_until("the outcome in the thread", lambda: outcome_replies(slack, record))
     thread = [m.text for m in slack.thread(CHANNEL, record.thread_ts or "")]
