@@ -26,6 +26,9 @@ from bot.names import check_container_name, check_namespace, check_object_name, 
 #: What `--strategy` (and a catalog entry's `strategy:`) may name.
 StrategyName = Literal["undo", "helm", "blue-green"]
 STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
+#: What a request without --strategy (or a catalog `strategy:`) rolls back with:
+#: left out of titles, since it is what "a rollback" means.
+DEFAULT_STRATEGY: StrategyName = "undo"
 #: The operations a flag asks for; each is a strategy of its own.
 OperationName = Literal["restore", "flag", "scale", "divert"]
 OPERATION_NAMES: tuple[OperationName, ...] = get_args(OperationName)

@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 
 from bot.assessment import headline
 from bot.records import RollbackRecord, RollbackState, TimelineEntry
+from bot.requests import DEFAULT_STRATEGY
 from handlers.ids import ActionId, BlockId
 from handlers.mrkdwn import clip, code, escape, mention, mention_actor, plain, untrusted
 
@@ -73,7 +74,7 @@ def _state_line(label: str, text: str, images: tuple[str, ...]) -> str:
 
 
 def summary_text(record: RollbackRecord) -> str:
-    how = "" if record.strategy == "undo" else f" ({untrusted(record.strategy)})"
+    how = "" if record.strategy == DEFAULT_STRATEGY else f" ({untrusted(record.strategy)})"
     lines = [
         f"*Rollback* {code(record.id)} of *{untrusted(record.workload)}*{how}"
         f" in {code(record.namespace)}",
@@ -163,7 +164,7 @@ def recovery_buttons(record: RollbackRecord) -> list[ButtonElement]:
     if record.state is not RollbackState.FAILED or not changed:
         return []
     buttons = []
-    if record.strategy == "undo" and record.target_revision:
+    if record.strategy == "undo" and record.target_revision:  # "further": an older revision
         buttons.append(
             ButtonElement(
                 text=f"Roll back further (before revision {record.target_revision})"[:75],

@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from bot.commands import USAGE, Command
 from bot.errors import RollbotError
 from bot.records import RollbackRecord, RollbackState, requested
+from bot.requests import DEFAULT_STRATEGY
 from bot.store import Job
 from handlers.authorization import (
     Caller,
@@ -71,7 +72,7 @@ def request_answer(caller: Caller, command: Command, trigger: str) -> str:
         )
     if outcome == "duplicate":
         return "Your command was already received; its confirmation is on its way."
-    how = "" if strategy == "undo" else f" ({untrusted(strategy)})"
+    how = "" if strategy == DEFAULT_STRATEGY else f" ({untrusted(strategy)})"
     return (
         f"Assessing {untrusted(command.namespace)}/{untrusted(workload)}{how} "
         f"({code(record.id)}): a confirmation will be posted here."
