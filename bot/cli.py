@@ -20,7 +20,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -256,7 +257,8 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
         to_tag=request.to_tag,
     )
     started = time.monotonic()
-    with CliProgress(out) as progress:
+    keys = [f"{request.namespace}/{w}" for w in dict.fromkeys((request.service, *plan.workloads))]
+    with _workloads_held(keys, actor, timeout), CliProgress(out) as progress:
         done = strategy.apply(ctx, request.namespace, plan.pins, cause, progress)
     took = format_duration(time.monotonic() - started)
     out.say(f"✓ {done} and healthy in {took}" if plan.verify_checks else f"✓ {done} in {took}")
@@ -291,6 +293,34 @@ def cmd_check_config(args: argparse.Namespace, out: Terminal) -> int:
     config = load_config(path)
     out.say(f"{path}: valid ({len(config.namespaces) or 'any'} namespaces)")
     return EXIT_OK
+
+
+@contextmanager
+def _workloads_held(keys: list[str], actor: str, timeout: float) -> Iterator[None]:
+    """With REDIS_URL (the Redis rollbot's Slack side uses), hold the same workload
+    locks a rollback from Slack takes, all or none, so a terminal rollback and a
+    Slack one of the same workload never run at once. Without it there is no one
+    to agree with: the embedded Redis is this machine's alone."""
+    if not os.environ.get("REDIS_URL"):
+        yield
+        return
+    from bot.store import RollbackStore, connect
+
+    store = RollbackStore(connect())
+    holder = f"cli:{actor}:{os.getpid()}"
+    taken: list[str] = []
+    try:
+        for key in keys:
+            if (other := store.lock_workload(key, holder, ttl=timeout + 120)) is not None:
+                raise PermanentError(
+                    f"rollback {other} of {key} is in progress: wait for it to finish "
+                    "(or cancel it in Slack), then run this again"
+                )
+            taken.append(key)
+        yield
+    finally:
+        for key in taken:
+            store.unlock_workload(key, holder)
 
 
 def run(argv: Sequence[str] | None = None, out: Terminal | None = None) -> int:

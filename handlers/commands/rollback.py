@@ -64,6 +64,13 @@ def request_answer(caller: Caller, command: Command, trigger: str) -> str:
         job=Job(kind="assess", record_id=record.id),
         queue=services.queue.QUEUE,
     )
+    if outcome == "held" and holder.startswith("cli:"):
+        # `rollbot rollback` from a terminal holds it (cli:ACTOR:PID).
+        by = holder.split(":")[1] if holder.count(":") >= 2 else "someone"
+        return (
+            f"{untrusted(workload)} is being rolled back from a terminal by "
+            f"{untrusted(by)}: try again once that is done."
+        )
     if outcome == "held":
         running = store.get(holder)
         return (

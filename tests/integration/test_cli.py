@@ -252,3 +252,50 @@ def test_rollbot_worker_runs_jobs_and_answers_its_probes(
         finally:
             worker.terminate()
             worker.wait(10)
+
+
+def test_a_terminal_rollback_is_refused_while_slack_holds_the_workload(
+    control_plane, workloads, redis_server, redis_client, monkeypatch
+):
+    from bot.store import RollbackStore
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    generation = workloads.get("web")["metadata"]["generation"]
+    key = f"{workloads.namespace}/web"
+    assert RollbackStore(redis_client).lock_workload(key, "rb-1a2b3c4d") is None
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    result = rollbot(control_plane, "rollback", "web", "-n", workloads.namespace, "--yes")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"rollback rb-1a2b3c4d of {key} is in progress" in result.stderr
+    assert workloads.get("web")["metadata"]["generation"] == generation
+
+
+def test_a_terminal_rollback_holds_the_workload_while_it_runs_and_lets_go(
+    control_plane, workloads, redis_server, redis_client
+):
+    workloads.create("web", ["app:v1", "app:v2"])
+    workloads.patch("web", {"spec": {"minReadySeconds": 3}})
+    workloads.wait_complete("web")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(control_plane.kubeconfig),
+        "ROLLBOT_ACTOR": "ci-job",
+        "REDIS_URL": redis_server.url,
+    }
+    env.pop("ROLLBOT_CONFIG", None)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "bot", "rollback", "web", "-n", workloads.namespace, "--yes"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    key = f"rollbot:lock:{workloads.namespace}/web"
+    holders = set()
+    while cli.poll() is None:
+        if holder := redis_client.get(key):
+            holders.add(holder)
+        time.sleep(0.05)
+    assert cli.returncode == 0, cli.stdout.read() if cli.stdout else ""
+    assert [h.rsplit(":", 1)[0] for h in holders] == ["cli:ci-job"]
+    assert redis_client.get(key) is None, "released when done"
