@@ -72,6 +72,7 @@ class ControlPlane(LocalService):
     credentials: dict[str, Credential] = field(default_factory=dict)
     api_port: int = 0
     _own_workdir: bool = False
+    _apiserver_args: list[str] = field(default_factory=list)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -218,30 +219,43 @@ class ControlPlane(LocalService):
         tokens = self.workdir / "tokens.csv"
         tokens.write_text("\n".join(lines) + "\n")
         self.api_port = free_port()
-        self._spawn(
+        self._apiserver_args = [
+            str(self.bin_dir / "kube-apiserver"),
+            f"--etcd-servers={self.etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.api_port}",
+            f"--cert-dir={self.workdir / 'certs'}",
+            f"--token-auth-file={tokens}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={key}",
+            f"--service-account-signing-key-file={key}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            # The fake kubelet's node is reachable at its InternalIP only; with no
+            # --kubelet-certificate-authority its self-signed certificate is not verified.
+            "--kubelet-preferred-address-types=InternalIP",
+            "--v=0",
+        ]
+        self._spawn("kube-apiserver", self._apiserver_args)
+        self._wait_http(
             "kube-apiserver",
-            [
-                str(self.bin_dir / "kube-apiserver"),
-                f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.api_port}",
-                f"--cert-dir={self.workdir / 'certs'}",
-                f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={key}",
-                f"--service-account-signing-key-file={key}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--disable-admission-plugins=ServiceAccount",
-                "--allow-privileged=true",
-                "--enable-priority-and-fairness=false",
-                # The fake kubelet's node is reachable at its InternalIP only; with no
-                # --kubelet-certificate-authority its self-signed certificate is not verified.
-                "--kubelet-preferred-address-types=InternalIP",
-                "--v=0",
-            ],
+            f"{self.server}/readyz",
+            90,
+            token=self.credentials[ADMIN_TOKEN_USER].token,
         )
+
+    def restart_apiserver(self, down_seconds: float) -> None:
+        """Kill kube-apiserver (SIGKILL, as a crash or a node loss would), keep it down
+        for `down_seconds`, and start it again as it was (same port, tokens, etcd)."""
+        proc = self.processes.pop("kube-apiserver")
+        proc.kill()
+        proc.wait()
+        time.sleep(down_seconds)
+        self._spawn("kube-apiserver", self._apiserver_args)
         self._wait_http(
             "kube-apiserver",
             f"{self.server}/readyz",
