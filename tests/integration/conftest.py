@@ -24,8 +24,8 @@ from tests.integration.slack_helpers import SECRET
 from tests.integration.workloads import Workloads
 
 
-@pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
+def running_control_plane() -> Iterator[ControlPlane]:
+    """A started control plane, stopped after; a fixture's body (`yield from`)."""
     plane = ControlPlane()
     try:
         plane.start()
@@ -33,6 +33,11 @@ def control_plane() -> Iterator[ControlPlane]:
         unavailable(f"the Kubernetes control plane could not start: {err}")
     yield plane
     plane.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    yield from running_control_plane()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.records import RollbackRecord
+from bot.records import RollbackRecord, RollbackState
 from bot.store import RollbackStore, connect
 from handlers.ids import ActionId
 from testbed.slack_api import FakeSlackApi
@@ -131,3 +131,19 @@ def observe(
     }
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")
+
+
+def rollback_under_way(
+    bot: Rollbot, workloads: Any, slack: FakeSlackApi, store: RollbackStore
+) -> tuple[str, int]:
+    """web taken to v2 with pods that count as available only after 4 s, then rolled
+    back from Slack by the running worker; (record id, the Deployment's generation
+    before), once the rollout is under way."""
+    workloads.create("web", ["app:v1", "app:v2"])
+    workloads.patch("web", {"spec": {"minReadySeconds": 4}})
+    generation = int(workloads.wait_complete("web")["metadata"]["generation"])
+    record_id = request_and_approve(bot, slack, f"web -n {workloads.namespace}")
+    wait_until(
+        "the rollout to start", lambda: store.get(record_id).state is RollbackState.ROLLING_BACK
+    )
+    return record_id, generation

@@ -12,16 +12,15 @@ import pytest
 from bot.kube import Kube
 from bot.records import RollbackState
 from bot.store import RollbackStore
-from testbed.binaries import BuildError
-from testbed.controlplane import ControlPlane, ControlPlaneError
+from testbed.controlplane import ControlPlane
 from testbed.slack_api import FakeSlackApi
-from tests.conftest import unavailable
+from tests.integration.conftest import running_control_plane
 from tests.integration.faults.conftest import (
     finished,
     lock_released,
     observe,
     outcome_replies,
-    request_and_approve,
+    rollback_under_way,
 )
 from tests.integration.faults.harness import wait_until
 from tests.integration.workloads import Workloads
@@ -29,13 +28,7 @@ from tests.integration.workloads import Workloads
 
 @pytest.fixture(scope="module")
 def control_plane() -> Iterator[ControlPlane]:
-    plane = ControlPlane()
-    try:
-        plane.start()
-    except (ControlPlaneError, BuildError, OSError) as err:
-        unavailable(f"the Kubernetes control plane could not start: {err}")
-    yield plane
-    plane.stop()
+    yield from running_control_plane()
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +43,9 @@ def test_the_apiserver_restarted_mid_watch_the_rollback_still_ends_right(
     slack: FakeSlackApi,
     store: RollbackStore,
 ) -> None:
-    workloads.create("web", ["app:v1", "app:v2"])
-    workloads.patch("web", {"spec": {"minReadySeconds": 4}})
-    generation = workloads.wait_complete("web")["metadata"]["generation"]
     bot = rollbot()
     bot.start_worker()
-    record_id = request_and_approve(bot, slack, f"web -n {workloads.namespace}")
-    wait_until(
-        "the rollout to start", lambda: store.get(record_id).state is RollbackState.ROLLING_BACK
-    )
+    record_id, generation = rollback_under_way(bot, workloads, slack, store)
     time.sleep(1)  # the worker is watching the rollout now
     control_plane.restart_apiserver(down_seconds=5)
 

@@ -16,6 +16,7 @@ from tests.integration.faults.conftest import (
     observe,
     outcome_replies,
     request_and_approve,
+    rollback_under_way,
 )
 from tests.integration.faults.harness import PersistentRedis, wait_until
 from tests.integration.workloads import Workloads
@@ -59,15 +60,9 @@ def test_redis_killed_and_restarted_mid_rollout_the_rollback_completes(
     store: RollbackStore,
     persistent_redis: PersistentRedis,
 ) -> None:
-    workloads.create("web", ["app:v1", "app:v2"])
-    workloads.patch("web", {"spec": {"minReadySeconds": 4}})
-    generation = workloads.wait_complete("web")["metadata"]["generation"]
     bot = rollbot()
     bot.start_worker()
-    record_id = request_and_approve(bot, slack, f"web -n {workloads.namespace}")
-    wait_until(
-        "the rollout to start", lambda: store.get(record_id).state is RollbackState.ROLLING_BACK
-    )
+    record_id, generation = rollback_under_way(bot, workloads, slack, store)
     time.sleep(1.5)  # the append-only file is fsynced every second
     persistent_redis.kill()
     time.sleep(OUTAGE + 5)  # longer than the lease, the heartbeat and the client's retries
