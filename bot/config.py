@@ -56,6 +56,12 @@ class ApprovalPolicy(BaseModel):
     emergency_skips_approval: bool = False
     #: Whether an automatic rollback runs at once instead of waiting for approval.
     auto_execute: bool = False
+    #: Whether a rollback here must say why (`--reason`, or the form's reason); a dry
+    #: run, which changes nothing, need not.
+    reason_required: bool = False
+    #: Whether Approve asks "Roll back SERVICE in ENV to revision N?" before it counts,
+    #: so that a stray tap on a phone does nothing.
+    protected: bool = False
 
 
 class Environment(ApprovalPolicy):

@@ -6,17 +6,24 @@ The history is data (`HistorySection`: a title and its entries, plain text),
 so each surface decorates it its own way; `history_lines` is the plain
 rendering. Change causes and Helm descriptions are written by whoever deployed:
 they are redacted.
+
+`rollback_targets` is the same history as choices (the form's target list):
+what a revision may be named with `--to-revision`, and which one rollbot picks
+when none is named.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bot.config import BlueGreen, RollbotConfig
-from bot.deployments import Revision
+from bot.deployments import Revision, choose_target
 from bot.engine import read_history
+from bot.errors import PermanentError
 from bot.helm_history import read_release_history
+from bot.helm_releases import choose_target as choose_helm_target
 from bot.redaction import redact
 from bot.strategies import resolve
 from bot.strategies.bluegreen import colours_of
@@ -94,3 +101,78 @@ def history_lines(kube: Any, config: RollbotConfig, namespace: str, service: str
         for section in history_sections(kube, config, namespace, service)
         for line in section.lines()
     ]
+
+
+# -- the same history, as choices --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A revision a rollback may go to: its number, what it runs, and since when."""
+
+    revision: int
+    #: Short images ("app:v1, sidecar:2"), or a Helm revision's chart.
+    what: str
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What `service` may be rolled back to, newest first, the current one left out.
+
+    `default` is the revision rollbot picks with no `--to-revision` (None when it
+    has none to pick); `fixed` says why no revision can be chosen (blue-green goes
+    to the other colour, several Deployments each to their previous revision)."""
+
+    choices: tuple[Target, ...] = ()
+    default: int | None = None
+    fixed: str = ""
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def rollback_targets(kube: Any, config: RollbotConfig, namespace: str, service: str) -> Targets:
+    """The revisions `service` (a catalog name, or a Deployment's) may be rolled back
+    to, read the way its strategy reads them."""
+    config.check_namespace_allowed(namespace)
+    entry = config.services.get(service)
+    strategy = resolve(config, service)
+    if strategy == "blue-green":
+        return Targets(fixed="the other colour")
+    if strategy == "components":
+        return Targets(fixed="each Deployment's previous revision")
+    if strategy == "helm":
+        release = (entry.release if entry else None) or service
+        history = read_release_history(kube, namespace, release)
+        current = history[-1].number if history else None
+        try:
+            default: int | None = choose_helm_target(history, namespace, release).number
+        except PermanentError:
+            default = None
+        return Targets(
+            tuple(
+                Target(rev.number, rev.chart, _when(rev.updated))
+                for rev in reversed(history)
+                if rev.number != current and rev.status != "failed" and not rev.pending
+            ),
+            default,
+        )
+    name = (entry.deployment if entry else None) or service
+    _, revisions = read_history(kube, namespace, name)
+    try:
+        default = choose_target(name, revisions, 0).number
+    except PermanentError:
+        default = None
+    return Targets(
+        tuple(
+            Target(rev.number, short_images(rev), _when(rev.created))
+            for rev in reversed(revisions)
+            if not rev.current
+        ),
+        default,
+    )

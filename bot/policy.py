@@ -1,7 +1,8 @@
 """Who may do what with rollbacks, per environment. Checked when a command
 arrives and again on every click: a message can outlive a change of policy.
 
-- request: the `requesters` list (empty: anyone);
+- request: the `requesters` list (empty: anyone), with a reason where
+  `reason_required`;
 - approve: the `approvers` list (empty: anyone), never one's own rollback unless
   `allow_self_approval`, and each approver counted once;
 - cancel: the requester, and whoever may approve that rollback;
@@ -19,6 +20,10 @@ from bot.records import RollbackRecord
 
 class NotAllowed(PermanentError):
     code = "not_allowed"
+
+
+class ReasonRequired(NotAllowed):
+    code = "reason_required"
 
 
 class MembershipUnknown(TemporaryError):
@@ -67,6 +72,24 @@ def check_may_request(
         )
     if emergency:
         check_emergency_allowed(config, namespace)
+
+
+def check_reason_given(
+    config: RollbotConfig, namespace: str, reason: str, dry_run: bool = False
+) -> None:
+    """Where policy says so, a rollback says why (a dry run changes nothing: it need not)."""
+    if config.policy_for(namespace).reason_required and not reason.strip() and not dry_run:
+        raise ReasonRequired(
+            f'a rollback{_where(config, namespace)} must say why: give a reason (--reason "why")'
+        )
+
+
+def protected_where(config: RollbotConfig, namespace: str) -> str | None:
+    """Where an approval asks "are you sure?" first: the environment's name (else the
+    namespace) when its policy is `protected`; None where one tap approves."""
+    if not config.policy_for(namespace).protected:
+        return None
+    return config.environment_of(namespace) or namespace
 
 
 def check_emergency_allowed(config: RollbotConfig, namespace: str) -> None:

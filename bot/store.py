@@ -269,6 +269,20 @@ class RollbackStore:
         return str(holder) if holder else None
 
     @_guard
+    def held_workloads(self, limit: int = 200) -> dict[str, str]:
+        """Workload ("namespace/name") → who holds its lock (a record id, or `cli:…`),
+        for lists people read: at most `limit`, found by SCAN (never KEYS)."""
+        prefix = f"{PREFIX}lock:"
+        held: dict[str, str] = {}
+        for key in self.redis.scan_iter(match=f"{prefix}*", count=500):
+            if len(held) >= limit:
+                break
+            holder = self.redis.get(key)
+            if holder:
+                held[str(key).removeprefix(prefix)] = str(holder)
+        return held
+
+    @_guard
     def claim_once(self, key: str, ttl: float = 3600) -> bool:
         """True the first time `key` is claimed: Slack retries and double clicks get False."""
         return bool(self.redis.set(f"{PREFIX}once:{key}", "1", nx=True, px=int(ttl * 1000)))

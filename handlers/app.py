@@ -9,7 +9,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from handlers import actions, commands
+from handlers import actions, commands, views
 from handlers.services import Services
 
 log = logging.getLogger("rollbot.slack")
@@ -40,6 +40,7 @@ def create_app(
     )
     commands.register(app, services)
     actions.register(app, services)
+    views.register(app, services)
 
     @app.error
     def report_error(error: Exception, body: dict[str, Any]) -> None:

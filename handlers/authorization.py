@@ -26,16 +26,19 @@ from slack_sdk.errors import SlackClientError
 from bot.commands import Command, parse_command
 from bot.errors import InvalidInput, RollbotError
 from bot.policy import (
+    ReasonRequired,
     check_approver,
     check_may_cancel,
     check_may_read_history,
     check_may_request,
     check_may_see,
+    check_reason_given,
     may_request,
 )
 from bot.records import RollbackRecord
-from handlers.ids import ActionId
-from handlers.mrkdwn import from_slack, untrusted
+from handlers.form import FieldError, channel_of, read_form, request_from_form
+from handlers.ids import ActionId, BlockId, CallbackId
+from handlers.mrkdwn import from_slack, plain, untrusted
 from handlers.services import Services
 
 log = logging.getLogger("rollbot.slack")
@@ -191,6 +194,41 @@ class ClickAuthorized(Authorized):
         return response
 
 
+#: A check on a request from a view or an event (the form, a shortcut, App Home).
+SurfaceCheck = Callable[[Caller, BoltRequest], None]
+
+
+class SurfaceAuthorized(Authorized):
+    """The form (its submission and its fields), the shortcut that opens it, and App
+    Home. A refused submission is answered under the field it is about; the rest
+    have no channel to answer in, so a refusal is only logged."""
+
+    def __init__(self, services: Services, check: SurfaceCheck) -> None:
+        super().__init__(services)
+        self.check = check
+
+    def who(self, body: dict[str, Any]) -> tuple[str, str]:
+        user = body.get("user")
+        event = body.get("event") or {}
+        if isinstance(user, dict):
+            user_id = str(user.get("id", ""))
+        else:
+            user_id = str(body.get("user_id") or event.get("user") or "")
+        channel = channel_of(body.get("view") or {}) or (body.get("channel") or {}).get("id")
+        return user_id, str(channel or "")
+
+    def authorize(self, caller: Caller, req: BoltRequest) -> RollbackRecord | None:
+        self.check(caller, req)
+        return None
+
+    def refuse(self, caller: Caller, req: BoltRequest, err: RollbotError) -> BoltResponse:
+        if req.body.get("type") == "view_submission":
+            block = err.block if isinstance(err, FieldError) else BlockId.FORM_SERVICE
+            return req.context.ack(response_action="errors", errors={block: plain(str(err))})
+        log.info("%s refused for %s: %s", req.body.get("type"), caller.user, err)
+        return req.context.ack()
+
+
 Listener = Callable[..., BoltResponse | None]
 #: What Bolt's app.command / app.action return: a decorator registering a listener.
 Registration = Callable[..., Listener | None]
@@ -213,6 +251,22 @@ def on_click(
     )
 
 
+def on_view(
+    app: App, services: Services, callback: CallbackId, check: SurfaceCheck
+) -> Registration:
+    """Register a view submission's listener with its check."""
+    return app.view(callback.value, middleware=[SurfaceAuthorized(services, check)])
+
+
+def on_surface(
+    app: App, services: Services, kind: str, name: str, check: SurfaceCheck
+) -> Registration:
+    """Register a listener of `kind` ("shortcut", "action", "options", "event") on the
+    form or App Home, with its check."""
+    register: Callable[..., Registration] = getattr(app, kind)
+    return register(name, middleware=[SurfaceAuthorized(services, check)])
+
+
 # -- the checks listeners declare ------------------------------------------------------
 
 
@@ -222,6 +276,26 @@ def anyone(caller: Caller, command: Command) -> None:
 
 def request_check(caller: Caller, command: Command) -> None:
     caller.may_request(command.namespace, command.emergency)
+    check_reason_given(caller.services.config, command.namespace, command.reason, command.dry_run)
+
+
+def shown_to_anyone(caller: Caller, req: BoltRequest) -> None:
+    """For what shows only the catalog, or filters itself by what the caller may see
+    (the form's fields, its shortcut, App Home). The form's targets are the history
+    of a namespace: its listener asks `may_read_history` for the one chosen."""
+
+
+def form_request_check(caller: Caller, req: BoltRequest) -> None:
+    """A submitted form: the request built the command's way, then checked as
+    `/rollback SERVICE …` is; each refusal placed on its field."""
+    config = caller.services.config
+    answers = read_form(req.body.get("view") or {})
+    command = request_from_form(config, answers)
+    req.context["command"] = command
+    try:
+        request_check(Caller(caller.services, caller.user, answers.channel), command)
+    except ReasonRequired as err:
+        raise FieldError(BlockId.FORM_REASON, str(err)) from None
 
 
 def history_check(caller: Caller, command: Command) -> None:

@@ -11,9 +11,11 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
+    PlainTextObject,
     SectionBlock,
 )
 
@@ -104,7 +106,36 @@ def assessment_text(record: RollbackRecord) -> str:
     return clip("*Assessment*\n" + ("\n".join(lines) or "not available"), MAX_SECTION)
 
 
-def confirmation_blocks(record: RollbackRecord) -> list[Block]:
+def approval_question(record: RollbackRecord, where: str) -> str:
+    """ "Roll back family-assistant in prod to revision 41?" (plain text)."""
+    to = ""
+    if record.target_label or record.target_revision or record.to_tag:
+        to = f" to {record.to_text}"
+    return f"{title(record)} in {where}{to}?"
+
+
+def approve_button(record: RollbackRecord, protected_in: str | None = None) -> ButtonElement:
+    """Approve; where policy protects the environment, it asks first, so that a stray
+    tap on a phone does nothing."""
+    confirm = None
+    if protected_in:
+        confirm = ConfirmObject(
+            title="Approve this rollback?",
+            text=PlainTextObject(text=plain(approval_question(record, protected_in))[:300]),
+            confirm="Approve",
+            deny="Not yet",
+        )
+    return ButtonElement(
+        text="Approve",
+        action_id=ActionId.APPROVE,
+        value=record.id,
+        style="primary",
+        confirm=confirm,
+    )
+
+
+def confirmation_blocks(record: RollbackRecord, protected_in: str | None = None) -> list[Block]:
+    """`protected_in`: the environment whose policy asks "are you sure?" on Approve."""
     blocks: list[Block] = [
         HeaderBlock(text=plain(f"{title(record)}?")[:150]),
         SectionBlock(block_id=BlockId.SUMMARY, text=MarkdownTextObject(text=summary_text(record))),
@@ -135,9 +166,7 @@ def confirmation_blocks(record: RollbackRecord) -> list[Block]:
         ActionsBlock(
             block_id=BlockId.DECISION,
             elements=[
-                ButtonElement(
-                    text="Approve", action_id=ActionId.APPROVE, value=record.id, style="primary"
-                ),
+                approve_button(record, protected_in),
                 ButtonElement(
                     text="Cancel", action_id=ActionId.CANCEL, value=record.id, style="danger"
                 ),

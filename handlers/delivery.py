@@ -73,8 +73,11 @@ class OutboxDeliverer:
         client: WebClient,
         lease_ttl: float = 10.0,
         max_wait: float = 30.0,
+        protected: Callable[[str], str | None] = lambda namespace: None,
     ) -> None:
         self.outbox, self.store, self.client = outbox, store, client
+        #: namespace → the environment whose Approve asks first (`bot.policy.protected_where`).
+        self.protected = protected
         self.lease_ttl, self.max_wait = lease_ttl, max_wait
         self.holder = secrets.token_hex(6)
 
@@ -122,7 +125,8 @@ class OutboxDeliverer:
         return record.model_copy(update={"thread_ts": thread}) if thread else record
 
     def deliver(self, message: Message) -> None:
-        sink = SlackThreadSink(_CallsOnce(self.client, self.outbox, message.id))  # type: ignore[arg-type]
+        calls = _CallsOnce(self.client, self.outbox, message.id)
+        sink = SlackThreadSink(calls, protected=self.protected)  # type: ignore[arg-type]
         args = message.args
         if message.call == "tell":
             sink.tell(args["channel"], args["user"], args["text"], Tone(args["tone"]))

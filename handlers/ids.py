@@ -1,4 +1,4 @@
-"""Every action_id and block_id rollbot's messages use, in one place."""
+"""Every action_id, block_id and callback_id rollbot's messages and views use, in one place."""
 
 from __future__ import annotations
 
@@ -11,6 +11,13 @@ class ActionId(StrEnum):
     ROLL_FURTHER = "rollback_further"
     RESTORE = "rollback_restore"
     REQUEST_AGAIN = "rollback_request_again"
+    # The form's fields (each input block holds one element with its action_id).
+    FORM_SERVICE = "form_service"
+    FORM_NAMESPACE = "form_namespace"
+    FORM_TARGET = "form_target"
+    FORM_REASON = "form_reason"
+    FORM_CHANNEL = "form_channel"
+    FORM_OPTIONS = "form_options"
 
 
 class BlockId(StrEnum):
@@ -21,3 +28,24 @@ class BlockId(StrEnum):
     OUTCOME = "rollback_outcome"
     RECOVERY = "rollback_recovery"
     REASSESSED = "rollback_reassessed"
+    FORM_SERVICE = "form_service"
+    FORM_NAMESPACE = "form_namespace"
+    FORM_TARGET = "form_target"
+    FORM_REASON = "form_reason"
+    FORM_CHANNEL = "form_channel"
+    FORM_OPTIONS = "form_options"
+    HOME_RUNNING = "home_running"
+    HOME_OUTCOMES = "home_outcomes"
+    HOME_HELD = "home_held"
+    HOME_RECONCILIATION = "home_reconciliation"
+
+
+class CallbackId(StrEnum):
+    #: The global shortcut "Roll back…" (the manifest declares it with this id).
+    SHORTCUT = "rollback_form"
+    #: The rollback form, a modal.
+    FORM = "rollback_request"
+
+
+#: The form's dry-run checkbox value.
+DRY_RUN = "dry_run"

@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot import metrics
 from bot.config import RollbotConfig
+from bot.history import rollback_targets
 from bot.outbox import Outbox, OutboxSink
 from bot.pipeline import Worker, WorkerKube
 from bot.pipeline.liveness import Liveness
+from bot.policy import protected_where
 from bot.records import RollbackRecord
 from bot.runtime import Runtime, StartupError, forget_inherited_connections, not_ready
 from bot.store import JobQueue, RollbackStore, StoreUnavailable
@@ -79,7 +82,11 @@ class RollbotServer:
     def _slack_app(self) -> tuple[App, Services]:
         client = slack_client(self.token, self.slack_api_url)
         services = Services(
-            self.config, self.store, JobQueue(self.store.redis), groups_of=SlackGroups(client)
+            self.config,
+            self.store,
+            JobQueue(self.store.redis),
+            groups_of=SlackGroups(client),
+            targets=partial(rollback_targets, self.kube, self.config),
         )
         app = create_app(
             services, token=self.token, signing_secret=self.signing_secret, client=client
@@ -170,7 +177,12 @@ class RollbotServer:
                 liveness=(self.liveness, n),
             )
             self._spawn(f"worker-{n}", lambda w=worker: w.run(self.stop_event))
-        deliverer = OutboxDeliverer(self.outbox, self.store, self.app.client)
+        deliverer = OutboxDeliverer(
+            self.outbox,
+            self.store,
+            self.app.client,
+            protected=partial(protected_where, self.config),
+        )
         slot = self.workers
         self._spawn(
             "outbox", lambda: deliverer.run(self.stop_event, lambda: self.liveness.beat(slot))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -58,8 +59,15 @@ class _LiveLine:
 
 
 class SlackThreadSink:
-    def __init__(self, client: WebClient, min_interval: float = MIN_EDIT_INTERVAL) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        min_interval: float = MIN_EDIT_INTERVAL,
+        protected: Callable[[str], str | None] = lambda namespace: None,
+    ) -> None:
         self.client = client
+        #: namespace → the environment whose Approve asks first (`bot.policy.protected_where`).
+        self.protected = protected
         self.min_interval = min_interval
         #: (record, workload) → its live line: one per Deployment being rolled out.
         self._status: dict[tuple[str, str], _LiveLine] = {}
@@ -70,7 +78,7 @@ class SlackThreadSink:
         response = self.client.chat_postMessage(
             channel=record.channel,
             text=f"{untrusted(title(record))}?",
-            blocks=as_dicts(confirmation_blocks(record)),
+            blocks=as_dicts(confirmation_blocks(record, self.protected(record.namespace))),
         )
         return str(response["ts"])
 

@@ -6,7 +6,6 @@ by the time an answer below runs, the caller has been checked for it.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -14,8 +13,7 @@ from slack_sdk import WebClient
 
 from bot.commands import USAGE, Command
 from bot.errors import RollbotError
-from bot.records import RollbackRecord, RollbackState, requested
-from bot.requests import DEFAULT_STRATEGY
+from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
 from handlers.authorization import (
     Caller,
@@ -27,63 +25,16 @@ from handlers.authorization import (
     status_check,
 )
 from handlers.blocks import as_dicts, entry_text, outcome_blocks, state_label, title
-from handlers.mrkdwn import clip, code, mention, untrusted
+from handlers.mrkdwn import clip, code, untrusted
+from handlers.opening import open_rollback
 from handlers.services import Services
+from handlers.views.rollback_form import open_form
 
 MAX_ANSWER = 3900
 #: How many records `/rollback status` lists.
 STATUS_LINES = 5
 #: How far back it looks for records the caller may see.
 STATUS_SCAN = 50
-
-
-def request_answer(caller: Caller, command: Command, trigger: str) -> str:
-    """Record the rollback asked for and queue its assessment; what the asker reads."""
-    services = caller.services
-    config, store = services.config, services.store
-    strategy, workload = command.resolved(config)
-    record = requested(
-        command.namespace,
-        workload,
-        caller.user,
-        reason=command.reason,
-        revision=command.to_revision,
-        channel=caller.channel,
-        dry_run=command.dry_run,
-        emergency=command.emergency,
-        to_tag=command.to_tag,
-        strategy=strategy,
-        options=command.options,
-        ttl=timedelta(seconds=config.confirmation_ttl_seconds),
-    )
-    # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
-    # command it thinks timed out: act on each once), the record stored, the job queued.
-    outcome, holder = store.open(
-        record,
-        claim=f"command:{trigger}",
-        job=Job(kind="assess", record_id=record.id),
-        queue=services.queue.QUEUE,
-    )
-    if outcome == "held" and holder.startswith("cli:"):
-        # `rollbot rollback` from a terminal holds it (cli:ACTOR:PID).
-        by = holder.split(":")[1] if holder.count(":") >= 2 else "someone"
-        return (
-            f"{untrusted(workload)} is being rolled back from a terminal by "
-            f"{untrusted(by)}: try again once that is done."
-        )
-    if outcome == "held":
-        running = store.get(holder)
-        return (
-            f"A rollback of {untrusted(workload)} is already in progress "
-            f"({code(holder)}, requested by {mention(running.requested_by)}): see its thread."
-        )
-    if outcome == "duplicate":
-        return "Your command was already received; its confirmation is on its way."
-    how = "" if strategy == DEFAULT_STRATEGY else f" ({untrusted(strategy)})"
-    return (
-        f"Assessing {untrusted(command.namespace)}/{untrusted(workload)}{how} "
-        f"({code(record.id)}): a confirmation will be posted here."
-    )
 
 
 def status_answer(caller: Caller, record: RollbackRecord | None) -> str:
@@ -165,6 +116,11 @@ def register(app: App, services: Services) -> None:
         command: Command = context["command"]
         record: RollbackRecord | None = context["record"]
         cancelled: RollbackRecord | None = None
+        if command.action == "help" and not str(body.get("text") or "").strip():
+            # `/rollback` alone: the form asks what the flags would have said.
+            ack()
+            open_form(client, services, str(body.get("trigger_id") or ""), caller.channel)
+            return
         try:
             if command.action == "help":
                 text = f"```{untrusted(USAGE)}```"
@@ -177,7 +133,7 @@ def register(app: App, services: Services) -> None:
                 text = f"Cancelled {code(cancelled.id)}."
             elif command.action == "rollback":
                 trigger = str(body.get("trigger_id") or body.get("text"))
-                text = request_answer(caller, command, trigger)
+                text = open_rollback(caller, command, trigger).text
             else:
                 text = f":warning: /rollback {untrusted(command.action)} is not available"
         except RollbotError as err:

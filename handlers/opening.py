@@ -1,0 +1,73 @@
+"""Opening a rollback someone asked for, by command or by form: the record and its
+assessment job written in one round trip, and what the asker reads. Nothing slow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.records import requested
+from bot.requests import DEFAULT_STRATEGY, RollbackRequest
+from bot.store import Job
+from handlers.authorization import Caller
+from handlers.mrkdwn import code, mention, untrusted
+
+
+@dataclass(frozen=True)
+class Opened:
+    """Whether a rollback was opened, and what the asker reads (mrkdwn)."""
+
+    opened: bool
+    text: str
+
+
+def open_rollback(caller: Caller, command: RollbackRequest, trigger: str) -> Opened:
+    """Record the rollback asked for and queue its assessment; what the asker reads."""
+    services = caller.services
+    config, store = services.config, services.store
+    strategy, workload = command.resolved(config)
+    record = requested(
+        command.namespace,
+        workload,
+        caller.user,
+        reason=command.reason,
+        revision=command.to_revision,
+        channel=caller.channel,
+        dry_run=command.dry_run,
+        emergency=command.emergency,
+        to_tag=command.to_tag,
+        strategy=strategy,
+        options=command.options,
+        ttl=timedelta(seconds=config.confirmation_ttl_seconds),
+    )
+    # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
+    # command it thinks timed out: act on each once), the record stored, the job queued.
+    outcome, holder = store.open(
+        record,
+        claim=f"command:{trigger}",
+        job=Job(kind="assess", record_id=record.id),
+        queue=services.queue.QUEUE,
+    )
+    if outcome == "held" and holder.startswith("cli:"):
+        # `rollbot rollback` from a terminal holds it (cli:ACTOR:PID).
+        by = holder.split(":")[1] if holder.count(":") >= 2 else "someone"
+        return Opened(
+            False,
+            f"{untrusted(workload)} is being rolled back from a terminal by "
+            f"{untrusted(by)}: try again once that is done.",
+        )
+    if outcome == "held":
+        running = store.get(holder)
+        return Opened(
+            False,
+            f"A rollback of {untrusted(workload)} is already in progress "
+            f"({code(holder)}, requested by {mention(running.requested_by)}): see its thread.",
+        )
+    if outcome == "duplicate":
+        return Opened(False, "Your request was already received; its confirmation is on its way.")
+    how = "" if strategy == DEFAULT_STRATEGY else f" ({untrusted(strategy)})"
+    return Opened(
+        True,
+        f"Assessing {untrusted(command.namespace)}/{untrusted(workload)}{how} "
+        f"({code(record.id)}): a confirmation will be posted here.",
+    )

@@ -1,0 +1,136 @@
+"""The rollback form: `/rollback` with no service, or the "Roll back…" shortcut,
+opens it; choosing a service fills its targets; submitting it opens the rollback
+exactly as `/rollback SERVICE …` does (the same request model, the same checks,
+the same `open_rollback`).
+
+Slack gives `views.open` three seconds from the trigger: the listeners ack, then
+open the form at once. The targets are the service's history, which only the
+domain reads (`Services.targets`, over `bot.history.rollback_targets`): it is read
+after the ack, and the form updated with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import RollbotError
+from bot.names import check_namespace, check_object_name
+from bot.requests import RollbackRequest
+from handlers.authorization import (
+    Caller,
+    form_request_check,
+    on_surface,
+    on_view,
+    shown_to_anyone,
+)
+from handlers.form import (
+    FormState,
+    chosen_namespace,
+    chosen_service,
+    form_view,
+    read_form,
+    service_options,
+)
+from handlers.ids import ActionId, BlockId, CallbackId
+from handlers.mrkdwn import plain
+from handlers.opening import open_rollback
+from handlers.services import Services
+
+log = logging.getLogger("rollbot.slack")
+
+
+def open_form(client: WebClient, services: Services, trigger_id: str, channel: str | None) -> None:
+    """Open an empty form; `channel` is where its confirmation goes (None: it asks)."""
+    view = form_view(services.config, FormState(channel=channel or None), datetime.now(UTC))
+    try:
+        client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as err:  # an expired trigger: the person tries again
+        log.warning("could not open the rollback form: %s", err.response.get("error"))
+
+
+def form_state(caller: Caller, values: dict[str, Any], channel: str | None) -> FormState:
+    """The form once a service is chosen: its targets, or why they cannot be shown."""
+    services = caller.services
+    config = services.config
+    service = chosen_service(values)
+    if not service:
+        return FormState(channel=channel)
+    entry = config.services.get(service)
+    namespace = chosen_namespace(values) or (entry.namespace if entry else None)
+    namespace = namespace or config.default_namespace
+    state = FormState(
+        channel=channel,
+        service=service,
+        namespace=chosen_namespace(values),
+        reason_required=config.policy_for(namespace).reason_required,
+    )
+    if services.targets is None:
+        return replace(state, problem="not read here")
+    try:
+        check_object_name(service)
+        check_namespace(namespace)
+        caller.may_read_history(namespace)  # the targets are that namespace's history
+        targets = services.targets(namespace, service)
+    except RollbotError as err:
+        return replace(state, problem=str(err))
+    return replace(state, targets=targets)
+
+
+def submit(caller: Caller, view: dict[str, Any], command: RollbackRequest) -> tuple[str, str]:
+    """Open the rollback the form asks for: (channel, what the asker reads)."""
+    answers = read_form(view)
+    asker = Caller(caller.services, caller.user, answers.channel)
+    return answers.channel, open_rollback(asker, command, f"view:{view.get('id')}").text
+
+
+def register(app: App, services: Services) -> None:
+    @on_surface(app, services, "shortcut", CallbackId.SHORTCUT, shown_to_anyone)
+    def shortcut_used(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        open_form(client, services, str(body.get("trigger_id") or ""), None)
+
+    @on_surface(app, services, "options", ActionId.FORM_SERVICE, shown_to_anyone)
+    def services_suggested(ack: Ack, body: dict[str, Any]) -> None:
+        ack(options=service_options(services.config, str(body.get("value") or "")))
+
+    @on_surface(app, services, "action", ActionId.FORM_SERVICE, shown_to_anyone)
+    def service_chosen(
+        ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
+        ack()
+        view = body.get("view") or {}
+        values = (view.get("state") or {}).get("values") or {}
+        caller: Caller = context["caller"]
+        state = form_state(caller, values, caller.channel or None)
+        try:
+            client.views_update(
+                view_id=view.get("id"),
+                hash=view.get("hash"),
+                view=form_view(services.config, state, datetime.now(UTC)),
+            )
+        except SlackApiError as err:
+            # hash_conflict: the person chose again meanwhile; that choice updates it.
+            log.info("rollback form not updated: %s", err.response.get("error"))
+
+    @on_view(app, services, CallbackId.FORM, form_request_check)
+    def form_submitted(
+        ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
+        caller: Caller = context["caller"]
+        try:
+            channel, text = submit(caller, body.get("view") or {}, context["command"])
+        except RollbotError as err:
+            ack(response_action="errors", errors={BlockId.FORM_SERVICE: plain(str(err))})
+            return
+        ack()  # the form closes; the answer goes where the confirmation will be
+        try:
+            client.chat_postEphemeral(channel=channel, user=caller.user, text=text)
+        except SlackApiError as err:
+            log.warning("could not answer %s's form: %s", caller.user, err.response.get("error"))
