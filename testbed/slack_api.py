@@ -39,6 +39,8 @@ FIRST_TS_SECONDS = 1_700_000_000
 MAX_TEXT = 40_000
 MAX_MESSAGE_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
+#: How long views.open takes a trigger_id after Slack issued it.
+TRIGGER_TTL = 3.0
 BLOCK_TYPES = frozenset(
     {
         "actions",
@@ -196,6 +198,12 @@ class _Channel:
 
 
 @dataclass
+class _Trigger:
+    issued: float
+    used: bool = False
+
+
+@dataclass
 class _Fault:
     status: int
     retry_after: int
@@ -259,6 +267,8 @@ class FakeSlackApi(ThreadedHttpService):
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
@@ -290,6 +300,8 @@ class FakeSlackApi(ThreadedHttpService):
             self._uploads: dict[str, _PendingUpload] = {}
             self._files: list[UploadedFile] = []
             self._views: list[Args] = []
+            self._triggers: dict[str, _Trigger] = {}
+            self._homes: dict[str, Args] = {}
             self._users: dict[str, _User] = {
                 BOT_USER_ID: _User(BOT_USER_ID, "rollbot", "rollbot", "UTC", is_bot=True)
             }
@@ -401,6 +413,28 @@ class FakeSlackApi(ThreadedHttpService):
         """Modals opened with views.open, as the server answered them (with their id)."""
         with self._lock:
             return copy.deepcopy(self._views)
+
+    def view(self, view_id: str) -> Args:
+        """A modal as it is now, after any views.update (KeyError if never opened)."""
+        with self._lock:
+            for view in reversed(self._views):
+                if view["id"] == view_id:
+                    return copy.deepcopy(view)
+        raise KeyError(f"no view {view_id}")
+
+    def home(self, user: str) -> Args | None:
+        """The Home tab published for `user`, if any."""
+        with self._lock:
+            return copy.deepcopy(self._homes.get(user))
+
+    def issue_trigger(self) -> str:
+        """A trigger_id as Slack puts into a command, shortcut or click: views.open
+        takes it once, within TRIGGER_TTL seconds."""
+        with self._lock:
+            self._id_seq += 1
+            trigger = f"{FIRST_TS_SECONDS + self._id_seq}.{self._id_seq:06d}.t{self._id_seq:x}"
+            self._triggers[trigger] = _Trigger(self._clock())
+            return trigger
 
     def _find(self, channel: str, ts: str) -> _StoredMessage:
         for m in self._messages:
@@ -604,31 +638,18 @@ class FakeSlackApi(ThreadedHttpService):
         }
 
     def _views_open(self, args: Args) -> Args:
-        if not args.get("trigger_id") and not args.get("interactivity_pointer"):
+        trigger_id = args.get("trigger_id") or args.get("interactivity_pointer")
+        if not trigger_id:
             raise SlackError("invalid_arguments", ["[ERROR] missing required field: trigger_id"])
-        view = _parse_json_arg(args.get("view"), "view", "invalid_arguments")
-        if not isinstance(view, dict):
-            raise SlackError(
-                "invalid_arguments", ["[ERROR] must be an object [json-pointer:/view]"]
-            )
-        problems: list[str] = []
-
-        def bad(where: str, why: str) -> None:
-            problems.append(f"[ERROR] {why} [json-pointer:{where}]")
-
-        if view.get("type") != "modal":
-            bad("/view/type", "must be modal")
-        _check_text(bad, "/view/title", view.get("title"), 24, plain_only=True)
-        for button in ("submit", "close"):
-            if view.get(button) is not None:
-                _check_text(bad, f"/view/{button}", view[button], 24, plain_only=True)
-        blocks = view.get("blocks")
-        if isinstance(blocks, list):
-            _check_blocks(bad, "/view/blocks", blocks, MAX_MODAL_BLOCKS)
-        else:
-            bad("/view/blocks", "must be an array")
-        if problems:
-            raise SlackError("invalid_arguments", problems)
+        trigger = self._triggers.get(str(trigger_id))
+        if trigger is None:
+            raise SlackError("invalid_trigger_id")
+        if trigger.used:
+            raise SlackError("exchanged_trigger_id")
+        if self._clock() - trigger.issued > TRIGGER_TTL:
+            raise SlackError("expired_trigger_id")
+        view = _checked_view(args.get("view"), "modal")
+        trigger.used = True
         opened = {
             **view,
             "id": self._next_id("V"),
@@ -639,6 +660,52 @@ class FakeSlackApi(ThreadedHttpService):
         }
         self._views.append(opened)
         return {"view": opened}
+
+    def _views_update(self, args: Args) -> Args:
+        """A modal replaced by id (or external_id); a stale `hash` is refused, as Slack
+        does when the view changed since the payload that carried it."""
+        view_id, external_id = args.get("view_id"), args.get("external_id")
+        if not view_id and not external_id:
+            raise SlackError("invalid_arguments", ["[ERROR] view_id or external_id required"])
+        index = next(
+            (
+                i
+                for i in range(len(self._views) - 1, -1, -1)
+                if (view_id and self._views[i]["id"] == view_id)
+                or (external_id and self._views[i].get("external_id") == external_id)
+            ),
+            None,
+        )
+        if index is None:
+            raise SlackError("not_found")
+        current = self._views[index]
+        if args.get("hash") and args["hash"] != current["hash"]:
+            raise SlackError("hash_conflict")
+        view = _checked_view(args.get("view"), "modal")
+        self._id_seq += 1
+        updated = {**view, **{k: current[k] for k in ("id", "team_id", "bot_id", "state")}}
+        updated["hash"] = f"{self._id_seq}.fake"
+        self._views[index] = updated
+        return {"view": updated}
+
+    def _views_publish(self, args: Args) -> Args:
+        user = args.get("user_id")
+        if not isinstance(user, str) or not _USER_ID.match(user):
+            raise SlackError("invalid_arguments", ["[ERROR] missing required field: user_id"])
+        view = _checked_view(args.get("view"), "home")
+        current = self._homes.get(user)
+        if current is not None and args.get("hash") and args["hash"] != current["hash"]:
+            raise SlackError("hash_conflict")
+        self._id_seq += 1
+        published = {
+            **view,
+            "id": current["id"] if current else self._next_id("V"),
+            "team_id": TEAM_ID,
+            "bot_id": BOT_ID,
+            "hash": f"{self._id_seq}.fake",
+        }
+        self._homes[user] = published
+        return {"view": published}
 
     def _files_get_upload_url_external(self, args: Args) -> Args:
         filename = args.get("filename")
@@ -785,6 +852,100 @@ def _blocks(raw: object) -> list[Args] | None:
     return blocks
 
 
+# -- views (https://docs.slack.dev/reference/views) --------------------------------------------
+
+
+def _checked_view(raw: object, kind: str) -> Args:
+    """A view argument, refused with Slack's errors when its shape is wrong."""
+    view = _parse_json_arg(raw, "view", "invalid_arguments")
+    if not isinstance(view, dict):
+        raise SlackError("invalid_arguments", ["[ERROR] must be an object [json-pointer:/view]"])
+    problems: list[str] = []
+
+    def bad(where: str, why: str) -> None:
+        problems.append(f"[ERROR] {why} [json-pointer:{where}]")
+
+    if view.get("type") != kind:
+        bad("/view/type", f"must be {kind}")
+    if kind == "modal" or view.get("title") is not None:
+        _check_text(bad, "/view/title", view.get("title"), 24, plain_only=True)
+    for button in ("submit", "close"):
+        if view.get(button) is not None:
+            _check_text(bad, f"/view/{button}", view[button], 24, plain_only=True)
+    for key, limit in (("callback_id", 255), ("external_id", 255), ("private_metadata", 3000)):
+        value = view.get(key)
+        if value is not None and value != "":
+            _check_length(bad, f"/view/{key}", value, limit)
+    blocks = view.get("blocks")
+    if isinstance(blocks, list):
+        _check_blocks(bad, "/view/blocks", blocks, MAX_MODAL_BLOCKS)
+        inputs = [b for b in blocks if isinstance(b, dict) and b.get("type") == "input"]
+        for i, block in enumerate(blocks):
+            if isinstance(block, dict) and block.get("type") == "input":
+                _check_input(bad, f"/view/blocks/{i}", block)
+        if inputs and kind == "modal" and view.get("submit") is None:
+            bad("/view/submit", "must be provided when the view holds input blocks")
+        if inputs and kind == "home":
+            bad("/view/blocks", "input blocks are not allowed in a home tab")
+    else:
+        bad("/view/blocks", "must be an array")
+    if problems:
+        raise SlackError("invalid_arguments", problems)
+    return view
+
+
+INPUT_ELEMENTS = frozenset(
+    {
+        "checkboxes",
+        "conversations_select",
+        "channels_select",
+        "users_select",
+        "datepicker",
+        "email_text_input",
+        "external_select",
+        "multi_static_select",
+        "number_input",
+        "plain_text_input",
+        "radio_buttons",
+        "static_select",
+        "timepicker",
+        "url_text_input",
+    }
+)
+
+
+def _check_input(bad: Report, at: str, block: Args) -> None:
+    _check_text(bad, f"{at}/label", block.get("label"), 2000, plain_only=True)
+    if block.get("hint") is not None:
+        _check_text(bad, f"{at}/hint", block["hint"], 2000, plain_only=True)
+    element = block.get("element")
+    if not isinstance(element, dict) or element.get("type") not in INPUT_ELEMENTS:
+        bad(f"{at}/element", "must be an input element")
+        return
+    if "action_id" in element:
+        _check_length(bad, f"{at}/element/action_id", element["action_id"], 255)
+    if element["type"] in ("static_select", "checkboxes", "radio_buttons"):
+        limit = 100 if element["type"] == "static_select" else 10
+        options = _check_elements(bad, f"{at}/element/options", element.get("options"), limit)
+        values = []
+        for j, option in enumerate(options):
+            here = f"{at}/element/options/{j}"
+            if not isinstance(option, dict):
+                bad(here, "must be an option object")
+                continue
+            _check_text(bad, f"{here}/text", option.get("text"), 75)
+            _check_length(bad, f"{here}/value", option.get("value"), 150)
+            if option.get("description") is not None:
+                _check_text(bad, f"{here}/description", option["description"], 75)
+            values.append(option.get("value"))
+        initial = element.get("initial_option")
+        if isinstance(initial, dict) and initial.get("value") not in values:
+            bad(f"{at}/element/initial_option", "must match one of the options")
+    if element["type"] == "plain_text_input" and element.get("initial_value") is not None:
+        limit = int(element.get("max_length") or 3000)
+        _check_length(bad, f"{at}/element/initial_value", element["initial_value"], limit)
+
+
 # -- Block Kit limits (https://docs.slack.dev/reference/block-kit) -----------------------------
 
 
@@ -852,6 +1013,12 @@ def _check_element(bad: Report, at: str, element: object) -> None:
             _check_length(bad, f"{at}/value", element["value"], 2000)
         if "url" in element:
             _check_length(bad, f"{at}/url", element["url"], 3000)
+    if isinstance(element.get("confirm"), dict):
+        confirm = element["confirm"]
+        _check_text(bad, f"{at}/confirm/title", confirm.get("title"), 100, plain_only=True)
+        _check_text(bad, f"{at}/confirm/text", confirm.get("text"), 300)
+        for key in ("confirm", "deny"):
+            _check_text(bad, f"{at}/confirm/{key}", confirm.get(key), 30, plain_only=True)
 
 
 def _check_section(bad: Report, at: str, block: Args) -> None:

@@ -1,5 +1,11 @@
 """Plays a person in Slack: what Slack sends rollbot when someone types
-`/rollback …` or clicks a button, correctly signed (or not, when asked)."""
+`/rollback …`, clicks a button, uses a shortcut, fills in a form or opens the
+Home tab, correctly signed (or not, when asked).
+
+Given the local Slack API (`slack=`), trigger ids are ones it issued, so that
+views.open holds rollbot to Slack's rule: once, within three seconds. A form is
+filled in as Slack's client does it: the view's state carries each input's
+initial value unless the person changed it."""
 
 from __future__ import annotations
 
@@ -13,13 +19,24 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 
 from handlers.ids import ActionId
+from testbed.slack_api import FakeSlackApi
+
+#: What a person chose in a form, by action_id: an option's value, typed text, the
+#: values of ticked checkboxes, or a conversation id.
+Answers = dict[str, Any]
 
 
 class SlackUser:
     """Sends what Slack sends when a person types a command or clicks a button."""
 
-    def __init__(self, url: str, user: str, channel: str, secret: str) -> None:
+    def __init__(
+        self, url: str, user: str, channel: str, secret: str, slack: FakeSlackApi | None = None
+    ) -> None:
         self.url, self.user, self.channel, self.secret = url, user, channel, secret
+        self.slack = slack
+
+    def trigger(self) -> str:
+        return self.slack.issue_trigger() if self.slack else secrets.token_hex(8)
 
     def _post(
         self,
@@ -55,10 +72,124 @@ class SlackUser:
                 "user_name": self.user,
                 "channel_id": self.channel,
                 "team_id": "T0TEAM",
-                "trigger_id": trigger_id or secrets.token_hex(8),
+                "trigger_id": trigger_id or self.trigger(),
                 "response_url": "http://127.0.0.1:9/unused",
             },
             **kwargs,
+        )
+
+    def _payload(self, payload: dict[str, Any]) -> httpx.Response:
+        return self._post({"payload": json.dumps(payload)})
+
+    def _who(self) -> dict[str, Any]:
+        return {"id": self.user, "username": self.user, "name": self.user, "team_id": "T0TEAM"}
+
+    def shortcut(self, callback_id: str) -> httpx.Response:
+        """A global shortcut, from the shortcuts menu (no channel)."""
+        return self._payload(
+            {
+                "type": "shortcut",
+                "token": "unused",
+                "action_ts": str(time.time()),
+                "team": {"id": "T0TEAM"},
+                "user": self._who(),
+                "callback_id": callback_id,
+                "trigger_id": self.trigger(),
+            }
+        )
+
+    def choose(
+        self, view: dict[str, Any], block_id: str, action_id: str, answers: Answers
+    ) -> httpx.Response:
+        """Choose in a form's field that dispatches its action (`answers[action_id]`):
+        the block_actions Slack sends, the form's state as it stands with it."""
+        element = _element(view, block_id)
+        state = view_state(view, answers)
+        chosen = state[block_id][action_id]
+        return self._payload(
+            {
+                "type": "block_actions",
+                "team": {"id": "T0TEAM"},
+                "api_app_id": "A0APP",
+                "user": self._who(),
+                "trigger_id": self.trigger(),
+                "container": {"type": "view", "view_id": view["id"]},
+                "view": {**view, "state": {"values": state}},
+                "actions": [
+                    {
+                        **chosen,
+                        "type": element["type"],
+                        "action_id": action_id,
+                        "block_id": block_id,
+                        "action_ts": str(time.time()),
+                    }
+                ],
+            }
+        )
+
+    def suggest(
+        self, view: dict[str, Any], block_id: str, action_id: str, typed: str
+    ) -> httpx.Response:
+        """Type into an external select: the block_suggestion asking for its options."""
+        return self._payload(
+            {
+                "type": "block_suggestion",
+                "team": {"id": "T0TEAM"},
+                "api_app_id": "A0APP",
+                "user": self._who(),
+                "container": {"type": "view", "view_id": view["id"]},
+                "view": {**view, "state": {"values": view_state(view, {})}},
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": typed,
+            }
+        )
+
+    def submit(self, view: dict[str, Any], answers: Answers) -> httpx.Response:
+        """Press the form's submit button with `answers` filled in."""
+        return self._payload(
+            {
+                "type": "view_submission",
+                "team": {"id": "T0TEAM"},
+                "api_app_id": "A0APP",
+                "user": self._who(),
+                "trigger_id": self.trigger(),
+                "view": {**view, "state": {"values": view_state(view, answers)}},
+                "response_urls": [],
+            }
+        )
+
+    def open_home(self, tab: str = "home") -> httpx.Response:
+        """Open rollbot's App Home: the app_home_opened event, as JSON."""
+        event = {
+            "type": "app_home_opened",
+            "user": self.user,
+            "channel": "D0ROLLBOT",
+            "tab": tab,
+            "event_ts": f"{time.time():.6f}",
+        }
+        body = json.dumps(
+            {
+                "token": "unused",
+                "team_id": "T0TEAM",
+                "api_app_id": "A0APP",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{secrets.token_hex(5).upper()}",
+                "event_time": int(time.time()),
+            }
+        )
+        ts = str(int(time.time()))
+        sig = str(SignatureVerifier(self.secret).generate_signature(timestamp=ts, body=body))
+        return httpx.post(
+            self.url,
+            content=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": sig,
+            },
         )
 
     def click(self, action: ActionId, record_id: str, message_ts: str) -> httpx.Response:
@@ -90,3 +221,50 @@ def block_actions_payload(
             }
         ],
     }
+
+
+def _element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
+    for block in view.get("blocks") or []:
+        if block.get("block_id") == block_id and block.get("type") == "input":
+            return dict(block["element"])
+    raise KeyError(f"no input block {block_id} in the view")
+
+
+def _option(element: dict[str, Any], value: str) -> dict[str, Any]:
+    for option in element.get("options") or []:
+        if option.get("value") == value:
+            return dict(option)
+    if element["type"] == "external_select":  # its options came from a block_suggestion
+        return {"text": {"type": "plain_text", "text": value}, "value": value}
+    raise KeyError(f"no option {value!r} in {element.get('action_id')}")
+
+
+def view_state(view: dict[str, Any], answers: Answers) -> dict[str, Any]:
+    """The state Slack's client sends with a form: every input's value, the answers
+    given here, else its initial value."""
+    values: dict[str, Any] = {}
+    for block in view.get("blocks") or []:
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        action, kind = element.get("action_id"), element["type"]
+        given = answers.get(action)
+        if kind in ("static_select", "external_select"):
+            state = {
+                "selected_option": _option(element, given)
+                if given is not None
+                else element.get("initial_option")
+            }
+        elif kind == "checkboxes":
+            picked = (
+                [_option(element, v) for v in given]
+                if given is not None
+                else element.get("initial_options") or []
+            )
+            state = {"selected_options": picked}
+        elif kind == "conversations_select":
+            state = {"selected_conversation": given or element.get("initial_conversation")}
+        else:
+            state = {"value": given if given is not None else element.get("initial_value")}
+        values[block["block_id"]] = {action: {"type": kind, **state}}
+    return values

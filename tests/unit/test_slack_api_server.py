@@ -170,11 +170,11 @@ def test_views_open_answers_the_modal_with_an_id_and_refuses_a_long_title(
         "title": {"type": "plain_text", "text": "Roll back api"},
         "blocks": [section("Why?")],
     }
-    opened = client.views_open(trigger_id="123.456", view=view)["view"]
+    opened = client.views_open(trigger_id=slack.issue_trigger(), view=view)["view"]
     assert opened["id"].startswith("V") and slack.views()[0]["title"] == view["title"]
 
     view["title"] = {"type": "plain_text", "text": "x" * 25}
-    error = slack_error(lambda: client.views_open(trigger_id="123.456", view=view))
+    error = slack_error(lambda: client.views_open(trigger_id=slack.issue_trigger(), view=view))
     assert error.response["error"] == "invalid_arguments"
     assert "/view/title/text" in error.response["response_metadata"]["messages"][0]
 
