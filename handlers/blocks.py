@@ -75,6 +75,17 @@ def _state_line(label: str, text: str, images: tuple[str, ...]) -> str:
     return f"{line} {_images(images)}" if images else line
 
 
+#: Where a section that does not fit says the rest is.
+REST_IN_FILE = "\n_…the whole assessment is in the file in the thread._"
+
+
+def _fit(escaped: str) -> str:
+    """A section's text within Slack's limit, saying where the rest is when cut."""
+    if len(escaped) <= MAX_SECTION:
+        return escaped
+    return clip(escaped, MAX_SECTION - len(REST_IN_FILE)) + REST_IN_FILE
+
+
 def summary_text(record: RollbackRecord) -> str:
     how = "" if record.strategy == DEFAULT_STRATEGY else f" ({untrusted(record.strategy)})"
     lines = [
@@ -85,25 +96,61 @@ def summary_text(record: RollbackRecord) -> str:
         _state_line("Target", record.to_text, record.to_images),
         *(untrusted(fact) for fact in record.facts),
     ]
-    return clip("\n".join(lines), MAX_SECTION)
+    return _fit("\n".join(lines))
 
 
 def changes_text(record: RollbackRecord) -> str:
     shown = list(record.changes[:MAX_CHANGE_LINES])
     more = len(record.changes) - len(shown)
-    lines = [f"• {untrusted(c)}" for c in shown] + ([f"…and {more} more"] if more else [])
-    return clip("*What changes*\n" + ("\n".join(lines) or "nothing"), MAX_SECTION)
+    lines = [f"• {untrusted(c)}" for c in shown]
+    if more:
+        lines.append(f"…and {more} more, in the assessment file in the thread")
+    return _fit("*What changes*\n" + ("\n".join(lines) or "nothing"))
 
 
-def assessment_text(record: RollbackRecord) -> str:
+def _assessment_lines(record: RollbackRecord) -> list[str]:
+    """The assessment as plain text: the severity's headline, then each finding."""
     facts = list(record.assessment)
     lines: list[str] = []
     if record.severity and record.recommendation is not None:
-        lines.append(f"Severity: *{escape(record.severity)}* — {untrusted(record.recommendation)}")
+        lines.append(f"Severity: {record.severity} — {record.recommendation}")
         if facts and facts[0] == headline(record.severity, record.recommendation):
-            facts = facts[1:]  # the same headline, as plain text
-    lines += [untrusted(line) for line in facts]
-    return clip("*Assessment*\n" + ("\n".join(lines) or "not available"), MAX_SECTION)
+            facts = facts[1:]  # the same headline
+    return lines + facts
+
+
+def assessment_text(record: RollbackRecord) -> str:
+    lines = _assessment_lines(record)
+    shown = [untrusted(line) for line in lines]
+    if record.severity and record.recommendation is not None:
+        shown[0] = f"Severity: *{escape(record.severity)}* — {untrusted(record.recommendation)}"
+    return _fit("*Assessment*\n" + ("\n".join(shown) or "not available"))
+
+
+def needs_assessment_file(record: RollbackRecord) -> bool:
+    """Whether the confirmation had to leave part of the plan out (Slack takes 3,000
+    characters a section): the whole of it then goes into the thread as a file."""
+    return len(record.changes) > MAX_CHANGE_LINES or any(
+        text.endswith(REST_IN_FILE)
+        for text in (summary_text(record), assessment_text(record), changes_text(record))
+    )
+
+
+def assessment_file(record: RollbackRecord) -> str:
+    """The whole plan and assessment, plain text (the sink redacts it on upload)."""
+    parts = [
+        f"Rollback {record.id} of {record.workload} in {record.namespace}",
+        f"Current: {record.from_text} {', '.join(record.from_images)}".rstrip(),
+        f"Target: {record.to_text} {', '.join(record.to_images)}".rstrip(),
+        *record.facts,
+        "",
+        "Assessment",
+        *(_assessment_lines(record) or ["not available"]),
+        "",
+        "What changes",
+        *(f"- {change}" for change in record.changes or ("nothing",)),
+    ]
+    return "\n".join(parts) + "\n"
 
 
 def approval_question(record: RollbackRecord, where: str) -> str:

@@ -12,6 +12,7 @@ escaped here (`handlers.mrkdwn`), and the tone emoji and mentions added around i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -25,14 +26,18 @@ from bot.records import RollbackRecord
 from bot.rollout import RolloutPhase, RolloutState
 from handlers.blocks import (
     as_dicts,
+    assessment_file,
     confirmation_blocks,
     entry_text,
+    needs_assessment_file,
     outcome_blocks,
     reassessment_blocks,
     state_label,
     title,
 )
 from handlers.mrkdwn import clip, mention, redacted, untrusted
+
+log = logging.getLogger("rollbot.slack")
 
 MIN_EDIT_INTERVAL = 1.0
 MAX_TEXT = 3900
@@ -80,7 +85,28 @@ class SlackThreadSink:
             text=f"{untrusted(title(record))}?",
             blocks=as_dicts(confirmation_blocks(record, self.protected(record.namespace))),
         )
-        return str(response["ts"])
+        thread = str(response["ts"])
+        if needs_assessment_file(record):
+            self._assessment_file(record, thread)
+        return thread
+
+    def _assessment_file(self, record: RollbackRecord, thread: str) -> None:
+        """What the confirmation could not hold, whole, in its thread. A refusal of the
+        file leaves the confirmation as it is (Slack down is retried: it is not one)."""
+        name = f"{record.id}-assessment.txt"
+        try:
+            self.client.files_upload_v2(
+                channel=record.channel,
+                thread_ts=thread,
+                file_uploads=[
+                    {"content": redacted(assessment_file(record)), "filename": name, "title": name}
+                ],
+            )
+        except SlackApiError as err:
+            status = getattr(err.response, "status_code", 200)
+            if status == 429 or status >= 500:
+                raise
+            log.warning("%s: the assessment file was refused: %s", record.id, err)
 
     def milestone(
         self,
