@@ -118,7 +118,6 @@ def target_option(target: Target, default: int | None, now: datetime) -> Option:
 
 
 def _service_block(config: RollbotConfig, state: FormState) -> list[Block]:
-    label = "Service"
     if not config.services:  # no catalog: any Deployment, named with its namespace
         return [
             InputBlock(
@@ -147,7 +146,6 @@ def _service_block(config: RollbotConfig, state: FormState) -> list[Block]:
         if state.service in config.services
         else None
     )
-    placeholder = PlainTextObject(text="Choose a service")
     element: StaticSelectElement | ExternalDataSelectElement
     if len(config.services) > MAX_STATIC_OPTIONS:
         element = ExternalDataSelectElement(
@@ -159,14 +157,14 @@ def _service_block(config: RollbotConfig, state: FormState) -> list[Block]:
     else:
         element = StaticSelectElement(
             action_id=ActionId.FORM_SERVICE,
-            placeholder=placeholder,
+            placeholder=PlainTextObject(text="Choose a service"),
             options=service_options(config),
             initial_option=chosen,
         )
     return [
         InputBlock(
             block_id=BlockId.FORM_SERVICE,
-            label=PlainTextObject(text=label),
+            label=PlainTextObject(text="Service"),
             dispatch_action=True,
             element=element,
         )

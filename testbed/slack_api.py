@@ -410,7 +410,7 @@ class FakeSlackApi(ThreadedHttpService):
             return list(self._files)
 
     def views(self) -> list[Args]:
-        """Modals opened with views.open, as the server answered them (with their id)."""
+        """Modals opened with views.open (with their id), as any views.update left them."""
         with self._lock:
             return copy.deepcopy(self._views)
 
