@@ -204,6 +204,22 @@ class RollbackStore:
         return self._unseal(self._key(record_id), raw)
 
     @_guard
+    def many(self, record_ids: Sequence[str], chunk: int = 500) -> list[RollbackRecord]:
+        """The records of `record_ids` that still exist, read `chunk` at a time."""
+        found = []
+        for start in range(0, len(record_ids), chunk):
+            keys = [self._key(i) for i in record_ids[start : start + chunk]]
+            values = self.redis.mget(keys)
+            found += [self._unseal(k, v) for k, v in zip(keys, values, strict=True) if v]
+        return found
+
+    @_guard
+    def forget(self, record_id: str) -> None:
+        """Delete a record and its backup (past the retention)."""
+        self.redis.delete(self._key(record_id), f"{PREFIX}backup:{record_id}")
+        self.redis.zrem(f"{PREFIX}records", record_id)
+
+    @_guard
     def recent(self, limit: int = 10) -> list[RollbackRecord]:
         ids = self.redis.zrevrange(f"{PREFIX}records", 0, limit - 1)
         return [self.get(str(i)) for i in ids]
