@@ -307,7 +307,7 @@ def cmd_stats(args: argparse.Namespace, config: RollbotConfig, out: Terminal) ->
     from datetime import UTC, datetime
 
     from bot import stats_output
-    from bot.retention import created_between
+    from bot.retention import backfill_outcomes, outcomes_between
     from bot.stats import compute, parse_window
     from bot.store import RollbackStore, connect
 
@@ -316,8 +316,10 @@ def cmd_stats(args: argparse.Namespace, config: RollbotConfig, out: Terminal) ->
     service = check_object_name(args.service) if args.service else None
     if service and service in config.services:
         service = config.services[service].deployment or service
-    records = created_between(RollbackStore(connect()), since, until)
-    figures = compute(records, config.environment_of, since=since, until=until, service=service)
+    store = RollbackStore(connect())
+    backfill_outcomes(store)  # a store no worker has upgraded yet
+    outcomes = outcomes_between(store, since, until)
+    figures = compute(outcomes, config.environment_of, since=since, until=until, service=service)
     if args.output == "json":
         out.say(stats_output.as_json(figures))
     elif args.output == "csv":

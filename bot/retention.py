@@ -1,14 +1,18 @@
-"""The records over time: those created in a window (for the stats), and the
-ones past the retention, deleted with their backups by the worker's upkeep."""
+"""The records over time: those created in a window, the outcomes the stats
+read, and the records past the retention, deleted with their backups (and
+outcomes) by the worker's upkeep."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from bot.records import RollbackRecord
-from bot.store import PREFIX, RollbackStore
+from bot.stats import Outcome, counted
+from bot.store import OUTCOMES, PREFIX, RollbackStore
 
 RECORDS = f"{PREFIX}records"  # a sorted set: record id → created_at as a timestamp
+#: Set once the outcomes of records written before outcomes were kept are filled in.
+BACKFILLED = f"{PREFIX}outcomes:backfilled"
 
 
 def created_between(
@@ -20,6 +24,35 @@ def created_between(
     return store.many([str(i) for i in ids])
 
 
+def outcomes_between(
+    store: RollbackStore, since: datetime, until: datetime | None = None
+) -> list[Outcome]:
+    """The outcomes of the rollbacks created in [since, until) that have ended."""
+    high = f"({until.timestamp()}" if until else "+inf"
+    return [
+        Outcome.from_json(str(m))
+        for m in store.redis.zrangebyscore(OUTCOMES, since.timestamp(), high)
+    ]
+
+
+def backfill_outcomes(store: RollbackStore, chunk: int = 500) -> int:
+    """Once per store: the outcomes of finished records written before rollbot kept
+    them (a record ending later writes its own). How many were added."""
+    if store.redis.get(BACKFILLED):
+        return 0
+    ids = [str(i) for i in store.redis.zrange(RECORDS, 0, -1)]
+    known = {Outcome.from_json(str(m)).record_id for m in store.redis.zrange(OUTCOMES, 0, -1)}
+    added = 0
+    for start in range(0, len(ids), chunk):
+        todo = [i for i in ids[start : start + chunk] if i not in known]
+        outcomes = [Outcome.of(r) for r in store.many(todo) if counted(r)]
+        if outcomes:
+            store.redis.zadd(OUTCOMES, {o.to_json(): o.created_at for o in outcomes})
+            added += len(outcomes)
+    store.redis.set(BACKFILLED, "1")
+    return added
+
+
 def prune(store: RollbackStore, keep: timedelta, now: datetime | None = None) -> int:
     """Delete the finished records created more than `keep` ago; how many went.
     One still under way stays whatever its age (it has its own expiry)."""
@@ -29,6 +62,8 @@ def prune(store: RollbackStore, keep: timedelta, now: datetime | None = None) ->
     finished = [r.id for r in records if r.state.terminal]
     for record_id in finished:
         store.forget(record_id)
+    # Only finished records have an outcome: every one older than the retention goes.
+    store.redis.zremrangebyscore(OUTCOMES, "-inf", f"({before.timestamp()}")
     # Ids whose record is gone already (deleted by hand) leave the index too.
     missing = set(ids) - {r.id for r in records}
     if missing:

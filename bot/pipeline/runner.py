@@ -22,7 +22,7 @@ from bot.pipeline import aftercare, answers, assess, autotrigger, execute
 from bot.pipeline.liveness import Liveness
 from bot.pipeline.wiring import Pipeline, WorkerKube
 from bot.progress import ProgressSink
-from bot.retention import prune
+from bot.retention import backfill_outcomes, prune
 from bot.store import LOCK_TTL, PREFIX, Job, JobQueue, RollbackStore, StoreUnavailable
 from bot.strategies import HelmSettings
 
@@ -124,6 +124,8 @@ class Worker:
         """Delete the finished records past the retention (and their backups)."""
         keep = timedelta(days=self.pipeline.config.record_retention_days)
         try:
+            if added := backfill_outcomes(self.store):
+                log.info("kept the outcomes of %d earlier rollback(s) for the stats", added)
             pruned = prune(self.store, keep)
         except RollbotError as err:
             log.warning("retention: %s", err)

@@ -11,8 +11,8 @@ from bot.config import RollbotConfig
 from bot.pipeline import Worker
 from bot.pipeline.wiring import Pipeline
 from bot.records import RollbackRecord
-from bot.retention import RECORDS, created_between, prune
-from bot.store import RecordNotFound
+from bot.retention import RECORDS, backfill_outcomes, created_between, outcomes_between, prune
+from bot.store import OUTCOMES, RecordNotFound
 from tests.unit.pipeline.conftest import S, stored, web_request
 
 NOW = datetime.now(UTC)
@@ -70,3 +70,40 @@ def test_the_worker_prunes_with_the_configured_retention(pipeline: Pipeline) -> 
     assert worker.prune() == 1
     assert created_between(pipeline.store, NOW - timedelta(days=60)) == []
     assert old.id not in {r.id for r in pipeline.store.recent(10)}
+
+
+def test_a_record_that_ends_writes_its_outcome_once_in_the_same_write(pipeline: Pipeline) -> None:
+    store = pipeline.store
+    saved = stored(pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL)
+    assert store.redis.zcard(OUTCOMES) == 0  # under way: no figure yet
+    store.update(saved.id, lambda r: r.transition(S.CANCELLED, "cancelled"))
+    store.update(saved.id, lambda r: r.note("a note after the end"))
+    [outcome] = outcomes_between(store, NOW - timedelta(days=1))
+    assert (outcome.record_id, outcome.state, outcome.service) == (saved.id, "cancelled", "web")
+    assert outcome.approval_wait is None and not outcome.ran
+
+
+def test_a_dry_run_has_no_outcome(pipeline: Pipeline) -> None:
+    dry = stored(pipeline, web_request(dry_run=True), S.ASSESSED)
+    pipeline.store.update(dry.id, lambda r: r.transition(S.AWAITING_APPROVAL, "asked"))
+    pipeline.store.update(dry.id, lambda r: r.transition(S.CANCELLED, "done"))
+    assert outcomes_between(pipeline.store, NOW - timedelta(days=1)) == []
+
+
+def test_outcomes_of_records_written_before_them_are_filled_in_once(pipeline: Pipeline) -> None:
+    store = pipeline.store
+    old = aged(pipeline, 3, S.CANCELLED)
+    store.redis.delete(OUTCOMES)  # as a store from before outcomes were kept
+    aged(pipeline, 2)  # still requested: nothing to count
+    assert backfill_outcomes(store) == 1
+    assert [o.record_id for o in outcomes_between(store, NOW - timedelta(days=5))] == [old.id]
+    store.redis.delete(OUTCOMES)
+    assert backfill_outcomes(store) == 0  # once per store
+
+
+def test_prune_takes_the_outcomes_past_the_retention_too(pipeline: Pipeline) -> None:
+    aged(pipeline, 500, S.CANCELLED)
+    kept = aged(pipeline, 5, S.CANCELLED)
+    prune(pipeline.store, timedelta(days=400))
+    found = outcomes_between(pipeline.store, NOW - timedelta(days=1000))
+    assert [o.record_id for o in found] == [kept.id]
