@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import redis
+
 from bot.records import RollbackRecord
-from bot.stats import Outcome, counted
-from bot.store import OUTCOMES, PREFIX, RollbackStore
+from bot.stats import Outcome, counted, increments
+from bot.store import COUNTERS, OUTCOMES, PREFIX, RollbackStore
 
 RECORDS = f"{PREFIX}records"  # a sorted set: record id → created_at as a timestamp
 #: Set once the outcomes of records written before outcomes were kept are filled in.
@@ -36,21 +38,38 @@ def outcomes_between(
 
 
 def backfill_outcomes(store: RollbackStore, chunk: int = 500) -> int:
-    """Once per store: the outcomes of finished records written before rollbot kept
-    them (a record ending later writes its own). How many were added."""
+    """Once per store: the outcomes (and counters) of finished records written before
+    rollbot kept them; a record ending later writes its own. How many were added."""
     if store.redis.get(BACKFILLED):
         return 0
     ids = [str(i) for i in store.redis.zrange(RECORDS, 0, -1)]
-    known = {Outcome.from_json(str(m)).record_id for m in store.redis.zrange(OUTCOMES, 0, -1)}
     added = 0
     for start in range(0, len(ids), chunk):
-        todo = [i for i in ids[start : start + chunk] if i not in known]
-        outcomes = [Outcome.of(r) for r in store.many(todo) if counted(r)]
-        if outcomes:
-            store.redis.zadd(OUTCOMES, {o.to_json(): o.created_at for o in outcomes})
-            added += len(outcomes)
+        added += _backfill(store, ids[start : start + chunk])
     store.redis.set(BACKFILLED, "1")
     return added
+
+
+def _backfill(store: RollbackStore, ids: list[str]) -> int:
+    """One chunk, in a transaction that a record ending meanwhile (it writes its
+    own outcome) makes start again: no rollback is counted twice."""
+    while True:
+        with store.redis.pipeline() as pipe:
+            try:
+                pipe.watch(OUTCOMES)  # type: ignore[no-untyped-call]
+                known = {Outcome.from_json(str(m)).record_id for m in pipe.zrange(OUTCOMES, 0, -1)}
+                todo = [i for i in ids if i not in known]
+                outcomes = [Outcome.of(r) for r in store.many(todo) if counted(r)]
+                pipe.multi()
+                if outcomes:
+                    pipe.zadd(OUTCOMES, {o.to_json(): o.created_at for o in outcomes})
+                for outcome in outcomes:
+                    for field, amount in increments(outcome).items():
+                        pipe.hincrbyfloat(COUNTERS, field, amount)
+                pipe.execute()
+                return len(outcomes)
+            except redis.WatchError:
+                continue
 
 
 def prune(store: RollbackStore, keep: timedelta, now: datetime | None = None) -> int:

@@ -160,7 +160,7 @@ class Outcome:
             record.namespace,
             record.state.value,
             record.strategy,
-            TRIGGERS.get(record.trigger, record.trigger),
+            record.trigger,
             time_to_restore(record),
             time_to_detection(record),
             approval_wait(record),
@@ -176,6 +176,29 @@ class Outcome:
     @property
     def ran(self) -> bool:
         return self.state in RAN
+
+
+#: The histograms' upper bounds, in seconds: 30 s to a day.
+BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
+#: The durations kept as histograms, by the name of their Outcome field.
+MEASURES = ("time_to_restore", "time_to_detection", "approval_wait")
+
+
+def increments(outcome: Outcome) -> dict[str, float]:
+    """What one finished rollback adds to the counters /metrics exposes, by field:
+    kept in Redis and only ever added to, so every replica shows the same
+    monotonic figures. A field is a JSON list: the total's labels, or a
+    histogram's measure, service, namespace and bucket ("sum", "+Inf" or a bound)."""
+    labels = [outcome.service, outcome.namespace]
+    added = {json.dumps(["total", *labels, outcome.strategy, outcome.state, outcome.trigger]): 1.0}
+    for measure in MEASURES:
+        value = getattr(outcome, measure)
+        if value is None:
+            continue
+        added[json.dumps([measure, *labels, "sum"])] = value
+        for bound in [*(b for b in BUCKETS if value <= b), "+Inf"]:
+            added[json.dumps([measure, *labels, str(bound)])] = 1.0
+    return added
 
 
 def counted(record: RollbackRecord) -> bool:
@@ -196,7 +219,7 @@ def _row(service: str, environment: str, outcomes: Sequence[Outcome]) -> Row:
         time_to_detection=Durations.of(_measured(o.time_to_detection for o in ran)),
         approval_wait=Durations.of(_measured(o.approval_wait for o in outcomes)),
         by_strategy=dict(Counter(o.strategy for o in ran).most_common()),
-        by_trigger=dict(Counter(o.trigger for o in ran).most_common()),
+        by_trigger=dict(Counter(TRIGGERS.get(o.trigger, o.trigger) for o in ran).most_common()),
     )
 
 

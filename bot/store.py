@@ -19,11 +19,13 @@ from bot.integrity import seal, store_key, unseal
 from bot.leases import Fence, LeaseLost
 from bot.records import RollbackRecord
 from bot.redis_connection import connect as connect  # where callers have found it
-from bot.stats import Outcome, counted
+from bot.stats import Outcome, counted, increments
 
 PREFIX = "rollbot:"
 #: A sorted set of the finished rollbacks' outcomes (bot/stats.py), by created_at.
 OUTCOMES = f"{PREFIX}outcomes"
+#: The counters and histograms /metrics exposes (bot/stats.increments), only added to.
+COUNTERS = f"{PREFIX}counters"
 P = ParamSpec("P")
 R = TypeVar("R")
 Redis = redis.Redis  # created with decode_responses=True: every value is a str
@@ -182,6 +184,10 @@ class RollbackStore:
         self.redis.zrem(f"{PREFIX}records", record_id)
 
     @_guard
+    def counters(self) -> dict[str, float]:
+        return {str(k): float(v) for k, v in self.redis.hgetall(COUNTERS).items()}
+
+    @_guard
     def recent(self, limit: int = 10) -> list[RollbackRecord]:
         ids = self.redis.zrevrange(f"{PREFIX}records", 0, limit - 1)
         return [self.get(str(i)) for i in ids]
@@ -217,6 +223,8 @@ class RollbackStore:
                     if counted(changed) and not current.state.terminal:
                         outcome = Outcome.of(changed)
                         pipe.zadd(OUTCOMES, {outcome.to_json(): outcome.created_at})
+                        for field, amount in increments(outcome).items():
+                            pipe.hincrbyfloat(COUNTERS, field, amount)
                     for job in jobs:
                         if job.not_before > time.time():
                             pipe.zadd(JobQueue.DELAYED, {job.model_dump_json(): job.not_before})
