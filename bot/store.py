@@ -14,6 +14,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 import redis
 from pydantic import BaseModel, Field
 
+from bot.change_events import CHANGES, change_event
 from bot.errors import PermanentError, TemporaryError
 from bot.integrity import seal, store_key, unseal
 from bot.leases import Fence, LeaseLost
@@ -220,6 +221,8 @@ class RollbackStore:
                     jobs = [made] if isinstance(made, Job) else list(made or ())
                     pipe.multi()
                     pipe.set(key, self._seal(key, changed))
+                    if (event := change_event(current, changed)) is not None:
+                        pipe.rpush(CHANGES, event.model_dump_json())
                     if counted(changed) and not current.state.terminal:
                         outcome = Outcome.of(changed)
                         pipe.zadd(OUTCOMES, {outcome.to_json(): outcome.created_at})
