@@ -24,6 +24,7 @@ demo: setup
 bench: setup
 	$(VENV)/python bench/rollback_vs_kubectl.py
 	$(VENV)/python bench/assessment.py
+	$(VENV)/python bench/stats.py
 
 # The fault suite, longer than CI's run: FAULTS_ROUNDS rounds (default 5), outages of
 # FAULTS_OUTAGE seconds (default 20), then the table for docs/reliability.md.

@@ -20,10 +20,13 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
+from bot.bodies import Body
 from bot.checks import CheckResult, HttpCheck, run_checks
 from bot.cluster_facts import PodFacts, WarningEvent, pod_facts, warning_events
+from bot.deployments import rollout_history
 from bot.error_rate import (
     ErrorRateReading,
     LogLine,
@@ -37,7 +40,6 @@ from bot.redaction import redact
 from bot.rollout import RolloutPhase, rollout_state
 from bot.signals import DEFAULT_ERROR_PATTERN, ErrorRate, Thresholds
 
-Body = dict[str, Any]
 Severity = Literal["critical", "high", "medium", "low"]
 #: Worst first; several Deployments assessed together take the worst one's severity.
 SEVERITY_ORDER: tuple[Severity, ...] = ("critical", "high", "medium", "low")
@@ -75,6 +77,8 @@ class Assessment:
     error_rates: tuple[ErrorRateReading, ...] = ()
     #: Set when the recommendation is to monitor: when to assess again.
     monitor_minutes: float | None = None
+    #: When the revision running now started rolling out (its ReplicaSet was made).
+    revision_since: datetime | None = None
 
     @property
     def error_rate(self) -> ErrorRateReading | None:
@@ -143,6 +147,8 @@ class AssessmentSummary:
     recommendation: str
     facts: tuple[str, ...]
     monitor_minutes: float | None = None
+    #: The latest rollout start among the Deployments assessed.
+    revision_since: datetime | None = None
 
     def lines(self) -> list[str]:
         return [headline(self.severity, self.recommendation), *self.facts]
@@ -162,7 +168,11 @@ def summarize(results: Mapping[str, Assessment]) -> AssessmentSummary:
             for name, result in results.items()
             for line in result.fact_lines()[:2]
         )
-    return AssessmentSummary(worst.severity, worst.recommendation, facts, worst.monitor_minutes)
+    starts = [a.revision_since for a in results.values() if a.revision_since is not None]
+    since = max(starts, default=None)
+    return AssessmentSummary(
+        worst.severity, worst.recommendation, facts, worst.monitor_minutes, since
+    )
 
 
 class Decision(NamedTuple):
@@ -345,4 +355,22 @@ def assess_workload(
         health,
         tuple(rates),
         decision.monitor_minutes,
+        _current_since(deployment, replica_sets),
     )
+
+
+def _current_since(deployment: Body, listed: Future[list[Body]]) -> datetime | None:
+    """When the Deployment's current revision started rolling out: the creation of
+    its ReplicaSet (the rollout history's current entry); None when unknown."""
+    if not listed.done() or listed.exception() is not None:
+        return None
+    if not (deployment.get("spec") or {}).get("template"):
+        return None
+    current = next((r for r in rollout_history(deployment, listed.result()) if r.current), None)
+    if current is None or not current.created:
+        return None
+    try:
+        moment = datetime.fromisoformat(current.created)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--no-watch", action="store_true", help="print once, do not follow")
     status.add_argument("--timeout", default="5m")
 
+    stats = commands.add_parser("stats", help="rollbacks, success rate, MTTR over a window")
+    stats.add_argument("service", nargs="?", help="one Deployment or service (default: all)")
+    stats.add_argument("--since", default="30d", help="the window: 12h, 30d, 8w (default 30d)")
+    stats.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
+    stats.add_argument("--chart", metavar="FILE.png", help="also write the trend as a chart")
+
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("file", nargs="?", help="config file (default: $ROLLBOT_CONFIG)")
     return parser
@@ -295,6 +301,38 @@ def cmd_check_config(args: argparse.Namespace, out: Terminal) -> int:
     return EXIT_OK
 
 
+def cmd_stats(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -> int:
+    """The records of the store rollbot's Slack side uses (REDIS_URL), else this
+    machine's embedded one: the runbooks' figures, as a table, JSON or CSV."""
+    from datetime import UTC, datetime
+
+    from bot import stats_output
+    from bot.retention import backfill_outcomes, outcomes_between
+    from bot.stats import compute, parse_window
+    from bot.store import RollbackStore, connect
+
+    until = datetime.now(UTC)
+    since = until - parse_window(args.since)
+    service = check_object_name(args.service) if args.service else None
+    if service and service in config.services:
+        service = config.services[service].deployment or service
+    store = RollbackStore(connect())
+    backfill_outcomes(store)  # a store no worker has upgraded yet
+    outcomes = outcomes_between(store, since, until)
+    figures = compute(outcomes, config.environment_of, since=since, until=until, service=service)
+    if args.output == "json":
+        out.say(stats_output.as_json(figures))
+    elif args.output == "csv":
+        out.say(stats_output.as_csv(figures).rstrip("\n"))
+    else:
+        for line in stats_output.table_lines(figures):
+            out.say(line)
+    if args.chart:
+        Path(args.chart).write_bytes(stats_output.chart_png(figures, service or "Rollbacks"))
+        out.complain(f"chart written to {args.chart}")
+    return EXIT_OK
+
+
 @contextmanager
 def _workloads_held(keys: list[str], actor: str, timeout: float) -> Iterator[None]:
     """With REDIS_URL (the Redis rollbot's Slack side uses), hold the same workload
@@ -330,7 +368,12 @@ def run(argv: Sequence[str] | None = None, out: Terminal | None = None) -> int:
         if args.command == "check-config":
             return cmd_check_config(args, out)
         config = load_config(args.config)
-        handler = {"history": cmd_history, "rollback": cmd_rollback, "status": cmd_status}
+        handler = {
+            "history": cmd_history,
+            "rollback": cmd_rollback,
+            "status": cmd_status,
+            "stats": cmd_stats,
+        }
         return handler[args.command](args, config, out)
     except AlreadyAtTarget as err:  # nothing to do is a success (kubectl's "skipped rollback")
         out.say(str(err))

@@ -169,6 +169,9 @@ class RollbotConfig(ApprovalPolicy):
     worker_lease_seconds: float = Field(default=15, ge=1, le=300)
     #: A message Slack has not taken for this long makes the workers' readiness fail.
     outbox_stale_seconds: float = Field(default=60, gt=0)
+    #: Finished rollback records (and their backups) are kept this long, for the
+    #: history, `--restore` and the stats; older ones are deleted by the workers.
+    record_retention_days: float = Field(default=400, gt=0)
 
     @model_validator(mode="after")
     def _one_environment_per_namespace(self) -> RollbotConfig:

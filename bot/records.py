@@ -131,6 +131,9 @@ class RollbackRecord(BaseModel):
     severity: str | None = None
     #: What the assessment recommends, e.g. "no pod is ready: roll back now".
     recommendation: str | None = None
+    #: When the revision rolled back from started rolling out (its ReplicaSet was
+    #: made): the start of the time to detection.
+    bad_since: datetime | None = None
     approvals: tuple[str, ...] = ()  # who approved so far, when several must
     emergency: bool = False
     #: "manual" (Slack), "cli", or "automatic" (rollbot saw the new revision fail).

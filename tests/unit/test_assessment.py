@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -27,6 +28,7 @@ from bot.errors import PermanentError
 from bot.signals import ErrorRate, PrometheusQuery, Thresholds
 from testbed.http_service import FakeService
 from testbed.prometheus import FakePrometheus
+from tests.unit import builders
 
 DEPLOYMENT = {
     "metadata": {"name": "web", "namespace": "prod", "generation": 1},
@@ -535,3 +537,37 @@ def test_several_deployments_are_summed_up_by_the_worst_with_each_one_named():
 )
 def test_a_reassessment_is_worse_better_or_no_better_by_severity(before, now, verdict):
     assert compared(before, now) == verdict
+
+
+class RolledOut(LoggingPods):
+    """A Deployment at v3 whose ReplicaSets were made at given times."""
+
+    def __init__(self, replica_sets: list[dict]) -> None:
+        super().__init__({"web-1": "INFO ok\n"})
+        self.replica_sets = replica_sets
+
+    def get_deployment(self, namespace, name):
+        return builders.deployment(builders.template("app:v3"))
+
+    def list_replica_sets(self, namespace, label_selector):
+        return self.replica_sets
+
+
+def test_the_assessment_knows_when_the_running_revision_started_rolling_out():
+    source = RolledOut(
+        [
+            builders.replica_set(
+                "web-2", "2", builders.template("app:v2"), created="2026-11-01T10:00:00Z"
+            ),
+            builders.replica_set(
+                "web-3", "3", builders.template("app:v3"), created="2026-11-02T09:30:00Z"
+            ),
+        ]
+    )
+    result = assess_workload(source, "prod", "web")
+    assert result.revision_since == datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    later = RolledOut(source.replica_sets[:1])  # the running template has no ReplicaSet yet
+    assert assess_workload(later, "prod", "web").revision_since is None
+    assert summarize(
+        {"web": result, "web-2": assess_workload(later, "prod", "web")}
+    ).revision_since == (datetime(2026, 11, 2, 9, 30, tzinfo=UTC))

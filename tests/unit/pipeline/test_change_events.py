@@ -1,0 +1,47 @@
+"""A rollback's change events are queued in the write that starts or ends it:
+once each, and none for what changed nothing."""
+
+from __future__ import annotations
+
+from bot.change_events import CHANGES, ChangeEvent
+from bot.pipeline.wiring import Pipeline
+from tests.unit.pipeline.conftest import S, stored, web_request
+
+TO_ROLLOUT = (S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED, S.BACKING_UP, S.ROLLING_BACK)
+
+
+def queued(p: Pipeline) -> list[ChangeEvent]:
+    return [ChangeEvent.model_validate_json(raw) for raw in p.store.redis.lrange(CHANGES, 0, -1)]
+
+
+def test_a_rollback_is_told_when_it_starts_and_when_it_ends(pipeline: Pipeline) -> None:
+    saved = stored(pipeline, web_request(reason="crash loop"), *TO_ROLLOUT, S.VERIFYING)
+    pipeline.store.update(saved.id, lambda r: r.transition(S.SUCCEEDED, "healthy"))
+    pipeline.store.update(saved.id, lambda r: r.note("follow-up: stable"))
+    started, finished = queued(pipeline)
+    assert (started.id, started.kind, started.state) == (
+        f"{saved.id}:started",
+        "started",
+        "rolling_back",
+    )
+    assert (finished.kind, finished.state, finished.service) == ("finished", "succeeded", "web")
+    assert finished.reason == "crash loop" and finished.approved_by == "U0BOB"
+
+
+def test_a_failure_while_rolling_back_is_told_with_its_error(pipeline: Pipeline) -> None:
+    saved = stored(pipeline, web_request(), *TO_ROLLOUT)
+    pipeline.store.update(
+        saved.id, lambda r: r.transition(S.FAILED, "rollout failed", error="deadline exceeded")
+    )
+    assert [(e.kind, e.state, e.error) for e in queued(pipeline)] == [
+        ("started", "rolling_back", None),
+        ("finished", "failed", "deadline exceeded"),
+    ]
+
+
+def test_what_changed_nothing_is_not_told(pipeline: Pipeline) -> None:
+    stored(pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.CANCELLED)
+    stored(pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.EXPIRED)
+    stored(pipeline, web_request(), S.FAILED)  # refused at the assessment
+    stored(pipeline, web_request(dry_run=True), *TO_ROLLOUT, S.VERIFYING, S.SUCCEEDED)
+    assert queued(pipeline) == []
