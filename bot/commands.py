@@ -66,6 +66,7 @@ USAGE = f"""\
 /rollback SERVICE --traffic off|on      (take pods out of / back into the Service)
 /rollback history SERVICE [-n NAMESPACE]
 /rollback status [ID]
+/rollback stats [SERVICE] [--since 30d]   (rollbacks, success rate, MTTR)
 /rollback cancel ID
 /rollback help"""
 
@@ -122,6 +123,8 @@ def _parse_words(
         if len(words) != 2:
             raise UsageProblem("cancel takes one rollback id, e.g. /rollback cancel rb-1a2b3c4d")
         return RollbackRequest("cancel", record_id=parse_record_id("cancel", words[1]))
+    if head == "stats":
+        return _parse_stats(words[1:], catalog)
     action: Literal["rollback", "history"] = "rollback"
     if head == "history":
         action, words = "history", words[1:]
@@ -176,6 +179,31 @@ def _parse_words(
         reason=values.get("reason"),
         dry_run=switches.get("dry_run", False),
         emergency=switches.get("emergency", False),
+    )
+
+
+def _parse_stats(words: list[str], catalog: Catalog | None) -> RollbackRequest:
+    """`stats [SERVICE] [--since 30d]`."""
+    service, since = "", ""
+    rest = list(words)
+    while rest:
+        word = rest.pop(0)
+        if word.startswith("--since"):
+            if since:
+                raise UsageProblem("--since is given twice: give it once")
+            value = word.partition("=")[2] if "=" in word else (rest.pop(0) if rest else "")
+            if not value or word not in ("--since", f"--since={value}"):
+                raise UsageProblem("--since needs a window, e.g. --since 30d")
+            since = value
+        elif word.startswith(("-", *_DASHES)):
+            raise UsageProblem(f"stats takes a service and --since only, not {_shown_flag(word)}")
+        elif service:
+            raise UsageProblem(f"one service at a time: got {quoted(service)} and {quoted(word)}")
+        else:
+            service = word
+    _, deployment = (catalog or {}).get(service, (None, None)) if service else (None, None)
+    return RollbackRequest(
+        "stats", service=service, workload=deployment or service, since=since or "30d"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from bot.errors import InvalidInput
 
@@ -28,6 +29,18 @@ def parse_duration(text: str) -> float:
     if seconds > MAX_SECONDS:
         raise InvalidInput(f"{text[:40]!r} is longer than a week: give at most 168h")
     return seconds
+
+
+_WINDOW = re.compile(r"^\s*([0-9]{1,4})\s*([hdw])\s*$")
+_WINDOW_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_window(text: str) -> timedelta:
+    """A stats window, `--since`: `30d`, `12h`, `8w`; anything else is refused."""
+    match = _WINDOW.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise InvalidInput(f"--since takes a number and h, d or w (e.g. 30d), not {text[:40]!r}")
+    return int(match.group(1)) * _WINDOW_UNIT[match.group(2)]
 
 
 def format_duration(seconds: float) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
+from bot.durations import parse_window
 from bot.errors import InvalidInput
 from bot.names import check_container_name, check_namespace, check_object_name, quoted
 
@@ -51,7 +52,7 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 # Bidi embeddings, overrides and isolates: they make a reason read differently than it is.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
-Action = Literal["rollback", "history", "status", "cancel", "help"]
+Action = Literal["rollback", "history", "status", "cancel", "help", "stats"]
 _ACTIONS: tuple[Action, ...] = get_args(Action)
 
 
@@ -239,12 +240,19 @@ class RollbackRequest:
     reason: str = ""
     #: status / cancel: the rollback meant ("" for status: the recent ones).
     record_id: str = ""
+    #: stats: the window (`--since 30d`); the service is optional there.
+    since: str = ""
 
     def __post_init__(self) -> None:
         if self.action not in _ACTIONS:
             raise UsageProblem(f"unknown action {self.action!r}")
         if self.action in ("help", "status", "cancel"):
             self._check_record_action()
+            return
+        if self.since and self.action != "stats":
+            raise UsageProblem("--since goes with stats")
+        if self.action == "stats":
+            self._check_stats()
             return
         if self.record_id:
             raise UsageProblem(f"{self.action} names a service, not a rollback id")
@@ -284,6 +292,26 @@ class RollbackRequest:
             if self.action == "help":
                 raise UsageProblem("help takes no rollback id")
             parse_record_id(self.action, self.record_id)
+
+    def _check_stats(self) -> None:
+        asked = (
+            self.to_revision,
+            self.to_tag,
+            self.container,
+            self.force,
+            self.asked_strategy,
+            self.operations_given(),
+            self.dry_run,
+            self.emergency,
+            self.reason,
+            self.record_id,
+        )
+        if any(asked):
+            raise UsageProblem("stats takes a service (or none: all) and --since only")
+        if self.service:
+            check_object_name(self.service)
+            check_object_name(self.workload)
+        parse_window(self.since or "30d")
 
     def _check_operation(self) -> None:
         if self.backup is not None:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.errors import InvalidInput
+from bot.durations import parse_window as parse_window  # the CLI's and Slack's --since
 from bot.records import RollbackRecord, RollbackState
 
 S = RollbackState
@@ -27,18 +26,6 @@ S = RollbackState
 #: Records in these states ran (or tried to run) a rollback; cancelled and expired
 #: confirmations are counted apart, dry runs not at all.
 RAN = frozenset({S.SUCCEEDED.value, S.FAILED.value})
-
-_WINDOW = re.compile(r"^\s*(\d{1,4})\s*([hdw])\s*$")
-_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-
-
-def parse_window(text: str) -> timedelta:
-    """`30d`, `12h`, `8w` → the window; anything else is refused with the forms allowed."""
-    match = _WINDOW.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise InvalidInput(f"--since takes a number and h, d or w (e.g. 30d), not {text!r}")
-    return int(match.group(1)) * _UNIT[match.group(2)]
-
 
 @dataclass(frozen=True)
 class Durations:

@@ -274,6 +274,11 @@ def anyone(caller: Caller, command: Command) -> None:
     """For what reveals nothing and changes nothing (help)."""
 
 
+def counts_what_it_may(caller: Caller, command: Command) -> None:
+    """For what counts only the records of namespaces where the caller may request
+    a rollback (stats): nothing to refuse, the answer filters itself."""
+
+
 def request_check(caller: Caller, command: Command) -> None:
     caller.may_request(command.namespace, command.emergency)
     check_reason_given(caller.services.config, command.namespace, command.reason, command.dry_run)

@@ -19,12 +19,14 @@ from handlers.authorization import (
     Caller,
     anyone,
     cancel_check,
+    counts_what_it_may,
     history_check,
     on_command,
     request_check,
     status_check,
 )
 from handlers.blocks import as_dicts, entry_text, outcome_blocks, state_label, title
+from handlers.commands import stats
 from handlers.mrkdwn import clip, code, untrusted
 from handlers.opening import open_rollback
 from handlers.services import Services
@@ -107,6 +109,7 @@ def register(app: App, services: Services) -> None:
             "history": history_check,
             "status": status_check,
             "cancel": cancel_check,
+            "stats": counts_what_it_may,
         },
     )
     def rollback_command(
@@ -126,6 +129,11 @@ def register(app: App, services: Services) -> None:
                 text = f"```{untrusted(USAGE)}```"
             elif command.action == "status":
                 text = status_answer(caller, record)
+            elif command.action == "stats":
+                figures = stats.figures(caller, command)
+                ack(text=stats.answer(figures), response_type="ephemeral")
+                stats.post_chart(client, caller, figures, command)
+                return
             elif command.action == "history":
                 text = history_answer(caller, command)
             elif command.action == "cancel" and record is not None:
