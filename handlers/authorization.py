@@ -35,8 +35,9 @@ from bot.policy import (
 )
 from bot.records import RollbackRecord
 from handlers.ids import ActionId
-from handlers.mrkdwn import from_slack, untrusted
+from handlers.mrkdwn import untrusted
 from handlers.services import Services
+from handlers.slack_text import command_text
 
 log = logging.getLogger("rollbot.slack")
 
@@ -127,7 +128,7 @@ class CommandAuthorized(Authorized):
 
     def authorize(self, caller: Caller, req: BoltRequest) -> RollbackRecord | None:
         config = self.services.config
-        text = from_slack(str(req.body.get("text", "")))
+        text = command_text(str(req.body.get("text", "")))
         command = parse_command(text, config.default_namespace, config.catalog)
         req.context["command"] = command
         check = self.checks.get(command.action)
