@@ -163,6 +163,9 @@ class RollbotConfig(ApprovalPolicy):
     worker_lease_seconds: float = Field(default=15, ge=1, le=300)
     #: A message Slack has not taken for this long makes the workers' readiness fail.
     outbox_stale_seconds: float = Field(default=60, gt=0)
+    #: Join a public channel where /rollback was typed before asking there (Slack
+    #: scope channels:join). Off: rollbot stays where people invite it, and says so.
+    join_public_channels: bool = False
 
     @model_validator(mode="after")
     def _one_environment_per_namespace(self) -> RollbotConfig:

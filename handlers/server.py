@@ -170,7 +170,12 @@ class RollbotServer:
                 liveness=(self.liveness, n),
             )
             self._spawn(f"worker-{n}", lambda w=worker: w.run(self.stop_event))
-        deliverer = OutboxDeliverer(self.outbox, self.store, self.app.client)
+        deliverer = OutboxDeliverer(
+            self.outbox,
+            self.store,
+            self.app.client,
+            join_channels=self.config.join_public_channels,
+        )
         slot = self.workers
         self._spawn(
             "outbox", lambda: deliverer.run(self.stop_event, lambda: self.liveness.beat(slot))

@@ -29,6 +29,7 @@ from handlers.authorization import (
 from handlers.blocks import as_dicts, entry_text, outcome_blocks, state_label, title
 from handlers.mrkdwn import clip, code, mention, untrusted
 from handlers.services import Services
+from handlers.unwelcome import ResponseUrls
 
 MAX_ANSWER = 3900
 #: How many records `/rollback status` lists.
@@ -37,8 +38,10 @@ STATUS_LINES = 5
 STATUS_SCAN = 50
 
 
-def request_answer(caller: Caller, command: Command, trigger: str) -> str:
-    """Record the rollback asked for and queue its assessment; what the asker reads."""
+def request_answer(caller: Caller, command: Command, trigger: str, response_url: str = "") -> str:
+    """Record the rollback asked for and queue its assessment; what the asker reads.
+    The command's `response_url` is kept: it reaches the asker where rollbot cannot
+    post (a channel it is not in), for as long as Slack honours it."""
     services = caller.services
     config, store = services.config, services.store
     strategy, workload = command.resolved(config)
@@ -56,6 +59,8 @@ def request_answer(caller: Caller, command: Command, trigger: str) -> str:
         options=command.options,
         ttl=timedelta(seconds=config.confirmation_ttl_seconds),
     )
+    if response_url:  # kept first: the assessment may be done before this returns
+        ResponseUrls(store).keep(record.id, response_url)
     # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
     # command it thinks timed out: act on each once), the record stored, the job queued.
     outcome, holder = store.open(
@@ -177,7 +182,7 @@ def register(app: App, services: Services) -> None:
                 text = f"Cancelled {code(cancelled.id)}."
             elif command.action == "rollback":
                 trigger = str(body.get("trigger_id") or body.get("text"))
-                text = request_answer(caller, command, trigger)
+                text = request_answer(caller, command, trigger, str(body.get("response_url") or ""))
             else:
                 text = f":warning: /rollback {untrusted(command.action)} is not available"
         except RollbotError as err:
