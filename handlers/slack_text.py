@@ -14,7 +14,8 @@ at the edge, and the domain's grammar in `bot.commands` reads plain text):
   (`handlers.mrkdwn`).
 - **autocorrect**: the desktop and phone clients turn `"` into `“ ”`, `'` into
   `‘ ’` and `--` into `—` or `–`. Quotes become the shell quotes they were (an
-  apostrophe stays an apostrophe), and a dash that starts a word becomes `--`.
+  apostrophe stays an apostrophe), and a dash that starts a word becomes `--`
+  (`-` before a lone letter: `–n` can only be `-n`).
 
 Only the Slack command goes through this: a terminal does not autocorrect, and a
 `—` or `“` given to `rollbot rollback` was typed on purpose.
@@ -95,7 +96,9 @@ def plain_punctuation(text: str) -> str:
                 quote = "" if quote == "'" else "'"
                 out.append("'")
         elif char in _DASHES and quote == "" and at_word_start and text[i + 1 : i + 2].isalpha():
-            out.append("--")
+            # `—dry-run` was `--dry-run`; `–n` can only have been the short flag `-n`.
+            short = i + 2 == len(text) or text[i + 2].isspace()
+            out.append("-" if short else "--")
         else:
             out.append(char)
     return "".join(out)

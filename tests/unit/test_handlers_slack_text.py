@@ -36,6 +36,10 @@ def test_a_dash_autocorrected_from_two_hyphens_is_the_flag(typed, flag):
     assert getattr(parse_command(command_text(typed), "prod"), flag) is True
 
 
+def test_a_dash_before_a_lone_letter_is_the_short_flag():
+    assert parse_command(command_text("web –n homelab"), "prod").namespace == "homelab"
+
+
 def test_an_autocorrected_dash_inside_a_quoted_reason_stays_a_dash():
     command = parse_command(command_text("web –reason “v2 — broken”"), "prod")
     assert command.reason == "v2 — broken"
@@ -179,7 +183,7 @@ def test_any_text_reads_back_into_a_request_or_a_clear_refusal(text):
 
 
 def test_punctuation_alone_is_undone_without_markup():
-    assert plain_punctuation("“a” ‘b’ —c don’t") == "\"a\" 'b' --c don\\'t"
+    assert plain_punctuation("“a” ‘b’ —cd –e don’t") == "\"a\" 'b' --cd -e don\\'t"
 
 
 # -- and back out: the ids a reason keeps, as Slack and files show them ------------------
