@@ -46,7 +46,17 @@ class SlackUser:
             },
         )
 
-    def command(self, text: str, trigger_id: str | None = None, **kwargs: Any) -> httpx.Response:
+    def command(
+        self,
+        text: str,
+        trigger_id: str | None = None,
+        *,
+        response_url: str = "http://127.0.0.1:9/unused",
+        form: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """`response_url`: one the local Slack handed out (`FakeSlackApi.response_url`);
+        `form`: more fields, as an Enterprise Grid workspace sends (`enterprise_id`…)."""
         return self._post(
             {
                 "command": "/rollback",
@@ -56,7 +66,8 @@ class SlackUser:
                 "channel_id": self.channel,
                 "team_id": "T0TEAM",
                 "trigger_id": trigger_id or secrets.token_hex(8),
-                "response_url": "http://127.0.0.1:9/unused",
+                "response_url": response_url,
+                **(form or {}),
             },
             **kwargs,
         )

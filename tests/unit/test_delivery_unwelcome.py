@@ -107,6 +107,7 @@ def test_with_joining_allowed_rollbot_joins_a_public_channel_before_it_asks(
     store: RollbackStore, slack: FakeSlackApi
 ) -> None:
     slack.add_channel(CHANNEL, "ops", member=False)
+    slack.scopes.add("channels:join")
     record = asked(store)
     OutboxSink(Outbox(store.redis)).confirmation(record)
     deliver_all(store, slack, join=True)

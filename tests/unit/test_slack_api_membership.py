@@ -6,14 +6,16 @@ slack_sdk WebClient, as the bot's own calls are."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from testbed.slack_api import FakeSlackApi
+from testbed.slack_api import MANIFEST_SCOPES, FakeSlackApi
 
 PUBLIC, PRIVATE, DM = "C0PUBLIC01", "G0PRIVATE1", "D0ALICEBOB"
 
@@ -33,6 +35,11 @@ def error_of(call: Callable[[], Any]) -> str:
     with pytest.raises(SlackApiError) as raised:
         call()
     return str(raised.value.response["error"])
+
+
+def test_the_local_slack_grants_the_scopes_the_manifest_asks_for() -> None:
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-app-manifest.yaml").read_text())
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == MANIFEST_SCOPES
 
 
 def test_a_channel_no_test_declared_is_one_the_bot_has_joined(client: WebClient) -> None:
@@ -78,6 +85,7 @@ def test_conversations_join_opens_a_public_channel_but_not_a_private_one(
     slack.add_channel(PUBLIC, "ops", member=False)
     slack.add_channel(PRIVATE, "secret-ops", is_private=True)
     slack.scopes.discard("chat:write.public")
+    slack.scopes.add("channels:join")
     assert client.conversations_join(channel=PUBLIC)["channel"]["is_member"]
     assert slack.is_member(PUBLIC)
     assert client.chat_postMessage(channel=PUBLIC, text="joined")["ok"]
@@ -87,7 +95,7 @@ def test_conversations_join_opens_a_public_channel_but_not_a_private_one(
 
 def test_joining_needs_the_channels_join_scope(slack: FakeSlackApi, client: WebClient) -> None:
     slack.add_channel(PUBLIC, "ops", member=False)
-    slack.scopes.discard("channels:join")
+    assert "channels:join" not in slack.scopes
     assert error_of(lambda: client.conversations_join(channel=PUBLIC)) == "missing_scope"
     assert not slack.is_member(PUBLIC)
 
@@ -96,6 +104,7 @@ def test_an_archived_channel_refuses_posts_edits_and_joins(
     slack: FakeSlackApi, client: WebClient
 ) -> None:
     ts = client.chat_postMessage(channel=PUBLIC, text="before")["ts"]
+    slack.scopes.add("channels:join")
     slack.archive_channel(PUBLIC)
     assert error_of(lambda: client.chat_postMessage(channel=PUBLIC, text="x")) == "is_archived"
     assert error_of(lambda: client.chat_update(channel=PUBLIC, ts=ts, text="x")) == "is_archived"
