@@ -38,6 +38,7 @@ from handlers.ids import ActionId
 from handlers.mrkdwn import untrusted
 from handlers.services import Services
 from handlers.slack_text import command_text
+from handlers.unwelcome import tell_ephemeral
 
 log = logging.getLogger("rollbot.slack")
 
@@ -181,10 +182,11 @@ class ClickAuthorized(Authorized):
                 pass  # the store is down: the clicker still hears why
         text = f":warning: {untrusted(str(err))}"
         client = req.context.client
+        response_url = req.body.get("response_url")
 
         def tell() -> None:
             try:
-                client.chat_postEphemeral(channel=caller.channel, user=caller.user, text=text)
+                tell_ephemeral(client, caller.channel, caller.user, text, response_url)
             except (SlackClientError, OSError):
                 log.exception("could not tell %s why their click was refused", caller.user)
 

@@ -125,7 +125,12 @@ class OutboxDeliverer:
         except Exception as err:
             if slack_is_away(err) or isinstance(err, TemporaryError):
                 raise  # not delivered: it stays at the head, tried again
-            self.refused(message, err)
+            try:
+                self.refused(message, err)
+            except Exception as again:
+                if slack_is_away(again) or isinstance(again, TemporaryError):
+                    raise
+                log.error("outbox: message %s dropped: %s", message.id, again)
         self.outbox.done(raw)
         return True
 
@@ -138,12 +143,19 @@ class OutboxDeliverer:
         log.error("outbox: message %s (%s) refused: %s", message.id, message.call, err)
         if record is None or error is None:
             if error in CHANNEL_CLOSED and message.call == "tell":
-                self._direct(message.args["user"], decorated(message.args["text"]))
+                args = message.args
+                self._direct(args["user"], decorated(args["text"], Tone(args["tone"])))
             return
         record = self._current(record)
         if error == "message_not_found" and record.thread_ts:
-            self._new_thread(message, record)
-            return
+            record = self._new_thread(record)
+            try:
+                self.deliver(message)
+                return
+            except SlackApiError as again:
+                if slack_is_away(again):
+                    raise
+                error = slack_error(again)  # refused in its new thread too: said below
         if error not in CHANNEL_CLOSED:
             return  # blocks Slack will not take, and the like: logged, a bug to fix
         asking = message.call == "confirmation"
@@ -185,21 +197,20 @@ class OutboxDeliverer:
         except RollbotError as err:
             log.warning("could not cancel %s: %s", record.id, err)
 
-    def _new_thread(self, message: Message, record: RollbackRecord) -> None:
+    def _new_thread(self, record: RollbackRecord) -> RollbackRecord:
         """The confirmation (the thread's root) was deleted: a new message in the
         channel says so and becomes the thread the rest goes to."""
         old = record.thread_ts
-        key = f"rethread:{record.id}:{old}"
-        if self.outbox.first_time(key):
-            answer = self.client.chat_postMessage(
-                channel=record.channel, text=decorated(thread_gone(record.id), Tone.WARNING)
-            )
-            new = str(answer["ts"])
-            self.store.update(
-                record.id,
-                lambda r: r.model_copy(update={"thread_ts": new}) if r.thread_ts == old else r,
-            )
-        self.deliver(message)
+        if not self.outbox.first_time(f"rethread:{record.id}:{old}"):
+            return record
+        answer = self.client.chat_postMessage(
+            channel=record.channel, text=decorated(thread_gone(record.id), Tone.WARNING)
+        )
+        new = str(answer["ts"])
+        return self.store.update(
+            record.id,
+            lambda r: r.model_copy(update={"thread_ts": new}) if r.thread_ts == old else r,
+        )
 
     def _tell_requester(self, record: RollbackRecord, text: str) -> None:
         """Through the command's response_url while Slack honours it, else in a DM."""

@@ -17,6 +17,7 @@ import http.client
 import logging
 import urllib.error
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
@@ -144,3 +145,18 @@ def respond(url: str, text: str) -> bool:
     if answer.status_code != 200:
         log.info("response_url refused (%s): %s", answer.status_code, answer.body)
     return answer.status_code == 200
+
+
+def tell_ephemeral(
+    client: WebClient, channel: str, user: str, text: str, response_url: str | None
+) -> None:
+    """An answer (mrkdwn) to one person in a channel: ephemeral, which takes
+    membership, so a click in a channel rollbot posts in without being a member
+    (chat:write.public) is answered through the click's response_url instead."""
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except SlackApiError as err:
+        if slack_error(err) not in CHANNEL_CLOSED or not response_url or slack_is_away(err):
+            raise
+        if not respond(response_url, text):
+            raise

@@ -72,8 +72,16 @@ class SlackUser:
             **kwargs,
         )
 
-    def click(self, action: ActionId, record_id: str, message_ts: str) -> httpx.Response:
+    def click(
+        self,
+        action: ActionId,
+        record_id: str,
+        message_ts: str,
+        *,
+        response_url: str = "http://127.0.0.1:9/unused",
+    ) -> httpx.Response:
         payload = block_actions_payload(self.user, self.channel, action, record_id, message_ts)
+        payload["response_url"] = response_url
         return self._post({"payload": json.dumps(payload)})
 
 

@@ -193,3 +193,30 @@ def test_a_deleted_confirmation_gets_a_new_message_and_the_thread_goes_on(
     assert any(m.text.startswith(f"Rollback {record_id} succeeded") for m in thread[1:])
     wait_for("the report", lambda: len(slack.files()) >= 3)
     assert {f.thread_ts for f in slack.files()} == {record.thread_ts}
+
+
+def test_in_a_public_channel_rollbot_never_joined_clicks_and_files_are_still_answered(
+    make_bot, slack, workloads
+):
+    """chat:write.public lets rollbot ask there, but not answer a click ephemerally
+    nor share files: the clicker hears through the click's response_url, the
+    requester about the files."""
+    workloads.create("web", ["app:v1", "app:v2"])
+    room = "C0OPENROOM"
+    slack.add_channel(room, "open-room", member=False)
+    bot = make_bot()
+    person(bot.url, ALICE, room).command(
+        f"web -n {workloads.namespace}", response_url=slack.response_url(room, ALICE)
+    )
+    record_id, ts = question(slack, room)
+    person(bot.url, ALICE, room).click(
+        ActionId.APPROVE, record_id, ts, response_url=slack.response_url(room, ALICE)
+    )
+    refusal = wait_for("the refusal of the self-approval", lambda: told(slack, ALICE))
+    assert "someone else to approve" in refusal[0]
+    person(bot.url, BOB, room).click(ActionId.APPROVE, record_id, ts)
+    assert final(bot.store, record_id).state is RollbackState.SUCCEEDED
+    assert workloads.images_of("web") == ["app:v1"]
+    files_said = wait_for("the files explained", lambda: told(slack, ALICE)[1:])
+    assert "report files" in files_said[0] and "/invite @rollbot" in files_said[0]
+    assert slack.files() == [] and not slack.is_member(room)

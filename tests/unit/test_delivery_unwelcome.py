@@ -183,3 +183,42 @@ def test_files_in_a_public_channel_rollbot_never_joined_are_explained(
     assert store.get(record.id).state is RollbackState.AWAITING_APPROVAL
     [text] = told(slack)
     assert "report files" in text and "/invite @rollbot" in text
+
+
+def test_a_thread_that_cannot_be_carried_on_is_dropped_not_retried_forever(
+    store: RollbackStore, slack: FakeSlackApi
+) -> None:
+    record = asked(store)
+    sink = OutboxSink(Outbox(store.redis))
+    sink.confirmation(record)
+    deliver_all(store, slack)
+    old = store.get(record.id).thread_ts
+    assert old is not None
+    slack_client("xoxb-test", slack.base_url).chat_delete(channel=CHANNEL, ts=old)
+    slack.archive_channel(CHANNEL)  # and the new message cannot be posted either
+    sink.milestone(store.get(record.id), "Backup saved")
+    sink.milestone(store.get(record.id), "Rollback applied")
+    deliver_all(store, slack)
+    assert store.get(record.id).thread_ts == old
+    [text] = told(slack)
+    assert "archived" in text
+
+
+def test_a_report_carried_to_a_new_thread_whose_files_are_refused_is_explained(
+    store: RollbackStore, slack: FakeSlackApi
+) -> None:
+    record = asked(store)
+    sink = OutboxSink(Outbox(store.redis))
+    sink.confirmation(record)
+    deliver_all(store, slack)
+    old = store.get(record.id).thread_ts
+    assert old is not None
+    slack_client("xoxb-test", slack.base_url).chat_delete(channel=CHANNEL, ts=old)
+    slack.remove_bot(CHANNEL)  # chat:write.public still posts; files take membership
+    sink.report(store.get(record.id), "RESOLVED: web", {"r.md": "report"})
+    deliver_all(store, slack)
+    new = store.get(record.id).thread_ts
+    assert new is not None and new != old
+    assert [m.text for m in slack.thread(CHANNEL, new)][1:] == ["RESOLVED: web"]
+    [text] = told(slack)
+    assert "report files" in text
