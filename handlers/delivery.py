@@ -28,7 +28,7 @@ from bot.errors import RollbotError, TemporaryError
 from bot.outbox import Message, Outbox
 from bot.progress import Tone
 from bot.records import RollbackRecord, RollbackState
-from bot.store import RollbackStore
+from bot.store import RecordNotFound, RollbackStore
 from handlers.mrkdwn import mention
 from handlers.people import SlackPeople
 from handlers.thread import SlackThreadSink, decorated
@@ -232,7 +232,10 @@ class OutboxDeliverer:
     def _current(self, record: RollbackRecord) -> RollbackRecord:
         """The message's record with its thread as it is now: the question may have
         been delivered after this message was queued, or the thread moved since."""
-        thread = self.store.get(record.id).thread_ts
+        try:
+            thread = self.store.get(record.id).thread_ts
+        except RecordNotFound:
+            return record  # queued for a record that is gone: as it was queued
         if thread and thread != record.thread_ts:
             return record.model_copy(update={"thread_ts": thread})
         return record
