@@ -201,8 +201,9 @@ class OutboxDeliverer:
         """The confirmation (the thread's root) was deleted: a new message in the
         channel says so and becomes the thread the rest goes to."""
         old = record.thread_ts
-        if not self.outbox.first_time(f"rethread:{record.id}:{old}"):
-            return record
+        current = self.store.get(record.id)
+        if current.thread_ts != old:
+            return current  # moved already, for a message before this one
         answer = self.client.chat_postMessage(
             channel=record.channel, text=decorated(thread_gone(record.id), Tone.WARNING)
         )
