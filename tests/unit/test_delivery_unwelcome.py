@@ -222,3 +222,26 @@ def test_a_report_carried_to_a_new_thread_whose_files_are_refused_is_explained(
     assert [m.text for m in slack.thread(CHANNEL, new)][1:] == ["RESOLVED: web"]
     [text] = told(slack)
     assert "report files" in text
+
+
+def test_joining_cannot_open_a_private_channel_so_its_requester_is_told_to_invite(
+    store: RollbackStore, slack: FakeSlackApi
+) -> None:
+    slack.add_channel("G0SECRET", "secret", is_private=True, member=False)
+    slack.scopes.add("channels:join")
+    record = asked(store, "G0SECRET")
+    OutboxSink(Outbox(store.redis)).confirmation(record)
+    deliver_all(store, slack, join=True)
+    assert slack.calls("conversations.join")[0].error == "channel_not_found"
+    assert store.get(record.id).state is RollbackState.CANCELLED
+    [text] = told(slack)
+    assert "/invite @rollbot" in text
+
+
+def test_an_answer_for_a_channel_rollbot_is_not_in_reaches_the_person_directly(
+    store: RollbackStore, slack: FakeSlackApi
+) -> None:
+    slack.add_channel("G0SECRET", "secret", is_private=True, member=False)
+    OutboxSink(Outbox(store.redis)).tell("G0SECRET", ALICE, "History of web: …")
+    deliver_all(store, slack)
+    assert [(m.channel, m.text) for m in slack.messages()] == [(f"D{ALICE}", "History of web: …")]
