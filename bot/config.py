@@ -172,6 +172,9 @@ class RollbotConfig(ApprovalPolicy):
     #: Finished rollback records (and their backups) are kept this long, for the
     #: history, `--restore` and the stats; older ones are deleted by the workers.
     record_retention_days: float = Field(default=400, gt=0)
+    #: Join a public channel where /rollback was typed before asking there (Slack
+    #: scope channels:join). Off: rollbot stays where people invite it, and says so.
+    join_public_channels: bool = False
 
     @model_validator(mode="after")
     def _one_environment_per_namespace(self) -> RollbotConfig:

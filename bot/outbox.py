@@ -99,6 +99,11 @@ class Outbox:
         head = self.head()
         return 0.0 if head is None else max(0.0, (now or time.time()) - head[0].queued_at)
 
+    def first_time(self, key: str) -> bool:
+        """Whether `key` is seen for the first time (it is remembered from now on): for
+        what the deliverer says once however many messages fail the same way."""
+        return bool(self.redis.set(f"{PREFIX}:once:{key}", "1", nx=True, ex=REMEMBER_SECONDS))
+
     # -- a message's chat calls, each made once ----------------------------------------
 
     def call_answer(self, message_id: str, index: int) -> dict[str, Any] | None:

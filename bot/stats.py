@@ -27,6 +27,7 @@ S = RollbackState
 #: confirmations are counted apart, dry runs not at all.
 RAN = frozenset({S.SUCCEEDED.value, S.FAILED.value})
 
+
 @dataclass(frozen=True)
 class Durations:
     """Seconds: how many were measured, their median and 90th percentile."""

@@ -38,8 +38,10 @@ from bot.policy import (
 from bot.records import RollbackRecord
 from handlers.form import FieldError, channel_of, read_form, request_from_form
 from handlers.ids import ActionId, BlockId, CallbackId
-from handlers.mrkdwn import from_slack, plain, untrusted
+from handlers.mrkdwn import plain, untrusted
 from handlers.services import Services
+from handlers.slack_text import command_text
+from handlers.unwelcome import tell_ephemeral
 
 log = logging.getLogger("rollbot.slack")
 
@@ -130,7 +132,7 @@ class CommandAuthorized(Authorized):
 
     def authorize(self, caller: Caller, req: BoltRequest) -> RollbackRecord | None:
         config = self.services.config
-        text = from_slack(str(req.body.get("text", "")))
+        text = command_text(str(req.body.get("text", "")))
         command = parse_command(text, config.default_namespace, config.catalog)
         req.context["command"] = command
         check = self.checks.get(command.action)
@@ -183,10 +185,11 @@ class ClickAuthorized(Authorized):
                 pass  # the store is down: the clicker still hears why
         text = f":warning: {untrusted(str(err))}"
         client = req.context.client
+        response_url = req.body.get("response_url")
 
         def tell() -> None:
             try:
-                client.chat_postEphemeral(channel=caller.channel, user=caller.user, text=text)
+                tell_ephemeral(client, caller.channel, caller.user, text, response_url)
             except (SlackClientError, OSError):
                 log.exception("could not tell %s why their click was refused", caller.user)
 

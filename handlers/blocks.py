@@ -23,7 +23,16 @@ from bot.assessment import headline
 from bot.records import RollbackRecord, RollbackState, TimelineEntry
 from bot.requests import DEFAULT_STRATEGY
 from handlers.ids import ActionId, BlockId
-from handlers.mrkdwn import clip, code, escape, mention, mention_actor, plain, untrusted
+from handlers.mrkdwn import (
+    clip,
+    code,
+    escape,
+    mention,
+    mention_actor,
+    mention_named,
+    plain,
+    untrusted,
+)
 
 MAX_CHANGE_LINES = 15
 MAX_SECTION = 2900
@@ -52,7 +61,7 @@ def requester_line(record: RollbackRecord) -> str:
     if record.trigger == "automatic":
         return f"Opened automatically by rollbot — {untrusted(record.reason)}"
     return f"Requested by {mention(record.requested_by)}" + (
-        f": {untrusted(record.reason)}" if record.reason else ""
+        f": {mention_named(untrusted(record.reason))}" if record.reason else ""
     )
 
 

@@ -22,6 +22,10 @@ _MASS_MENTION = re.compile(r"@(?=(?:channel|here|everyone|group)\b)", re.IGNOREC
 _WORD_JOINER = "\u2060"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")
+#: A person or channel a person's text names by id (`handlers.slack_text` keeps them so);
+#: an id has a digit, so "@UTC" or "#CVE" stays text.
+_NAMED_USER = re.compile(r"(?<![\w@<;])@((?=[UW][A-Z]*\d)[UW][A-Z0-9]{2,})\b")
+_NAMED_CHANNEL = re.compile(r"(?<![\w#<;])#((?=[CG][A-Z]*\d)[CG][A-Z0-9]{2,})\b")
 
 
 def redacted(text: str) -> str:
@@ -70,15 +74,17 @@ def mention_actor(escaped: str, actor: str | None) -> str:
     return re.sub(rf"(?<![@\w]){re.escape(actor)}\b", f"<@{actor}>", escaped)
 
 
+def mention_named(escaped: str) -> str:
+    """Escaped text from a person (a reason) with the people and channels it names by
+    id (`@U123`, `#C123`, as `handlers.slack_text` reads Slack's mentions) shown as
+    Slack shows them: the name, kept current, linked. Nothing else becomes markup."""
+    escaped = _NAMED_USER.sub(r"<@\1>", escaped)
+    return _NAMED_CHANNEL.sub(r"<#\1>", escaped)
+
+
 def clip(escaped: str, limit: int) -> str:
     """Escaped text cut to `limit` characters, never in the middle of an entity."""
     if len(escaped) <= limit:
         return escaped
     head = escaped[: limit - 1]
     return _ENTITY_TAIL.sub("", head) + "…"
-
-
-def from_slack(text: str) -> str:
-    """Text Slack sent us (a command's arguments) as plain text: Slack escapes
-    `& < >` in what people type; the domain wants what they typed."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -11,6 +11,7 @@ from bot.requests import DEFAULT_STRATEGY, RollbackRequest
 from bot.store import Job
 from handlers.authorization import Caller
 from handlers.mrkdwn import code, mention, untrusted
+from handlers.unwelcome import ResponseUrls
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,12 @@ class Opened:
     text: str
 
 
-def open_rollback(caller: Caller, command: RollbackRequest, trigger: str) -> Opened:
-    """Record the rollback asked for and queue its assessment; what the asker reads."""
+def open_rollback(
+    caller: Caller, command: RollbackRequest, trigger: str, response_url: str = ""
+) -> Opened:
+    """Record the rollback asked for and queue its assessment; what the asker reads.
+    A command's `response_url` is kept: it reaches the asker where rollbot cannot
+    post (a channel it is not in), for as long as Slack honours it."""
     services = caller.services
     config, store = services.config, services.store
     strategy, workload = command.resolved(config)
@@ -40,6 +45,8 @@ def open_rollback(caller: Caller, command: RollbackRequest, trigger: str) -> Ope
         options=command.options,
         ttl=timedelta(seconds=config.confirmation_ttl_seconds),
     )
+    if response_url:  # kept first: the assessment may be done before this returns
+        ResponseUrls(store).keep(record.id, response_url)
     # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
     # command it thinks timed out: act on each once), the record stored, the job queued.
     outcome, holder = store.open(

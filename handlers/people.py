@@ -4,14 +4,28 @@ Slack cannot say (down, rate-limited, an unknown id), the id stands in."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 log = logging.getLogger("rollbot.people")
+#: A person a text names by id (`@U123`: how `handlers.slack_text` reads a mention).
+_NAMED = re.compile(r"(?<![\w@<;])@((?=[UW][A-Z]*\d)[UW][A-Z0-9]{2,})\b")
+NamesOf = Callable[[set[str]], Mapping[str, str]]
+
+
+def with_names(text: str, names_of: NamesOf) -> str:
+    """`text` (a file, not mrkdwn) with each `@U123` it holds as `@Their Name`, where
+    Slack knows it: a report reads naturally outside Slack, which links ids itself."""
+    ids = set(_NAMED.findall(text))
+    if not ids:
+        return text
+    names = names_of(ids)
+    return _NAMED.sub(lambda m: f"@{names.get(m.group(1)) or m.group(1)}", text)
 
 
 class SlackPeople:

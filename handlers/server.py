@@ -183,6 +183,7 @@ class RollbotServer:
             self.store,
             self.app.client,
             protected=partial(protected_where, self.config),
+            join_channels=self.config.join_public_channels,
         )
         slot = self.workers
         self._spawn(

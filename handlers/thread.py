@@ -36,6 +36,8 @@ from handlers.blocks import (
     title,
 )
 from handlers.mrkdwn import clip, mention, redacted, untrusted
+from handlers.people import NamesOf, with_names
+from handlers.unwelcome import not_announced, slack_is_away
 
 log = logging.getLogger("rollbot.slack")
 
@@ -69,10 +71,13 @@ class SlackThreadSink:
         client: WebClient,
         min_interval: float = MIN_EDIT_INTERVAL,
         protected: Callable[[str], str | None] = lambda namespace: None,
+        names_of: NamesOf = lambda _ids: {},
     ) -> None:
         self.client = client
         #: namespace → the environment whose Approve asks first (`bot.policy.protected_where`).
         self.protected = protected
+        #: People's names for the files (none: ids stay ids).
+        self.names_of = names_of
         self.min_interval = min_interval
         #: (record, workload) → its live line: one per Deployment being rolled out.
         self._status: dict[tuple[str, str], _LiveLine] = {}
@@ -202,18 +207,39 @@ class SlackThreadSink:
         announce_to: str | None = None,
     ) -> None:
         text = clip(untrusted(summary), MAX_TEXT)
-        if announce_to and announce_to != record.channel:
-            self.client.chat_postMessage(channel=announce_to, text=text)
         self.client.chat_postMessage(channel=record.channel, thread_ts=record.thread_ts, text=text)
-        # Files are not mrkdwn (nothing to escape), but they quote the same sources.
+        # Files are not mrkdwn (nothing to escape), but they quote the same sources;
+        # outside Slack an `@U123` a person wrote means nothing: their name does.
         self.client.files_upload_v2(
             channel=record.channel,
             thread_ts=record.thread_ts,
             file_uploads=[
-                {"content": redacted(content), "filename": name, "title": name}
+                {
+                    "content": with_names(redacted(content), self.names_of),
+                    "filename": name,
+                    "title": name,
+                }
                 for name, content in files.items()
             ],
         )
+        if announce_to and announce_to != record.channel:
+            self._announce(record, announce_to, text)
+
+    def _announce(self, record: RollbackRecord, channel: str, text: str) -> None:
+        """The summary in the incidents channel too: last, so a channel that is gone or
+        closed to rollbot costs the thread nothing, and said there when it fails."""
+        try:
+            self.client.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as err:
+            if slack_is_away(err):
+                raise  # tried again later, with the calls already made kept
+            self.client.chat_postMessage(
+                channel=record.channel,
+                thread_ts=record.thread_ts,
+                text=decorated(
+                    not_announced(channel, str(err.response.get("error"))), Tone.WARNING
+                ),
+            )
 
     def tell(self, channel: str, user: str, text: str, tone: Tone = Tone.INFO) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=decorated(text, tone))

@@ -62,6 +62,22 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _TS = re.compile(r"^\d+\.\d{6}$")
 _UPLOAD_PATH = "/upload/v1/"
+_RESPONSE_PATH = "/response/"
+#: The bot scopes of `slack-app-manifest.yaml`: what an installed rollbot may do
+#: (a test adds "channels:join", which the manifest leaves to those who want it).
+MANIFEST_SCOPES = frozenset(
+    {
+        "chat:write",
+        "chat:write.public",
+        "commands",
+        "files:write",
+        "usergroups:read",
+        "users:read",
+    }
+)
+#: A response_url takes this many posts, within this many seconds (Slack: 5 in 30 minutes).
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 1800
 
 
 @dataclass(frozen=True)
@@ -190,11 +206,44 @@ class _User:
         }
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Channel:
+    """A conversation and the bot's place in it. Channels a test never declared are
+    public ones the bot has joined: the tests name the channels they post in."""
+
     id: str
     name: str
     is_private: bool = False
+    member: bool = True
+    archived: bool = False
+    shared: bool = False
+
+    @property
+    def is_dm(self) -> bool:
+        return self.id.startswith("D")
+
+    def as_json(self) -> Args:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": not self.is_dm and not self.is_private,
+            "is_group": self.is_private and not self.is_dm,
+            "is_im": self.is_dm,
+            "is_private": self.is_private or self.is_dm,
+            "is_archived": self.archived,
+            "is_member": self.member,
+            "is_shared": self.shared,
+            "is_ext_shared": False,
+            "is_org_shared": self.shared,
+        }
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str
+    user: str
+    issued: float
+    uses: int = 0
 
 
 @dataclass
@@ -266,6 +315,7 @@ class FakeSlackApi(ThreadedHttpService):
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.join": self._conversations_join,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
@@ -306,6 +356,10 @@ class FakeSlackApi(ThreadedHttpService):
                 BOT_USER_ID: _User(BOT_USER_ID, "rollbot", "rollbot", "UTC", is_bot=True)
             }
             self._channels: dict[str, _Channel] = {}
+            #: Channel ids that name no conversation (deleted, or never there).
+            self._missing: set[str] = set()
+            self._response_urls: dict[str, _ResponseUrl] = {}
+            self.scopes: set[str] = set(MANIFEST_SCOPES)
             self._usergroups: dict[str, list[str]] = {}
             self._faults: dict[str, deque[_Fault]] = {}
             self._buckets: dict[str, _Bucket] = {}
@@ -333,10 +387,51 @@ class FakeSlackApi(ThreadedHttpService):
         with self._lock:
             self._usergroups[group_id] = list(users)
 
-    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False) -> None:
-        """Name a channel, so `#name` resolves and conversations.info answers with it."""
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        is_private: bool = False,
+        member: bool = True,
+        archived: bool = False,
+        shared: bool = False,
+    ) -> None:
+        """Name a channel, so `#name` resolves and conversations.info answers with it;
+        `member=False`: the bot was never invited (posting there fails as in Slack)."""
         with self._lock:
-            self._channels[channel_id] = _Channel(channel_id, name, is_private)
+            self._missing.discard(channel_id)
+            self._channels[channel_id] = _Channel(
+                channel_id, name, is_private, member, archived, shared
+            )
+
+    def archive_channel(self, channel_id: str) -> None:
+        """Archive a channel: every post and edit there is refused with is_archived."""
+        with self._lock:
+            self._declared(channel_id).archived = True
+
+    def remove_bot(self, channel_id: str) -> None:
+        """Take the bot out of a channel (someone typed /kick @rollbot)."""
+        with self._lock:
+            self._declared(channel_id).member = False
+
+    def delete_channel(self, channel_id: str) -> None:
+        """A channel id that names nothing from now on: channel_not_found."""
+        with self._lock:
+            self._channels.pop(channel_id, None)
+            self._missing.add(channel_id)
+
+    def is_member(self, channel_id: str) -> bool:
+        with self._lock:
+            return self._conversation(channel_id).member
+
+    def response_url(self, channel: str, user: str) -> str:
+        """A command's response_url, as Slack hands one out with each slash command:
+        it posts to `channel` as `user` sees it, whether the bot is a member or not."""
+        with self._lock:
+            token = self._next_id("R")
+            self._response_urls[token] = _ResponseUrl(channel, user, self._clock())
+            return f"{self.origin}{_RESPONSE_PATH}{token}"
 
     def fail_next(
         self, method: str, status: int = 429, retry_after: int = 1, times: int = 1
@@ -452,6 +547,8 @@ class FakeSlackApi(ThreadedHttpService):
         parts = urlsplit(path)
         if parts.path.startswith(_UPLOAD_PATH):
             return self._receive_upload(parts.path.removeprefix(_UPLOAD_PATH), body)
+        if parts.path.startswith(_RESPONSE_PATH):
+            return self._respond(parts.path.removeprefix(_RESPONSE_PATH), body, at)
         if not parts.path.startswith("/api/"):
             return _Reply(404, b"not found", "text/plain")
         method = parts.path.removeprefix("/api/")
@@ -507,6 +604,52 @@ class FakeSlackApi(ThreadedHttpService):
             upload.content = body
         return _Reply(200, f"OK - {len(body)}".encode(), "text/plain")
 
+    def _respond(self, token: str, body: bytes, at: float) -> _Reply:
+        """A post to a command's response_url: JSON {text, blocks, response_type,
+        thread_ts}; ephemeral to the person unless response_type is in_channel. It needs
+        no token and no membership; Slack takes 5 posts within 30 minutes."""
+        with self._lock:
+            url = self._response_urls.get(token)
+            args: Args = {}
+            try:
+                parsed = json.loads(body or b"{}")
+                args = parsed if isinstance(parsed, dict) else {}
+            except ValueError:
+                pass
+            reply: _Reply
+            if url is None or at - url.issued > RESPONSE_URL_SECONDS:
+                reply = _Reply(404, b"expired_url", "text/plain")
+            elif url.uses >= RESPONSE_URL_USES:
+                reply = _Reply(404, b"used_url", "text/plain")
+            else:
+                try:
+                    text, blocks = _content(args, required=True)
+                except SlackError as err:
+                    reply = _Reply(400, err.error.encode(), "text/plain")
+                else:
+                    url.uses += 1
+                    in_channel = args.get("response_type") == "in_channel"
+                    self._messages.append(
+                        _StoredMessage(
+                            url.channel,
+                            self._next_ts(),
+                            text or "",
+                            blocks or [],
+                            _thread_ts(args),
+                            None if in_channel else url.user,
+                        )
+                    )
+                    reply = _Reply(200, b"ok", "text/plain")
+            error = None if reply.status == 200 else reply.body.decode()
+            self._calls.append(RecordedCall("response_url", args, at, reply.status, error))
+            return reply
+
+    def expire_response_urls(self) -> None:
+        """Every response_url handed out so far answers 404 expired_url from now on."""
+        with self._lock:
+            for url in self._response_urls.values():
+                url.issued = -math.inf
+
     # -- the methods -----------------------------------------------------------------------
 
     def _next_ts(self) -> str:
@@ -517,6 +660,13 @@ class FakeSlackApi(ThreadedHttpService):
     def _next_id(self, prefix: str) -> str:
         self._id_seq += 1
         return f"{prefix}{self._id_seq:010d}"
+
+    def _dm_or_channel(self, args: Args) -> str:
+        """chat.postMessage takes a user id too: it posts in the app's DM with them."""
+        raw = args.get("channel")
+        if isinstance(raw, str) and _USER_ID.match(raw):
+            return "D" + raw
+        return self._channel(args)
 
     def _channel(self, args: Args, key: str = "channel") -> str:
         raw = args.get(key)
@@ -529,6 +679,41 @@ class FakeSlackApi(ThreadedHttpService):
             if channel.name == name:
                 return channel.id
         raise SlackError("channel_not_found")
+
+    def _conversation(self, channel_id: str) -> _Channel:
+        """The channel as the test declared it, or the joined public one it stands for."""
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            if channel_id[:1] in ("U", "W"):  # a user id: the app's DM with that person
+                return _Channel(channel_id, channel_id.lower())
+            return _Channel(channel_id, channel_id.lower(), is_private=channel_id[:1] == "G")
+        return channel
+
+    def _declared(self, channel_id: str) -> _Channel:
+        return self._channels.setdefault(channel_id, self._conversation(channel_id))
+
+    def _may_write(self, channel_id: str, *, public_ok: bool = False) -> None:
+        """Refuse a write where Slack would: a channel that is gone, an archived one, one
+        the bot is not in (chat:write.public opens public ones to `public_ok` calls)."""
+        if channel_id in self._missing:
+            raise SlackError("channel_not_found")
+        channel = self._conversation(channel_id)
+        if not channel.member:
+            if channel.is_private or channel.is_dm:
+                raise SlackError("channel_not_found")  # the bot cannot even see it
+            if not (public_ok and "chat:write.public" in self.scopes):
+                raise SlackError("not_in_channel")
+        if channel.archived:
+            raise SlackError("is_archived")
+
+    def _in_thread(self, channel: str, thread_ts: str | None) -> str | None:
+        """A reply to a message that was deleted fails (a thread_ts naming nothing at
+        all is taken and hidden: see `_thread_ts`)."""
+        if thread_ts is not None and any(
+            m.channel == channel and m.ts == thread_ts and m.deleted for m in self._messages
+        ):
+            raise SlackError("message_not_found")
+        return thread_ts
 
     def _message(self, channel: str, ts: object) -> _StoredMessage:
         try:
@@ -548,14 +733,15 @@ class FakeSlackApi(ThreadedHttpService):
         }
 
     def _chat_post_message(self, args: Args) -> Args:
-        channel = self._channel(args)
+        channel = self._dm_or_channel(args)
+        self._may_write(channel, public_ok=True)
         text, blocks = _content(args, required=True)
         message = _StoredMessage(
             channel,
             self._next_ts(),
             text or "",
             blocks or [],
-            _thread_ts(args),
+            self._in_thread(channel, _thread_ts(args)),
             reply_broadcast=_flag(args.get("reply_broadcast")),
         )
         self._messages.append(message)
@@ -563,6 +749,7 @@ class FakeSlackApi(ThreadedHttpService):
 
     def _chat_update(self, args: Args) -> Args:
         channel = self._channel(args)
+        self._may_write(channel, public_ok=True)
         message = self._message(channel, args.get("ts"))
         text, blocks = _content(args, required=True)
         # Like Slack, a field left out keeps its old value.
@@ -580,6 +767,7 @@ class FakeSlackApi(ThreadedHttpService):
 
     def _chat_post_ephemeral(self, args: Args) -> Args:
         channel = self._channel(args)
+        self._may_write(channel)
         user = args.get("user")
         if not isinstance(user, str) or not user:
             raise SlackError("user_not_found")
@@ -624,18 +812,31 @@ class FakeSlackApi(ThreadedHttpService):
 
     def _conversations_info(self, args: Args) -> Args:
         channel_id = self._channel(args)
-        channel = self._channels.get(channel_id, _Channel(channel_id, channel_id.lower()))
-        return {
-            "channel": {
-                "id": channel.id,
-                "name": channel.name,
-                "is_channel": not channel.id.startswith("D"),
-                "is_im": channel.id.startswith("D"),
-                "is_private": channel.is_private,
-                "is_archived": False,
-                "is_member": True,
-            }
-        }
+        channel = self._conversation(channel_id)
+        if channel_id in self._missing or (
+            not channel.member and (channel.is_private or channel.is_dm)
+        ):
+            raise SlackError("channel_not_found")
+        return {"channel": channel.as_json()}
+
+    def _conversations_join(self, args: Args) -> Args:
+        """Join a public channel (scope channels:join); private ones and DMs take an
+        invitation, as in Slack."""
+        if "channels:join" not in self.scopes:
+            raise SlackError("missing_scope")
+        channel_id = self._channel(args)
+        channel = self._conversation(channel_id)
+        if channel_id in self._missing or (
+            not channel.member and (channel.is_private or channel.is_dm)
+        ):
+            raise SlackError("channel_not_found")
+        if channel.is_private or channel.is_dm:
+            raise SlackError("method_not_supported_for_channel_type")
+        if channel.archived:
+            raise SlackError("is_archived")
+        channel.member = True
+        self._channels[channel_id] = channel
+        return {"channel": channel.as_json()}
 
     def _views_open(self, args: Args) -> Args:
         trigger_id = args.get("trigger_id") or args.get("interactivity_pointer")
@@ -730,7 +931,11 @@ class FakeSlackApi(ThreadedHttpService):
             channel = self._channel(args, "channel_id")
         elif args.get("channels"):
             channel = self._channel({"channel": str(args["channels"]).split(",")[0]})
-        thread_ts = _thread_ts(args)
+        if channel is not None:
+            self._may_write(channel)  # sharing a file takes membership, public or not
+        thread_ts = (
+            _thread_ts(args) if channel is None else self._in_thread(channel, _thread_ts(args))
+        )
         if thread_ts is not None and channel is None:
             raise SlackError("invalid_arguments", ["[ERROR] thread_ts needs channel_id"])
         comment = args.get("initial_comment")

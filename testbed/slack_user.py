@@ -63,7 +63,17 @@ class SlackUser:
             },
         )
 
-    def command(self, text: str, trigger_id: str | None = None, **kwargs: Any) -> httpx.Response:
+    def command(
+        self,
+        text: str,
+        trigger_id: str | None = None,
+        *,
+        response_url: str = "http://127.0.0.1:9/unused",
+        form: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """`response_url`: one the local Slack handed out (`FakeSlackApi.response_url`);
+        `form`: more fields, as an Enterprise Grid workspace sends (`enterprise_id`…)."""
         return self._post(
             {
                 "command": "/rollback",
@@ -73,7 +83,8 @@ class SlackUser:
                 "channel_id": self.channel,
                 "team_id": "T0TEAM",
                 "trigger_id": trigger_id or self.trigger(),
-                "response_url": "http://127.0.0.1:9/unused",
+                "response_url": response_url,
+                **(form or {}),
             },
             **kwargs,
         )
@@ -192,8 +203,16 @@ class SlackUser:
             },
         )
 
-    def click(self, action: ActionId, record_id: str, message_ts: str) -> httpx.Response:
+    def click(
+        self,
+        action: ActionId,
+        record_id: str,
+        message_ts: str,
+        *,
+        response_url: str = "http://127.0.0.1:9/unused",
+    ) -> httpx.Response:
         payload = block_actions_payload(self.user, self.channel, action, record_id, message_ts)
+        payload["response_url"] = response_url
         return self._post({"payload": json.dumps(payload)})
 
 

@@ -18,6 +18,7 @@ from handlers.blocks import as_dicts, outcome_blocks, state_label
 from handlers.ids import ActionId
 from handlers.mrkdwn import untrusted
 from handlers.services import Services
+from handlers.unwelcome import tell_ephemeral
 
 S = RollbackState
 
@@ -100,10 +101,12 @@ def handle_cancel_click(caller: Caller, record: RollbackRecord) -> RollbackRecor
 
 
 def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
-    client.chat_postEphemeral(
-        channel=body["channel"]["id"],
-        user=body["user"]["id"],
-        text=f":warning: {untrusted(text)}",
+    tell_ephemeral(
+        client,
+        body["channel"]["id"],
+        body["user"]["id"],
+        f":warning: {untrusted(text)}",
+        body.get("response_url"),
     )
 
 

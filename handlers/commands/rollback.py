@@ -141,7 +141,9 @@ def register(app: App, services: Services) -> None:
                 text = f"Cancelled {code(cancelled.id)}."
             elif command.action == "rollback":
                 trigger = str(body.get("trigger_id") or body.get("text"))
-                text = open_rollback(caller, command, trigger).text
+                text = open_rollback(
+                    caller, command, trigger, str(body.get("response_url") or "")
+                ).text
             else:
                 text = f":warning: /rollback {untrusted(command.action)} is not available"
         except RollbotError as err:

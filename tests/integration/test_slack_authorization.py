@@ -122,26 +122,36 @@ HOSTILE = "<!channel> <https://evil.example|Approved by SRE lead> & xoxb-1234-56
 ESCAPED = "&lt;!channel&gt; &lt;https://evil.example|Approved by SRE lead&gt; &amp; [redacted]"
 
 
+# Markup Slack itself made (a real @channel, a link) is read as the person saw it: the
+# link's address, not a label that could say anything.
+AS_MARKUP = "@channel https://evil.example & [redacted]"
+AS_MARKUP_ESCAPED = "@\u2060channel https://evil.example &amp; [redacted]"
+
+
 @pytest.mark.parametrize(
-    "typed",
+    ("typed", "stored", "escaped"),
     [
-        HOSTILE,
-        # What Slack itself sends: it entity-escapes & < > in what people type.
-        HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+        (HOSTILE, AS_MARKUP, AS_MARKUP_ESCAPED),
+        # What Slack sends for text typed: it entity-escapes & < > in it.
+        (
+            HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+            HOSTILE.replace("xoxb-1234-5678-abcdefgh", "[redacted]"),
+            ESCAPED,
+        ),
     ],
-    ids=["raw", "as-slack-sends-it"],
+    ids=["as-markup", "as-slack-sends-typed-text"],
 )
-def test_a_hostile_reason_is_shown_escaped_in_the_confirmation(make_bot, slack, workloads, typed):
+def test_a_hostile_reason_is_shown_escaped_in_the_confirmation(
+    make_bot, slack, workloads, typed, stored, escaped
+):
     workloads.create("web", ["app:v1", "app:v2"])
     bot = make_bot()
     SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace} --reason '{typed}'")
     record_id, ts = confirmation(slack)
     # Stored as the person typed it, but for the token, which is never stored.
-    assert bot.store.get(record_id).reason == HOSTILE.replace(
-        "xoxb-1234-5678-abcdefgh", "[redacted]"
-    )
+    assert bot.store.get(record_id).reason == stored
     shown = root_blocks(slack, ts)
-    assert f"Requested by <@U0ALICE>: {ESCAPED}" in shown
+    assert f"Requested by <@U0ALICE>: {escaped}" in shown
     everything = json.dumps([(m.text, m.blocks) for m in slack.messages()], ensure_ascii=False)
     assert "<!channel>" not in everything and "<https://evil.example" not in everything
     assert "xoxb-1234" not in everything

@@ -251,7 +251,12 @@ def test_a_membership_slack_could_not_check_is_a_try_again_not_a_no(slack):
 
 
 def test_a_hostile_command_is_answered_escaped(slack):
-    answer = command(make_app(slack, MemoryStore()), MALLORY, "web --to-revision <!channel>")
+    app = make_app(slack, MemoryStore())
+    # An @channel Slack sent as markup is read as the person saw it, and quoted broken up.
+    answer = command(app, MALLORY, "web --to-revision <!channel>")
+    assert "<!channel>" not in answer and "@channel" not in answer and "channel" in answer
+    # Typed as text, Slack sends it as entities: quoted back escaped, never live.
+    answer = command(app, MALLORY, "web --to-revision &lt;!channel&gt;")
     assert "&lt;!channel&gt;" in answer and "<!channel>" not in answer
 
 

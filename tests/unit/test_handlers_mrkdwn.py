@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.mrkdwn import clip, code, escape, from_slack, mention, mention_actor, untrusted
+from handlers.mrkdwn import clip, code, escape, mention, mention_actor, untrusted
 
 HOSTILE = "<!channel> <https://evil.example|Approved by SRE lead> & xoxb-123"
 
@@ -68,8 +68,3 @@ def test_clipping_never_leaves_half_an_entity(cut):
     body = clipped.removesuffix("…")
     assert escaped.startswith(body)
     assert body.count("&") == sum(body.count(e) for e in ("&amp;", "&lt;", "&gt;"))
-
-
-def test_text_slack_sent_is_read_back_as_typed():
-    assert from_slack("--reason &lt;!channel&gt; &amp;lt;") == "--reason <!channel> &lt;"
-    assert from_slack("plain <!channel>") == "plain <!channel>"
