@@ -67,6 +67,7 @@ USAGE = f"""\
 /rollback history SERVICE [-n NAMESPACE]
 /rollback status [ID]
 /rollback stats [SERVICE] [--since 30d]   (rollbacks, success rate, MTTR)
+/rollback drill SERVICE                  (back one revision and forward again, where drills may run)
 /rollback cancel ID
 /rollback help"""
 
@@ -125,6 +126,10 @@ def _parse_words(
         return RollbackRequest("cancel", record_id=parse_record_id("cancel", words[1]))
     if head == "stats":
         return _parse_stats(words[1:], catalog)
+    if head == "drill":
+        if len(words) != 2 or words[1].startswith("-"):
+            raise UsageProblem("drill takes one service of the catalog: /rollback drill SERVICE")
+        return RollbackRequest("drill", service=words[1], workload=words[1])
     action: Literal["rollback", "history"] = "rollback"
     if head == "history":
         action, words = "history", words[1:]

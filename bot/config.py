@@ -67,6 +67,8 @@ class ApprovalPolicy(BaseModel):
 class Environment(ApprovalPolicy):
     #: The namespaces this environment is made of.
     namespaces: list[NamespaceName] = Field(min_length=1)
+    #: Whether rollback drills may run here (staging): never anywhere else.
+    drills: bool = False
 
 
 class BlueGreen(BaseModel):
@@ -91,6 +93,33 @@ class BlueGreen(BaseModel):
 
 
 Strategy = Literal["undo", "helm", "blue-green"]
+
+
+def _crontab(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as err:
+        raise ValueError(f"schedule {value!r} is not a crontab line (5 fields): {err}") from None
+    return value
+
+
+class Drill(BaseModel):
+    """A rollback drill: back one revision and forward again, in an environment
+    marked for drills, on demand (`/rollback drill SERVICE`) and on a schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Where the drill runs (default: the service's namespace); its environment
+    #: must say `drills: true`.
+    namespace: NamespaceName | None = None
+    #: When it runs by itself, as a crontab line in UTC ("0 10 1 * *": monthly).
+    schedule: Annotated[str, AfterValidator(_crontab)] | None = None
+    #: The channel the drill and its communication simulation are posted to.
+    channel: str = Field(min_length=1)
+    #: Whether the drill waits for an approval like a real rollback.
+    approval: bool = True
 
 
 class ServiceEntry(BaseModel):
@@ -129,6 +158,8 @@ class ServiceEntry(BaseModel):
     auto_rollback_on: AutoRollbackTriggers = Field(default_factory=AutoRollbackTriggers)
     #: Where automatic rollbacks of this service are posted (default: auto_rollback_channel).
     channel: str | None = None
+    #: Rollback drills of this service.
+    drill: Drill | None = None
 
     @model_validator(mode="after")
     def _one_way_to_name_workloads(self) -> ServiceEntry:
@@ -187,6 +218,25 @@ class RollbotConfig(ApprovalPolicy):
                         f"{seen[namespace]} and {name}"
                     )
                 seen[namespace] = name
+        return self
+
+    @model_validator(mode="after")
+    def _drills_only_where_marked(self) -> RollbotConfig:
+        for name, entry in self.services.items():
+            if entry.drill is None:
+                continue
+            namespace = entry.drill.namespace or entry.namespace or self.default_namespace
+            environment = self.environment_of(namespace)
+            if environment is None or not self.environments[environment].drills:
+                raise ValueError(
+                    f"services.{name}.drill: namespace {namespace!r} is not in an environment "
+                    "marked for drills (drills: true): drills never run anywhere else"
+                )
+            if entry.strategy != "undo" or entry.deployments:
+                raise ValueError(
+                    f"services.{name}.drill: drills roll one Deployment back and forward "
+                    "with undo; this service rolls back another way"
+                )
         return self
 
     @property

@@ -58,6 +58,9 @@ TRANSITIONS: dict[RollbackState, frozenset[RollbackState]] = {
 }
 
 
+DRILL_TRIGGERS = frozenset({"drill", "drill-forward"})
+
+
 class InvalidTransition(PermanentError):
     code = "invalid_transition"
 
@@ -136,12 +139,20 @@ class RollbackRecord(BaseModel):
     bad_since: datetime | None = None
     approvals: tuple[str, ...] = ()  # who approved so far, when several must
     emergency: bool = False
-    #: "manual" (Slack), "cli", or "automatic" (rollbot saw the new revision fail).
+    #: "manual" (Slack), "cli", "automatic" (rollbot saw the new revision fail),
+    #: "drill" (a rollback drill) or "drill-forward" (the drill's way back).
     trigger: str = "manual"
+    #: For a drill's forward step: the drill it completes.
+    drill_of: str | None = None
     approved_by: str | None = None
     error: str | None = None
     #: Bumped on every write; the store refuses a write based on a stale copy.
     version: int = 0
+
+    @property
+    def drill(self) -> bool:
+        """A rollback drill, or its forward step: marked as such, counted apart."""
+        return self.trigger in DRILL_TRIGGERS
 
     @property
     def workload_key(self) -> str:

@@ -52,7 +52,7 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 # Bidi embeddings, overrides and isolates: they make a reason read differently than it is.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
-Action = Literal["rollback", "history", "status", "cancel", "help", "stats"]
+Action = Literal["rollback", "history", "status", "cancel", "help", "stats", "drill"]
 _ACTIONS: tuple[Action, ...] = get_args(Action)
 
 
@@ -254,6 +254,9 @@ class RollbackRequest:
         if self.action == "stats":
             self._check_stats()
             return
+        if self.action == "drill":
+            self._check_drill()
+            return
         if self.record_id:
             raise UsageProblem(f"{self.action} names a service, not a rollback id")
         check_object_name(self.service)
@@ -312,6 +315,13 @@ class RollbackRequest:
             check_object_name(self.service)
             check_object_name(self.workload)
         parse_window(self.since or "30d")
+
+    def _check_drill(self) -> None:
+        if self.to_revision or self.to_tag or self.operations_given() or self.record_id:
+            raise UsageProblem("drill takes a service of the catalog only")
+        if self.dry_run or self.emergency or self.reason or self.asked_strategy:
+            raise UsageProblem("drill takes a service of the catalog only")
+        check_object_name(self.service)
 
     def _check_operation(self) -> None:
         if self.backup is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.durations import parse_window as parse_window  # the CLI's and Slack's --since
-from bot.records import RollbackRecord, RollbackState
+from bot.records import DRILL_TRIGGERS, RollbackRecord, RollbackState
 
 S = RollbackState
 
@@ -92,6 +92,8 @@ class Stats:
     trend: tuple[TrendPoint, ...]
     #: The trend's period: "day" or "week".
     period: str
+    #: Rollback drills (and their forward steps), counted apart from the above.
+    drills: Row = field(default_factory=lambda: Row("drills", "all"))
 
 
 def entered(record: RollbackRecord, state: RollbackState) -> datetime | None:
@@ -119,7 +121,13 @@ def approval_wait(record: RollbackRecord) -> float | None:
     return (approved - asked).total_seconds()
 
 
-TRIGGERS = {"manual": "person (Slack)", "cli": "person (terminal)", "automatic": "automatic"}
+TRIGGERS = {
+    "manual": "person (Slack)",
+    "cli": "person (terminal)",
+    "automatic": "automatic",
+    "drill": "drill",
+    "drill-forward": "drill, forward step",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +242,8 @@ def compute(
         and low <= o.created_at < high
         and (service is None or o.service == service)
     ]
+    drills = [o for o in chosen if o.trigger in DRILL_TRIGGERS]
+    chosen = [o for o in chosen if o.trigger not in DRILL_TRIGGERS]
     groups: dict[tuple[str, str], list[Outcome]] = {}
     for outcome in chosen:
         key = (outcome.service, environment_of(outcome.namespace) or outcome.namespace)
@@ -247,6 +257,7 @@ def compute(
         total=_row("all", "all", chosen),
         trend=_trend(chosen, since, until, period),
         period="day" if period == timedelta(days=1) else "week",
+        drills=_row("drills", "all", drills),
     )
 
 

@@ -63,7 +63,7 @@ def table_lines(stats: Stats) -> list[str]:
     strategies and triggers: plain text, for a terminal or a code block."""
     lines = [headline(stats)]
     if not stats.rows:
-        return lines
+        return lines + _drill_line(stats)
     rows = [COLUMNS, *(_cells(r) for r in stats.rows)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines.append("")
@@ -73,10 +73,21 @@ def table_lines(stats: Stats) -> list[str]:
     lines.append("")
     lines.append("By strategy: " + _counts(stats.total.by_strategy))
     lines.append("By trigger: " + _counts(stats.total.by_trigger))
+    lines += _drill_line(stats)
     lines.append(
         "MTTR: request to healthy; detect: bad rollout to request; approve: wait for a click"
     )
     return lines
+
+
+def _drill_line(stats: Stats) -> list[str]:
+    drills = stats.drills
+    if not drills.rollbacks:
+        return []
+    return [
+        f"Drills (not counted above): {drills.rollbacks} steps, {_rate(drills)} succeeded, "
+        f"time to restore {human(drills.time_to_restore.median)}"
+    ]
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -302,7 +302,9 @@ class RollbackStore:
 
 
 class Job(BaseModel):
-    kind: Literal["assess", "execute", "expire", "history", "follow_up", "reassess"]
+    kind: Literal[
+        "assess", "execute", "expire", "history", "follow_up", "reassess", "drill_forward"
+    ]
     record_id: str = ""
     #: For jobs about no record (history): what was asked, by whom, where.
     args: dict[str, str] = Field(default_factory=dict)

@@ -76,7 +76,14 @@ VERBS = {
 
 def title(record: RollbackRecord) -> str:
     """The headline, as plain text (escape it for mrkdwn)."""
-    return f"{VERBS.get(record.strategy, 'Roll back')} {record.workload}"
+    return drill_marked(record, f"{VERBS.get(record.strategy, 'Roll back')} {record.workload}")
+
+
+def drill_marked(record: RollbackRecord, text: str) -> str:
+    """A drill's messages say so first, so nobody takes one for an incident."""
+    if record.trigger == "drill-forward":
+        return f"DRILL (forward again) · {text}"
+    return f"DRILL · {text}" if record.drill else text
 
 
 def _state_line(label: str, text: str, images: tuple[str, ...]) -> str:

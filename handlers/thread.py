@@ -28,6 +28,7 @@ from handlers.blocks import (
     as_dicts,
     assessment_file,
     confirmation_blocks,
+    drill_marked,
     entry_text,
     needs_assessment_file,
     outcome_blocks,
@@ -121,7 +122,9 @@ class SlackThreadSink:
         alert: str | None = None,
     ) -> None:
         self.client.chat_postMessage(
-            channel=record.channel, thread_ts=record.thread_ts, text=decorated(text, tone, alert)
+            channel=record.channel,
+            thread_ts=record.thread_ts,
+            text=decorated(drill_marked(record, text), tone, alert),
         )
 
     def rollout(
@@ -190,12 +193,16 @@ class SlackThreadSink:
             self.client.chat_postMessage(
                 channel=record.channel,
                 thread_ts=record.thread_ts,
-                text=clip(f"Rollback {record.id} {state_label(record.state)}: {last}", MAX_TEXT),
+                text=clip(
+                    drill_marked(record, f"Rollback {record.id} {state_label(record.state)}: ")
+                    + last,
+                    MAX_TEXT,
+                ),
             )
         else:
             self.client.chat_postMessage(
                 channel=record.channel,
-                text=f"Rollback {record.id}: {state_label(record.state)}",
+                text=drill_marked(record, f"Rollback {record.id}: {state_label(record.state)}"),
                 blocks=as_dicts(outcome_blocks(record)),
             )
 

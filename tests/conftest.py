@@ -1,5 +1,7 @@
 """Suite-wide rules.
 
+Property-based tests (hypothesis) run with the profile below.
+
 In CI (CI=true) a skipped test is a failed run: an integration test that could
 not reach its control plane or Redis has proved nothing, and must say so loudly.
 """
@@ -9,8 +11,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests: no per-example deadline (a busy 2-core machine is not a bug in
+# the code under test), and in CI a fixed set of examples, the same every run, so
+# a red run is a finding to reproduce, not luck. `make faults` runs them random.
+settings.register_profile("rollbot", deadline=None, derandomize=IN_CI, print_blob=True)
+settings.load_profile("rollbot")
 _skipped: list[str] = []
 
 

@@ -171,22 +171,27 @@ def post_confirmation(p: Pipeline, waiting: RollbackRecord) -> None:
         )
 
 
+_WHY_NO_APPROVAL = {
+    "automatic": "automatic: run at once by policy",
+    "drill": "drill: run without approval (the drill's settings)",
+    "drill-forward": "the drill's forward step: approved with the drill",
+}
+
+
 def _start_emergency(p: Pipeline, record: RollbackRecord) -> None:
     """--emergency (or an automatic rollback) where policy lets it skip approval:
     announce, then run."""
     if record.trigger == "automatic":
         if not p.config.policy_for(record.namespace).auto_execute:
             raise NotAllowed("automatic rollbacks wait for approval here")
-    else:
+    elif not record.drill:  # a drill's own settings said it runs without approval
         check_emergency_allowed(p.config, record.namespace)
     thread = p.sink.confirmation(record)
     approved = p.store.update(
         record.id,
         lambda r: r.transition(
             S.AWAITING_APPROVAL,
-            "automatic: run at once by policy"
-            if r.trigger == "automatic"
-            else "emergency: approval skipped by policy",
+            _WHY_NO_APPROVAL.get(r.trigger, "emergency: approval skipped by policy"),
             thread_ts=thread or r.thread_ts,
         ).transition(
             S.APPROVED,

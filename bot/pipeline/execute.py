@@ -8,6 +8,7 @@ from typing import Any
 
 from bot import failpoints
 from bot.backup import take_backup
+from bot.drills import drill_report
 from bot.engine import pin_for
 from bot.errors import RollbotError, TemporaryError
 from bot.incident import people
@@ -145,6 +146,9 @@ class _RecordProgress:
         self.p.sink.rollout(self.record, state, workload if several else None)
 
 
+DRILL_NOTE = "DRILL — a rollback drill, not an incident: nothing here was sent to anyone.\n\n"
+
+
 def post_report(p: Pipeline, record: RollbackRecord) -> None:
     """The runbooks' report and messages, filled in from the record and posted (with
     the backup redacted: the backup itself stays in the store)."""
@@ -154,4 +158,23 @@ def post_report(p: Pipeline, record: RollbackRecord) -> None:
         p.names_of(people(record)),
         backup=p.store.get_backup(record.id),
     )
+    if record.drill:
+        summary, files = _as_drill(p, record, summary, files)
+        p.sink.report(record, summary, files, None)  # a drill tells its own channel only
+        return
     p.sink.report(record, summary, files, p.config.incidents_channel)
+
+
+def _as_drill(
+    p: Pipeline, record: RollbackRecord, summary: str, files: dict[str, str]
+) -> tuple[str, dict[str, str]]:
+    """A drill's report and messages, marked as a drill (the communication
+    simulation), and the drill report once the drill is over: after its forward
+    step, or when the drill itself failed."""
+    marked = {name: DRILL_NOTE + text for name, text in files.items()}
+    if record.trigger == "drill-forward" and record.drill_of:
+        drill = p.store.get(record.drill_of)
+        marked[f"{drill.id}-drill-report.md"] = drill_report(drill, record)
+    elif record.trigger == "drill" and record.state is S.FAILED:
+        marked[f"{record.id}-drill-report.md"] = drill_report(record, None)
+    return "DRILL — " + summary, marked

@@ -13,12 +13,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from bot.autorollback import AutoRollbackWatcher
 from bot.config import RollbotConfig
 from bot.errors import RollbotError, TemporaryError
 from bot.leases import LeaseLost, RecordLeases
-from bot.pipeline import aftercare, answers, assess, autotrigger, execute
+from bot.pipeline import aftercare, answers, assess, autotrigger, drilling, execute
 from bot.pipeline.liveness import Liveness
 from bot.pipeline.wiring import Pipeline, WorkerKube
 from bot.progress import ProgressSink
@@ -39,6 +40,7 @@ STAGES: dict[str, Stage] = {
     "reassess": aftercare.on_reassess,
     "expire": aftercare.on_expire,
     "history": answers.on_history,
+    "drill_forward": drilling.on_drill_forward,
 }
 
 
@@ -89,6 +91,16 @@ class Worker:
             max_instances=1,
             coalesce=True,
         )
+        # Each scheduled drill: every worker schedules it, one opens it (a claim).
+        for service, entry in self.pipeline.config.services.items():
+            if entry.drill is not None and entry.drill.schedule:
+                scheduler.add_job(
+                    self.scheduled_drill,
+                    CronTrigger.from_crontab(entry.drill.schedule, timezone=UTC),
+                    args=[service],
+                    coalesce=True,
+                    misfire_grace_time=300,
+                )
         # Its own too, hourly from the start: the records past the retention.
         scheduler.add_job(
             self.prune, "interval", hours=1, next_run_time=datetime.now(UTC), coalesce=True
@@ -119,6 +131,14 @@ class Worker:
                 self._last_recovery = time.monotonic()
         except RollbotError as err:
             log.warning("housekeeping: %s", err)
+
+    def scheduled_drill(self, service: str) -> str | None:
+        fired = datetime.now(UTC).replace(second=0, microsecond=0)
+        try:
+            return drilling.run_scheduled_drill(self.pipeline, service, fired)
+        except RollbotError as err:
+            log.warning("scheduled drill of %s: %s", service, err)
+            return None
 
     def prune(self) -> int:
         """Delete the finished records past the retention (and their backups)."""

@@ -72,6 +72,10 @@ def _succeed(p: Pipeline, record: RollbackRecord, message: str) -> RollbackRecor
     right after cannot leave a rollback without them."""
 
     def follow_ups(done: RollbackRecord) -> list[Job]:
+        if done.trigger == "drill":  # a drill goes forward again, and is not followed up
+            return [Job(kind="drill_forward", record_id=done.id)]
+        if done.drill:
+            return []
         finished = done.timeline[-1].at.timestamp()
         return [
             Job(

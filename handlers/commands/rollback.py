@@ -26,7 +26,7 @@ from handlers.authorization import (
     status_check,
 )
 from handlers.blocks import as_dicts, entry_text, outcome_blocks, state_label, title
-from handlers.commands import stats
+from handlers.commands import drill, stats
 from handlers.mrkdwn import clip, code, untrusted
 from handlers.opening import open_rollback
 from handlers.services import Services
@@ -110,6 +110,7 @@ def register(app: App, services: Services) -> None:
             "status": status_check,
             "cancel": cancel_check,
             "stats": counts_what_it_may,
+            "drill": drill.drill_check,
         },
     )
     def rollback_command(
@@ -129,6 +130,8 @@ def register(app: App, services: Services) -> None:
                 text = f"```{untrusted(USAGE)}```"
             elif command.action == "status":
                 text = status_answer(caller, record)
+            elif command.action == "drill":
+                text = drill.drill_answer(caller, command, str(body.get("trigger_id")))
             elif command.action == "stats":
                 figures = stats.figures(caller, command)
                 ack(text=stats.answer(figures), response_type="ephemeral")

@@ -34,11 +34,11 @@ def wait_for(what: str, test: Callable[[], Any], timeout: float = 60) -> Any:
     raise AssertionError(f"timed out waiting for {what} (last seen: {value!r})")
 
 
-def confirmation(slack: FakeSlackApi) -> tuple[str, str]:
+def confirmation(slack: FakeSlackApi, channel: str = CHANNEL) -> tuple[str, str]:
     """(record id, message ts) of the confirmation with buttons, once it is posted."""
 
     def find() -> tuple[str, str] | None:
-        for message in slack.messages(CHANNEL):
+        for message in slack.messages(channel):
             for block in message.blocks:
                 for element in block.get("elements", []):
                     if element.get("action_id") == ActionId.APPROVE:
