@@ -68,19 +68,20 @@ _URL_CREDENTIALS = re.compile(
     re.IGNORECASE,
 )
 #: "password": "…" in JSON, 'password': '…' in a Python repr.
+_QUOTED_PAIR_KEY = rf"(?P<q>[\"'])(?P<name>{_KEY})(?P=q)\s*:\s*"
 _QUOTED_PAIR = re.compile(
-    rf"(?P<key>(?P<q>[\"'])(?P<name>{_KEY})(?P=q)\s*:\s*)"
+    rf"(?P<key>{_QUOTED_PAIR_KEY})"
     r"(?P<value>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|(?!null\b|true\b|false\b)[^\s,}\[\]]+)",
     re.IGNORECASE,
 )
 #: password=…, DB_PASSWORD=…, ?access_token=…&, --token=….
-_ASSIGNMENT = re.compile(
-    rf"(?P<key>(?<![A-Za-z0-9_.-])(?P<name>{_KEY})\s*=\s*)(?P<value>{_VALUE})", re.IGNORECASE
-)
+_ASSIGNMENT_KEY = rf"(?<![A-Za-z0-9_.-])(?P<name>{_KEY})\s*=\s*"
+_ASSIGNMENT = re.compile(rf"(?P<key>{_ASSIGNMENT_KEY})(?P<value>{_VALUE})", re.IGNORECASE)
 #: --password hunter2, -token abc: a flag named like a secret, then its value; also as
 #: items of a list written out (`["--password", "hunter2"]`).
+_FLAG_KEY = rf"(?<![A-Za-z0-9_-])--?(?P<name>{_KEY})(?:[ \t]+|(?P<q>[\"'])[ \t]*,[ \t]*(?P=q))"
 _FLAG = re.compile(
-    rf"(?P<key>(?<![A-Za-z0-9_-])--?(?P<name>{_KEY})(?:[ \t]+|(?P<q>[\"'])[ \t]*,[ \t]*(?P=q)))"
+    rf"(?P<key>{_FLAG_KEY})"
     r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'-][^\s\"']*)",
     re.IGNORECASE,
 )
@@ -88,8 +89,9 @@ _FLAG = re.compile(
 #: (a digit or a symbol in it), so "token: expired" stays readable; no space after the
 #: colon is an image reference (`acme/token-service:v1`), not a pair; a value the diff
 #: masked already (`•••1a2b3c`) is left as it is.
+_COLON_PAIR_KEY = rf"(?<![A-Za-z0-9_.-])(?P<name>{_KEY}):[ \t]+"
 _COLON_PAIR = re.compile(
-    rf"(?P<key>(?<![A-Za-z0-9_.-])(?P<name>{_KEY}):[ \t]+)"
+    rf"(?P<key>{_COLON_PAIR_KEY})"
     r"(?P<value>(?!•)(?=[^\s,;\"']*[0-9!#$%*+/=?@^~])[^\s,;\"']{6,})",
     re.IGNORECASE,
 )
@@ -125,6 +127,35 @@ def _keep_gap(match: re.Match[str]) -> str:
     return match.group("key") + match.group("gap") + REDACTED
 
 
+#: Each pair's pattern, and its key alone: the keys are found first (one pass), and
+#: only a key that names a secret has its value read.
+_PAIRS = [
+    (re.compile(key, re.IGNORECASE), pair)
+    for key, pair in (
+        (_QUOTED_PAIR_KEY, _QUOTED_PAIR),
+        (_ASSIGNMENT_KEY, _ASSIGNMENT),
+        (_FLAG_KEY, _FLAG),
+        (_COLON_PAIR_KEY, _COLON_PAIR),
+    )
+]
+
+
+def _pairs(key: re.Pattern[str], pair: re.Pattern[str], text: str) -> str:
+    """`pair`'s key-value pairs with a secret's value redacted. A key that names no
+    secret is passed over up to its value only, which is read again: in
+    `0= password=hunter2` the value of `0` holds the pair that matters."""
+    out, pos = [], 0
+    while (found := key.search(text, pos)) is not None:
+        match = pair.match(text, found.start()) if _is_secret_name(found["name"]) else None
+        if match is None:
+            out.append(text[pos : found.end()])
+            pos = found.end()
+        else:
+            out.append(text[pos : match.start()] + _keep_key(match))
+            pos = match.end()
+    return "".join(out) + text[pos:]
+
+
 def redact(text: str) -> str:
     """`text` with every credential-looking piece replaced by REDACTED."""
     text = _PRIVATE_KEY.sub(REDACTED, text)
@@ -132,10 +163,8 @@ def redact(text: str) -> str:
     text = _AUTH_HEADER.sub(_keep_scheme, text)
     text = _BEARER.sub(_keep_key, text)
     text = _URL_CREDENTIALS.sub(_keep_key, text)
-    text = _QUOTED_PAIR.sub(_keep_key, text)
-    text = _ASSIGNMENT.sub(_keep_key, text)
-    text = _FLAG.sub(_keep_key, text)
-    text = _COLON_PAIR.sub(_keep_key, text)
+    for key, pair in _PAIRS:
+        text = _pairs(key, pair, text)
     return _SECRET_BLOB.sub(_keep_gap, text)
 
 

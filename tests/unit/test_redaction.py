@@ -6,7 +6,7 @@ import string
 import time
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from bot.redaction import REDACTED, looks_secret_key, redact
@@ -158,6 +158,8 @@ _VALUES = st.text(alphabet=_ALNUM + "!#$%+/=@^~_.-:", min_size=6, max_size=30).f
 )
 
 
+@example(left="0= ", key="password", value="000000", form="{k}={v}", right="")
+@example(left="x: ", key="token", value="abc123!", form="{k}: {v}", right="")
 @given(
     left=_AROUND,
     key=_KEYS,
