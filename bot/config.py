@@ -23,6 +23,7 @@ from pydantic import (
 from bot.checks import HttpCheck, VersionCheck
 from bot.errors import InvalidInput, NamespaceNotAllowed
 from bot.names import check_namespace
+from bot.notify.settings import NotifySettings
 from bot.signals import AutoRollbackTriggers, ErrorRate, Thresholds
 
 
@@ -166,6 +167,9 @@ class RollbotConfig(ApprovalPolicy):
     #: Finished rollback records (and their backups) are kept this long, for the
     #: history, `--restore` and the stats; older ones are deleted by the workers.
     record_retention_days: float = Field(default=400, gt=0)
+    #: Where each rollback's start and end are told: PagerDuty change events,
+    #: webhooks, a status page (README "Telling the world").
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @model_validator(mode="after")
     def _one_environment_per_namespace(self) -> RollbotConfig:
@@ -178,6 +182,18 @@ class RollbotConfig(ApprovalPolicy):
                         f"{seen[namespace]} and {name}"
                     )
                 seen[namespace] = name
+        return self
+
+    @model_validator(mode="after")
+    def _status_page_environments_exist(self) -> RollbotConfig:
+        page = self.notify.statuspage
+        unknown = [e for e in page.environments if e not in self.environments] if page else []
+        if unknown:
+            known = ", ".join(self.environments) or "none"
+            raise ValueError(
+                f"notify.statuspage.environments names {', '.join(unknown)}, "
+                f"not in environments (known: {known})"
+            )
         return self
 
     @property
