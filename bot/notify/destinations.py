@@ -39,7 +39,8 @@ def missing_secrets(settings: NotifySettings, environ: Mapping[str, str]) -> str
     if not missing:
         return None
     listed = ", ".join(missing)
-    return f"notify: set {listed} in the environment (the chart: notify.secretName)"
+    chart = "the chart: notify.existingSecret and notify.keys"
+    return f"notify: set {listed} in the environment ({chart})"
 
 
 def destinations_from_environment(
