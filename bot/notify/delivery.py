@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 
+from bot import failpoints
 from bot.change_events import CHANGES, ChangeEvent
 from bot.config import RollbotConfig
 from bot.errors import TemporaryError
@@ -105,6 +106,7 @@ class ChangeDeliverer:
                 )  # fmt: skip
             self.redis.sadd(done_key(event.id), destination.name)
             self.redis.expire(done_key(event.id), REMEMBER_SECONDS)
+            failpoints.reached("told_one_destination")
         if later is not None:
             raise later
         self._finish(str(raw), event.id)
