@@ -24,7 +24,7 @@ import redis
 from bot import failpoints
 from bot.change_events import CHANGES, ChangeEvent
 from bot.config import RollbotConfig
-from bot.errors import TemporaryError
+from bot.errors import PermanentError, TemporaryError
 from bot.leases import lead
 from bot.notify.context import Destination, EventContext, thread_url
 from bot.notify.sending import TryLater
@@ -46,12 +46,15 @@ class ChangeDeliverer:
         store: RollbackStore,
         config: RollbotConfig,
         destinations: Sequence[Destination],
-        lease_ttl: float = 10.0,
+        lease_ttl: float | None = None,
         max_wait: float = 60.0,
     ) -> None:
         self.store, self.redis = store, store.redis
         self.config, self.destinations = config, list(destinations)
-        self.lease_ttl, self.max_wait = lease_ttl, max_wait
+        # Longer than two calls that time out: a live deliverer keeps its lease, renewed
+        # before each destination, through the slowest of them.
+        self.lease_ttl = lease_ttl or 2 * config.notify.timeout_seconds + 5
+        self.max_wait = max_wait
         self.holder = secrets.token_hex(6)
 
     def run(self, stop: threading.Event, beat: Callable[[], None] = lambda: None) -> None:
@@ -90,19 +93,22 @@ class ChangeDeliverer:
             return True
         context = self._context(event)
         done = set(self.redis.smembers(done_key(event.id)))
-        later: TryLater | TemporaryError | None = None
+        later: Exception | None = None
         for destination in self.destinations:
             if destination.name in done:
                 continue
+            if not lead(self.redis, LEASE, self.holder, self.lease_ttl):
+                return False  # stalled past the lease: another process delivers now
             try:
                 destination.deliver(event, context)
-            except TemporaryError as err:
+            except (TemporaryError, redis.RedisError) as err:
                 later = later or err  # the others are still tried: one down holds none up
                 continue
             except Exception as err:  # refused for good (4xx), or a bug: never retried
                 log.error(
                     "change event %s (%s of %s/%s) dropped for %s: %s",
                     event.id, event.kind, event.namespace, event.service, destination.name, err,
+                    exc_info=not isinstance(err, PermanentError),
                 )  # fmt: skip
             self.redis.sadd(done_key(event.id), destination.name)
             self.redis.expire(done_key(event.id), REMEMBER_SECONDS)

@@ -16,7 +16,7 @@ import redis
 
 from bot.change_events import CHANGES
 from bot.config import RollbotConfig
-from bot.notify.delivery import ChangeDeliverer
+from bot.notify.delivery import LEASE, ChangeDeliverer, done_key
 from bot.notify.destinations import destinations_from_environment
 from bot.notify.sending import TryLater
 from bot.records import RollbackRecord, RollbackState, requested
@@ -233,3 +233,22 @@ def test_a_wrong_statuspage_key_is_refused_and_logged_not_retried(
     assert [status for _, _, status in statuspage.requests] == [401, 401]
     assert sum("Statuspage answered 401" in r.getMessage() for r in caplog.records) == 2
     assert len(webhook.events) == 2
+
+
+def test_a_deliverer_that_lost_its_lease_midway_stops_before_the_next_destination(
+    store, config, pagerduty
+):
+    class StallsPastItsLease:
+        """A destination so slow that another process took the lease meanwhile."""
+
+        name = "slow"
+
+        def deliver(self, event: Any, context: Any) -> None:
+            store.redis.set(LEASE, "another-process")
+
+    real = destinations_from_environment(config, ENVIRON, store.redis)
+    changes = ChangeDeliverer(store, config, [StallsPastItsLease(), *real])
+    record = rollback(store)
+    assert changes.deliver_next() is False
+    assert pagerduty.events == [] and changes.depth() == 2
+    assert store.redis.smembers(done_key(f"{record.id}:started")) == {"slow"}

@@ -23,6 +23,7 @@ def test_a_deliverer_killed_between_destinations_tells_each_once_after_all(
     with FakePagerDuty() as pagerduty, WebhookReceiver() as webhook:
         bot = rollbot(
             notify={
+                "timeout_seconds": 2,  # the deliverer's lease: 2 × 2 + 5 s
                 "pagerduty": {"url": pagerduty.url},
                 "webhooks": [{"url": webhook.url, "secret_env": "WEBHOOK_SECRET"}],
             }
