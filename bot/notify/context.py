@@ -19,6 +19,8 @@ class EventContext:
     thread_url: str | None = None
     #: The record as it is now (None once retention deleted it).
     record: RollbackRecord | None = None
+    #: The catalog's name for the workload (`services:`), when it has one.
+    catalog_name: str | None = None
 
 
 class Destination(Protocol):

@@ -138,8 +138,19 @@ class ChangeDeliverer:
             record = self.store.get(event.record_id)
         except RecordNotFound:
             record = None
+        config = self.config
+        catalog_name = next(
+            (
+                name
+                for name, entry in config.services.items()
+                if (entry.deployment or name) == event.service
+                and (entry.namespace or config.default_namespace) == event.namespace
+            ),
+            None,
+        )
         return EventContext(
-            environment=self.config.environment_of(event.namespace),
-            thread_url=thread_url(self.config.notify.slack_workspace_url, record),
+            environment=config.environment_of(event.namespace),
+            thread_url=thread_url(config.notify.slack_workspace_url, record),
             record=record,
+            catalog_name=catalog_name,
         )

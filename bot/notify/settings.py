@@ -71,7 +71,7 @@ class StatuspageSettings(BaseModel):
     api_key_env: EnvName = "STATUSPAGE_API_KEY"
     #: The environments (of `environments:`) whose rollbacks the page tells.
     environments: list[str] = Field(min_length=1)
-    #: Service (the workload rolled back) → its component's id on the page.
+    #: Service (its name in `services:`, or the Deployment's) → its component's id.
     components: dict[str, str] = Field(default_factory=dict)
     #: The component's status while its service is rolled back.
     component_status: ComponentStatus = "degraded_performance"

@@ -54,11 +54,16 @@ def incident_text(event: ChangeEvent, context: EventContext, renderer: TemplateR
     return renderer.render("rollback_complete.txt.j2", facts).strip() + error
 
 
-def incident_fields(event: ChangeEvent, settings: StatuspageSettings, text: str) -> dict[str, Any]:
-    """The incident's fields for this event (without its name)."""
+def incident_fields(
+    event: ChangeEvent, settings: StatuspageSettings, text: str, catalog_name: str | None = None
+) -> dict[str, Any]:
+    """The incident's fields for this event (without its name). The component is
+    found by the catalog's name for the service, else by the workload's."""
     restored = event.kind == "finished" and event.state == "succeeded"
     fields: dict[str, Any] = {"status": "resolved" if restored else "identified", "body": text}
-    component = settings.components.get(event.service)
+    component = settings.components.get(catalog_name or "") or settings.components.get(
+        event.service
+    )
     if component:
         fields["component_ids"] = [component]
         fields["components"] = {component: "operational" if restored else settings.component_status}
@@ -94,7 +99,8 @@ class Statuspage:
         incident = self.redis.get(key)
         if event.kind == "started" and incident:
             return  # opened already (this is the same event, sent again)
-        fields = incident_fields(event, self.settings, incident_text(event, context, self.renderer))
+        text = incident_text(event, context, self.renderer)
+        fields = incident_fields(event, self.settings, text, context.catalog_name)
         headers = {"Authorization": f"OAuth {self.api_key}"}
         if incident:
             url = self._url("incidents", str(incident))

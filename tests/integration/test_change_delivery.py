@@ -252,3 +252,14 @@ def test_a_deliverer_that_lost_its_lease_midway_stops_before_the_next_destinatio
     assert changes.deliver_next() is False
     assert pagerduty.events == [] and changes.depth() == 2
     assert store.redis.smembers(done_key(f"{record.id}:started")) == {"slow"}
+
+
+def test_the_component_is_found_by_the_catalogs_name_for_the_service(store, config, statuspage):
+    data = config.model_dump(mode="json")
+    data["services"] = {"shop": {"namespace": "prod", "deployment": "web"}}
+    data["notify"]["statuspage"]["components"] = {"shop": "cmp0web"}
+    rollback(store)
+    drain(deliverer(store, RollbotConfig.model_validate(data)))
+    (incident,) = statuspage.incidents.values()
+    assert [c["id"] for c in incident["components"]] == ["cmp0web"]
+    assert statuspage.components["cmp0web"]["status"] == "operational"

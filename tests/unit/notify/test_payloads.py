@@ -148,6 +148,9 @@ def test_the_incident_opens_with_the_component_down_and_resolves_it_operational(
     failed = incident_fields(event(kind="finished", state="failed"), PAGE, "no")
     assert (failed["status"], failed["components"]) == ("identified", {"cmp1": "partial_outage"})
     assert "components" not in incident_fields(event(service="api"), PAGE, "text")
+    # A catalog service whose Deployment has another name is found by the catalog's name.
+    by_catalog = incident_fields(event(service="web-v2-deploy"), PAGE, "text", "web")
+    assert by_catalog["component_ids"] == ["cmp1"]
     assert incident_name(event(), EventContext(environment="production")) == (
         "web (production): rolling back to revision 41"
     )
