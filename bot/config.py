@@ -23,6 +23,7 @@ from pydantic import (
 from bot.checks import HttpCheck, VersionCheck
 from bot.errors import InvalidInput, NamespaceNotAllowed
 from bot.names import check_namespace
+from bot.notify.settings import NotifySettings
 from bot.signals import AutoRollbackTriggers, ErrorRate, Thresholds
 
 
@@ -206,6 +207,9 @@ class RollbotConfig(ApprovalPolicy):
     #: Join a public channel where /rollback was typed before asking there (Slack
     #: scope channels:join). Off: rollbot stays where people invite it, and says so.
     join_public_channels: bool = False
+    #: Where each rollback's start and end are told: PagerDuty change events,
+    #: webhooks, a status page (README "Telling the world").
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @model_validator(mode="after")
     def _one_environment_per_namespace(self) -> RollbotConfig:
@@ -237,6 +241,18 @@ class RollbotConfig(ApprovalPolicy):
                     f"services.{name}.drill: drills roll one Deployment back and forward "
                     "with undo; this service rolls back another way"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _status_page_environments_exist(self) -> RollbotConfig:
+        page = self.notify.statuspage
+        unknown = [e for e in page.environments if e not in self.environments] if page else []
+        if unknown:
+            known = ", ".join(self.environments) or "none"
+            raise ValueError(
+                f"notify.statuspage.environments names {', '.join(unknown)}, "
+                f"not in environments (known: {known})"
+            )
         return self
 
     @property

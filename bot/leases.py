@@ -57,6 +57,18 @@ def lease_key(record_id: str) -> str:
     return f"{PREFIX}lease:{record_id}"
 
 
+def lead(client: redis.Redis, key: str, holder: str, ttl: float) -> bool:
+    """Take or keep the lease at `key` for `holder`: one process at a time does a
+    thing (deliver the outbox, deliver change events), the others stand by and take
+    over within `ttl` seconds of its death."""
+    if client.set(key, holder, nx=True, px=int(ttl * 1000)):
+        return True
+    if client.get(key) == holder:
+        client.pexpire(key, int(ttl * 1000))
+        return True
+    return False
+
+
 class RecordLeases:
     def __init__(self, client: redis.Redis, ttl: float = 15.0) -> None:
         self.redis, self.ttl = client, ttl

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import redis
 from pydantic import BaseModel, Field
 
+from bot.leases import lead
 from bot.progress import ProgressSink, Tone
 from bot.records import RollbackRecord
 from bot.rollout import RolloutState
@@ -119,13 +120,7 @@ class Outbox:
 
     def lead(self, holder: str, ttl: float) -> bool:
         """Take or keep the deliverer's lease for `holder`."""
-        key = f"{PREFIX}:deliverer"
-        if self.redis.set(key, holder, nx=True, px=int(ttl * 1000)):
-            return True
-        if self.redis.get(key) == holder:
-            self.redis.pexpire(key, int(ttl * 1000))
-            return True
-        return False
+        return lead(self.redis, f"{PREFIX}:deliverer", holder, ttl)
 
 
 class OutboxSink:

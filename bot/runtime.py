@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from bot.config import RollbotConfig, load_config
 from bot.errors import PermanentError, RollbotError, TemporaryError
 from bot.kube import Kube, translate
+from bot.notify.destinations import missing_secrets
 from bot.store import RollbackStore, connect
 from bot.strategies import HelmSettings
 
@@ -64,6 +65,8 @@ def runtime_from_environment(
         raise StartupError(str(err)) from err
     except TemporaryError as err:  # no kubeconfig, no service account
         raise StartupError(str(err), exit_code=3) from err
+    if problem := missing_secrets(config.notify, os.environ):
+        raise StartupError(problem)
     where = os.environ.get("REDIS_URL") or "the embedded Redis"
     try:
         client = connect()

@@ -25,6 +25,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import metrics
 from bot.config import RollbotConfig
 from bot.history import rollback_targets
+from bot.notify.delivery import ChangeDeliverer
+from bot.notify.destinations import destinations_from_environment
 from bot.outbox import Outbox, OutboxSink
 from bot.pipeline import Worker, WorkerKube
 from bot.pipeline.liveness import Liveness
@@ -189,6 +191,11 @@ class RollbotServer:
         self._spawn(
             "outbox", lambda: deliverer.run(self.stop_event, lambda: self.liveness.beat(slot))
         )
+        # Change events (PagerDuty, webhooks, a status page), when the config names any.
+        if self.config.notify.any:
+            destinations = destinations_from_environment(self.config, os.environ, self.store.redis)
+            changes = ChangeDeliverer(self.store, self.config, destinations)
+            self._spawn("changes", lambda: changes.run(self.stop_event))
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -449,6 +449,38 @@ def test_socket_mode_needs_the_app_token_and_no_signing_secret(tools, kube_versi
     assert container_of(bot)["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_notify_secrets_reach_the_bot_and_the_workers_from_the_named_secret(
+    tools, kube_version, namespace, tmp_path
+):
+    keys = ["PAGERDUTY_ROUTING_KEY", "ROLLBOT_WEBHOOK_SECRET"]
+    values = {
+        "config": {
+            "namespaces": [namespace],
+            "default_namespace": namespace,
+            "notify": {
+                "pagerduty": {},
+                "webhooks": [{"url": "https://hooks.example/r", "secret_env": keys[1]}],
+            },
+        },
+        "worker": {"enabled": True},
+        "notify": {"existingSecret": "rollbot-notify", "keys": keys},
+    }
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    dry_run_on_server(tools, objects)
+    (config_map,) = [o for o in of_kind(objects, "ConfigMap") if "config.yaml" in o["data"]]
+    config = RollbotConfig.model_validate(yaml.safe_load(config_map["data"]["config.yaml"]))
+    assert config.notify.pagerduty is not None and len(config.notify.webhooks) == 1
+    deployments = of_kind(objects, "Deployment")
+    assert len(deployments) >= 2
+    for deployment in deployments:
+        env = env_of(deployment)
+        for key in keys:
+            assert env[key] == {"secretKeyRef": {"name": "rollbot-notify", "key": key}}
+    args = ["template", str(CHART), "--kube-version", kube_version]
+    refused = tools("helm", *args, "--set", "notify.keys={PAGERDUTY_ROUTING_KEY}", check=False)
+    assert refused.returncode != 0 and "notify.keys needs notify.existingSecret" in refused.stderr
+
+
 # -- the bundled Redis ---------------------------------------------------------------------
 
 

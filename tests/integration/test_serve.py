@@ -318,13 +318,26 @@ def test_idle_and_trickling_sockets_do_not_keep_a_request_from_an_answer(environ
         ("serve", {"SLACK_BOT_TOKEN": None}, "needs SLACK_BOT_TOKEN"),
         ("serve", {"ROLLBOT_CONFIG": "bad.yaml"}, "is not valid YAML"),
         ("worker", {"REDIS_URL": "redis://127.0.0.1:9"}, "cannot be reached"),
+        (
+            "serve",
+            {"ROLLBOT_CONFIG": "notify.yaml"},
+            "notify: set PAGERDUTY_ROUTING_KEY (PagerDuty's routing key) in the environment",
+        ),
     ],
-    ids=["no-kubeconfig", "worker-no-kubeconfig", "no-slack-token", "bad-config", "no-redis"],
+    ids=[
+        "no-kubeconfig",
+        "worker-no-kubeconfig",
+        "no-slack-token",
+        "bad-config",
+        "no-redis",
+        "no-notify-secret",
+    ],  # fmt: skip
 )
 def test_a_start_up_problem_is_one_line_and_a_non_zero_exit(
     environment, tmp_path, command, change, says
 ):
     (tmp_path / "bad.yaml").write_text("services: [\n")
+    (tmp_path / "notify.yaml").write_text("notify: {pagerduty: {}}\n")
     env = {**environment}
     for key, value in change.items():
         if value is None:

@@ -204,6 +204,16 @@ volumes:
     secretKeyRef:
       name: {{ .Values.slack.existingSecret }}
       key: {{ .Values.slack.botTokenKey }}
+{{- if and .Values.notify.keys (not .Values.notify.existingSecret) }}
+{{- fail "notify.keys needs notify.existingSecret: the Secret that holds them" }}
+{{- end }}
+{{- range .Values.notify.keys }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.notify.existingSecret }}
+      key: {{ . }}
+{{- end }}
 {{- if .Values.slack.apiUrl }}
 - name: SLACK_API_URL
   value: {{ .Values.slack.apiUrl | quote }}
