@@ -59,8 +59,8 @@ class ShownMessage:
     edited: bool
     broadcast: bool
     reactions: tuple[Markup, ...]
-    #: the message as it was before each chat.update, oldest first
-    earlier: tuple[tuple[ShownBlock, ...], ...] = ()
+    #: the message as first posted, when chat.update has replaced it since
+    first_posted: tuple[ShownBlock, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,15 +167,16 @@ def _shown_block(block: Any, names: Names) -> ShownBlock:
 
 
 def shown_message(versions: list[Message], names: Names) -> ShownMessage:
-    """A message in its last state, with what it was before each chat.update."""
-    now = versions[-1]
+    """A message in its last state, and as first posted if it was edited since (the
+    states in between, a rollout's progress say, are left out)."""
+    now, first = versions[-1], versions[0]
     return ShownMessage(
         ts=now.ts,
         blocks=shown_blocks(now.blocks, now.text, names),
         edited=now.updated > 0,
         broadcast=now.reply_broadcast,
         reactions=tuple(plain_to_html(f":{name}:") for name in now.reactions),
-        earlier=tuple(shown_blocks(v.blocks, v.text, names) for v in versions[:-1]),
+        first_posted=shown_blocks(first.blocks, first.text, names) if len(versions) > 1 else (),
     )
 
 

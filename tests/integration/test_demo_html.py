@@ -54,7 +54,9 @@ WINDOW = (1000, 3000)
 HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
 
 
-def browser() -> Path:
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium; asked for first, so a missing one fails before a cluster starts."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"no Chromium at {CHROMIUM}: `make setup` installs Debian's chromium package "
@@ -64,13 +66,13 @@ def browser() -> Path:
     return CHROMIUM
 
 
-def open_in_chromium(page: Path, screenshot: Path) -> str:
+def open_in_chromium(chromium: Path, page: Path, screenshot: Path) -> str:
     """The DOM Chromium built from the page; and its screenshot, taken at the same time."""
     with (
         tempfile.TemporaryDirectory() as dom_profile,
         tempfile.TemporaryDirectory() as shot_profile,
     ):
-        common = [str(browser()), *CHROMIUM_FLAGS]
+        common = [str(chromium), *CHROMIUM_FLAGS]
         shot = subprocess.Popen(
             [
                 *common,
@@ -130,15 +132,14 @@ def run_a_rollback(make_bot, slack: FakeSlackApi, workloads) -> str:  # type: ig
 
 
 def test_the_thread_page_shows_the_confirmation_and_the_outcome_in_chromium(
-    make_bot, slack, workloads, tmp_path
+    chromium, make_bot, slack, workloads, tmp_path
 ):
-    browser()  # before the rollback: a missing browser fails at once
     root_ts = run_a_rollback(make_bot, slack, workloads)
     folder = tmp_path / "demo-output"
     page_file = write_thread_html(slack, CHANNEL, root_ts, folder, channel_name="incidents")
     screenshot = tmp_path / "thread.png"
 
-    page = read_page(open_in_chromium(page_file, screenshot))
+    page = read_page(open_in_chromium(chromium, page_file, screenshot))
 
     # Nothing anyone typed became HTML: the reason is there, as text.
     assert page.find("script") == [] and page.find("img") == []

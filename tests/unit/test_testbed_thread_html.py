@@ -119,6 +119,23 @@ def test_replies_follow_the_root_in_order_without_ephemeral_or_deleted_ones(
     assert "another thread" not in page.text and "only bob" not in page.text
 
 
+def test_an_edited_reply_shows_its_last_state_and_keeps_its_first_folded(
+    slack: FakeSlackApi, client: WebClient, tmp_path: Path
+) -> None:
+    ts = client.chat_postMessage(channel=CHANNEL, text="root")["ts"]
+    reply = client.chat_postMessage(channel=CHANNEL, thread_ts=ts, text="Waiting: 0/3")["ts"]
+    for text in ("Waiting: 1/3", "Waiting: 2/3", "Rolled out: 3/3"):
+        client.chat_update(channel=CHANNEL, ts=reply, text=text)
+    page = page_of(slack, ts, tmp_path)
+
+    (shown,) = page.find("article", "reply")
+    assert shown.text.startswith("R rollbot APP (edited) Rolled out: 3/3")
+    (first,) = page.find("details", "earlier")
+    assert "open" not in first.attrs, "only the root's first state is unfolded"
+    assert first.text == "As first posted, before chat.update replaced it Waiting: 0/3"
+    assert "1/3" not in page.text and "2/3" not in page.text
+
+
 def test_block_kit_is_laid_out_as_slack_does(
     slack: FakeSlackApi, client: WebClient, tmp_path: Path
 ) -> None:
