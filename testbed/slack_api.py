@@ -12,6 +12,7 @@ Standard library only: the test bed must not depend on what it is testing.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -142,6 +143,8 @@ class _StoredMessage:
     updated: int = 0
     reactions: list[str] = field(default_factory=list)
     deleted: bool = False
+    #: (text, blocks) before each chat.update, oldest first
+    earlier: list[tuple[str, list[Args]]] = field(default_factory=list)
 
     def snapshot(self) -> Message:
         return Message(
@@ -499,6 +502,24 @@ class FakeSlackApi(ThreadedHttpService):
             ]
             return [root.snapshot()] + [m.snapshot() for m in replies]
 
+    def versions(self, channel: str, ts: str) -> list[Message]:
+        """Every state a message was in, as first posted to now: what each chat.update
+        replaced. KeyError if there is no such message."""
+        with self._lock:
+            message = self._find(channel, ts)
+            now = message.snapshot()
+            return [
+                dataclasses.replace(now, text=text, blocks=copy.deepcopy(blocks), updated=number)
+                for number, (text, blocks) in enumerate(message.earlier)
+            ] + [now]
+
+    def user_info(self, user_id: str) -> Args:
+        """The `user` users.info answers for an id, without recording a call; SlackError
+        ("user_not_found") as users.info would."""
+        with self._lock:
+            user: Args = self._users_info({"user": user_id})["user"]
+            return user
+
     def files(self) -> list[UploadedFile]:
         """Files completed with files.completeUploadExternal, in completion order."""
         with self._lock:
@@ -752,6 +773,7 @@ class FakeSlackApi(ThreadedHttpService):
         self._may_write(channel, public_ok=True)
         message = self._message(channel, args.get("ts"))
         text, blocks = _content(args, required=True)
+        message.earlier.append((message.text, copy.deepcopy(message.blocks)))
         # Like Slack, a field left out keeps its old value.
         if text is not None:
             message.text = text
