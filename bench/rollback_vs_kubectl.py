@@ -42,6 +42,14 @@ from testbed.controlplane import ControlPlane  # noqa: E402
 from testbed.sample_app import SampleApp  # noqa: E402
 
 
+def load_average() -> str:
+    """The 1-minute load (Linux): start-up figures mean little without it."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
+
+
 class Quiet:
     """A Progress that keeps nothing: the bench times the rollback, not a view."""
 
@@ -129,7 +137,8 @@ def main() -> None:
             runners["CLI of --compare-with"] = cli_in(Path(args.compare_with).resolve())
         times: dict[str, list[float]] = {name: [] for name in runners}
         print(
-            f"{args.rounds} rounds, {args.replicas} replicas, control plane {plane.server}",
+            f"{args.rounds} rounds, {args.replicas} replicas, control plane {plane.server}, "
+            f"load {load_average()} on {os.cpu_count()} cores",
             flush=True,
         )
         for round_no in range(args.rounds):
@@ -146,7 +155,8 @@ def main() -> None:
             print(f"round {round_no + 1}: {line}", flush=True)
 
         base = statistics.median(times["kubectl"])
-        print("\nmedian seconds (ratio against kubectl rollout undo + rollout status):")
+        print(f"\nload {load_average()} at the end")
+        print("median seconds (ratio against kubectl rollout undo + rollout status):")
         for name, values in times.items():
             median = statistics.median(values)
             print(f"  {name:21} {median:6.2f}s   ratio {median / base:.2f}")
