@@ -12,6 +12,12 @@ figure is the ratio rollbot / kubectl (below 1 means rollbot is faster).
 unpacked with `git archive`), in the same rounds: start-up figures from different
 runs on a shared machine do not compare.
 
+Each checkout's `bot/` is compiled to bytecode first, as `pip install` (and so
+rollbot's image) does: with PYTHONDONTWRITEBYTECODE set (the image sets it, and
+so may the shell running this) a source checkout would otherwise compile every
+module again on each start, which no installed rollbot does. `--no-compile`
+measures the checkouts as they are.
+
 Two rollbot figures are printed: the undo strategy planned and applied
 in-process (as the Slack worker runs it) and the `rollbot rollback --yes`
 command in a new process (as a CI job runs it, paying Python's start-up like
@@ -21,6 +27,7 @@ kubectl pays its own).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -40,6 +47,14 @@ from bot.strategies import Context, Request, change_cause  # noqa: E402
 from bot.strategies import get as get_strategy  # noqa: E402
 from testbed.controlplane import ControlPlane  # noqa: E402
 from testbed.sample_app import SampleApp  # noqa: E402
+
+
+def load_average() -> str:
+    """The 1-minute load (Linux): start-up figures mean little without it."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
 
 
 class Quiet:
@@ -66,6 +81,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--compare-with", metavar="DIR", help="another checkout's CLI too")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="do not compile the checkouts' bot/ first"
+    )
     args = parser.parse_args()
 
     with ControlPlane() as plane:
@@ -106,6 +124,9 @@ def main() -> None:
             return time.perf_counter() - start
 
         def cli_in(tree: Path) -> Callable[[str], float]:
+            if not args.no_compile:
+                compileall.compile_dir(str(tree / "bot"), quiet=1)
+
             def run_cli(ns: str) -> float:
                 start = time.perf_counter()
                 subprocess.run(
@@ -129,7 +150,8 @@ def main() -> None:
             runners["CLI of --compare-with"] = cli_in(Path(args.compare_with).resolve())
         times: dict[str, list[float]] = {name: [] for name in runners}
         print(
-            f"{args.rounds} rounds, {args.replicas} replicas, control plane {plane.server}",
+            f"{args.rounds} rounds, {args.replicas} replicas, control plane {plane.server}, "
+            f"load {load_average()} on {os.cpu_count()} cores",
             flush=True,
         )
         for round_no in range(args.rounds):
@@ -146,7 +168,8 @@ def main() -> None:
             print(f"round {round_no + 1}: {line}", flush=True)
 
         base = statistics.median(times["kubectl"])
-        print("\nmedian seconds (ratio against kubectl rollout undo + rollout status):")
+        print(f"\nload {load_average()} at the end")
+        print("median seconds (ratio against kubectl rollout undo + rollout status):")
         for name, values in times.items():
             median = statistics.median(values)
             print(f"  {name:21} {median:6.2f}s   ratio {median / base:.2f}")

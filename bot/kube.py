@@ -1,21 +1,30 @@
 """Kubernetes access through the official client, always as raw JSON dicts.
 
 The client's model classes drop fields they do not know, and a template written
-back through them can lose parts of itself; so every read here asks for the raw
-response (`_preload_content=False`) and every object crosses this boundary as a
-plain dict. API failures are translated into rollbot's typed errors.
+back through them can lose parts of itself; so every call here sends its request
+through `ApiClient.call_api` (the client's configuration, authentication, TLS and
+connection pool, but none of its generated API classes) and decodes the answer's
+JSON itself: every object crosses this boundary as a plain dict. Loading a
+generated class builds the pydantic models of its whole API group (~0.4 s for
+apps/v1, twice that for core/v1), which `rollbot rollback` in a new process pays
+before it does anything (bench/rollback_vs_kubectl.py). API failures are
+translated into rollbot's typed errors.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import urllib3
-from kubernetes import client, config, watch
+from kubernetes import config
+from kubernetes.client.api_client import ApiClient
+from kubernetes.client.configuration import Configuration
 from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 from bot.deployments import pointer_value
 from bot.errors import (
@@ -29,24 +38,26 @@ from bot.errors import (
     WatchExpired,
 )
 
+if TYPE_CHECKING:
+    from kubernetes.client import AppsV1Api, CoreV1Api
+
 Body = dict[str, Any]
-T = TypeVar("T")
 
 
-def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> ApiClient:
     """An ApiClient from a kubeconfig file, or from the pod's service account."""
     if kubeconfig is None:
         try:
             config.load_incluster_config()
-            return client.ApiClient()
+            return ApiClient()
         except config.ConfigException:
             pass
     try:
-        cfg = client.Configuration()
+        cfg = Configuration()
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
     except (config.ConfigException, OSError) as err:
         raise ApiUnavailable(f"no usable kubeconfig ({err})") from err
-    return client.ApiClient(configuration=cfg)
+    return ApiClient(configuration=cfg)
 
 
 def _message_of(err: ApiException) -> str:
@@ -83,32 +94,25 @@ def translate(
 #: (a temporary error, retried) instead of hanging a worker for good.
 REQUEST_TIMEOUT = (5.0, 30.0)
 
+#: What a failed call raises before `translate` turns it into a rollbot error.
+_FAILURES = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
-def _call(
-    fn: Callable[..., Any],
-    *args: Any,
-    kind: str = "",
-    namespace: str = "",
-    name: str = "",
-    **kwargs: Any,
-) -> Any:
-    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _namespaced(group: str, namespace: str, plural: str, name: str = "") -> str:
+    """The path of a namespaced collection, or of one object in it (`group` is
+    `api/v1` for the core group, `apis/GROUP/VERSION` for the others)."""
+    path = f"/{group}/namespaces/{quote(namespace, safe='')}/{plural}"
+    return f"{path}/{quote(name, safe='')}" if name else path
+
+
+def _raw(response: urllib3.BaseHTTPResponse) -> Body:
     try:
-        return fn(*args, **kwargs)
-    except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
-        raise translate(err, kind=kind, namespace=namespace, name=name) from err
-
-
-def _items(list_call: Callable[..., Any], namespace: str, label_selector: str = "") -> list[Body]:
-    """The items of a namespaced list call, as raw dicts."""
-    selector = {"label_selector": label_selector} if label_selector else {}
-    response = _call(list_call, namespace, _preload_content=False, **selector)
-    items: list[Body] = _raw(response).get("items", [])
-    return items
-
-
-def _raw(response: Any) -> Body:
-    data = json.loads(response.data)
+        data = json.loads(response.data)
+    except ValueError as err:
+        raise ApiUnavailable(f"unexpected response body from the API ({err})") from err
     if not isinstance(data, dict):
         raise ApiUnavailable("unexpected response body from the API")
     return data
@@ -117,184 +121,98 @@ def _raw(response: Any) -> Body:
 class Kube:
     """The Kubernetes calls rollbot makes, with raw bodies and typed errors."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: ApiClient) -> None:
         self.api_client = api_client
-
-    # Built on first use: each API class loads the client's models for its group
-    # (~0.3 s for core/v1), which `rollbot rollback` of a Deployment never needs.
-    @cached_property
-    def apps(self) -> client.AppsV1Api:
-        return client.AppsV1Api(self.api_client)
-
-    @cached_property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.api_client)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         return cls(load_api_client(kubeconfig, context))
 
-    # -- Deployments ---------------------------------------------------------
+    # The generated classes, for callers that need more than the calls below (the
+    # readiness check, tests creating namespaces); built on first use, see above.
+    @cached_property
+    def apps(self) -> AppsV1Api:
+        from kubernetes.client import AppsV1Api
 
-    def get_deployment(self, namespace: str, name: str) -> Body:
-        response = _call(
-            self.apps.read_namespaced_deployment,
-            name,
-            namespace,
-            _preload_content=False,
-            kind="deployment",
-            namespace=namespace,
-            name=name,
+        return AppsV1Api(self.api_client)
+
+    @cached_property
+    def core(self) -> CoreV1Api:
+        from kubernetes.client import CoreV1Api
+
+        return CoreV1Api(self.api_client)
+
+    # -- the one way a call is made ------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: object = None,
+        content_type: str | None = None,
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> urllib3.BaseHTTPResponse:
+        """The raw answer to one request; ApiException for any status but 2xx.
+
+        `param_serialize` adds the credentials (a refreshed token for exec and
+        OIDC users), the client's headers and the encoded query; `call_api` sends
+        it through the client's pool, never reading more than the status line."""
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        request = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
         )
-        return _raw(response)
+        answer = self.api_client.call_api(*request, _request_timeout=timeout)
+        if not 200 <= answer.status <= 299:
+            answer.read()
+            raise ApiException.from_response(http_resp=answer, body=None, data=None)
+        response: urllib3.BaseHTTPResponse = answer.response
+        return response
 
-    def list_deployments(self, namespace: str, label_selector: str = "") -> list[Body]:
-        return _items(self.apps.list_namespaced_deployment, namespace, label_selector)
-
-    def list_replica_sets(self, namespace: str, label_selector: str) -> list[Body]:
-        return _items(self.apps.list_namespaced_replica_set, namespace, label_selector)
-
-    def json_patch_deployment(self, namespace: str, name: str, ops: list[Body]) -> Body:
-        """Apply a JSON patch (a list body is sent as application/json-patch+json).
-
-        A failed `test` op comes back as a bare 422 "Invalid"; when a tested
-        value is no longer what the object holds, that is reported as a Conflict.
-        """
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str = "",
+        namespace: str = "",
+        name: str = "",
+        **request: Any,
+    ) -> Body:
+        """The JSON object one request answers, or the rollbot error its failure is."""
         try:
-            response = self.apps.patch_namespaced_deployment(
-                name, namespace, ops, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            )
-        except ApiException as err:
-            tests = [op for op in ops if op.get("op") == "test"]
-            if err.status == 422 and tests:
-                current = self.get_deployment(namespace, name)
-                changed = [
-                    op["path"] for op in tests if pointer_value(current, op["path"]) != op["value"]
-                ]
-                if changed:
-                    raise Conflict(f"{', '.join(changed)} changed meanwhile") from err
-            raise translate(err, kind="deployment", namespace=namespace, name=name) from err
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise translate(err) from err
-        return _raw(response)
+            return _raw(self._send(method, path, **request))
+        except _FAILURES as err:
+            raise translate(err, kind=kind, namespace=namespace, name=name) from err
 
-    def watch_deployment(
-        self, namespace: str, name: str, resource_version: str, timeout_seconds: int
-    ) -> Iterator[tuple[str, Body]]:
-        """(event type, raw Deployment) for each change after `resource_version`."""
-        w = watch.Watch()
-        try:
-            stream = w.stream(
-                self.apps.list_namespaced_deployment,
-                namespace,
-                field_selector=f"metadata.name={name}",
-                resource_version=resource_version,
-                timeout_seconds=max(1, timeout_seconds),
-                allow_watch_bookmarks=False,
-                # The server ends the watch at timeout_seconds; a connection that went
-                # silent (half-open) is given up a little after that.
-                _request_timeout=(REQUEST_TIMEOUT[0], max(1, timeout_seconds) + 15),
-            )
-            for event in stream:
-                yield str(event["type"]), dict(event["raw_object"])
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
-            raise translate(err, kind="deployment", namespace=namespace, name=name) from err
-        finally:
-            w.stop()
-
-    # -- Pods ----------------------------------------------------------------
-
-    def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
-        return _items(self.core.list_namespaced_pod, namespace, label_selector)
-
-    def list_warning_events(self, namespace: str) -> list[Body]:
-        response = _call(
-            self.core.list_namespaced_event,
-            namespace,
-            field_selector="type=Warning",
-            _preload_content=False,
-        )
-        items: list[Body] = _raw(response).get("items", [])
+    def _items(self, path: str, query: Mapping[str, str] | None = None) -> list[Body]:
+        """The items of a list call, as raw dicts."""
+        items: list[Body] = self._json("GET", path, query=query).get("items", [])
         return items
-
-    def pod_log(
-        self, namespace: str, pod: str, since_seconds: int, tail: int, container: str | None = None
-    ) -> str:
-        """A container's recent log (the only one's when `container` is None)."""
-        extra = {"container": container} if container else {}
-        response = _call(
-            self.core.read_namespaced_pod_log,
-            pod,
-            namespace,
-            since_seconds=since_seconds,
-            tail_lines=tail,
-            _preload_content=False,
-            **extra,
-        )
-        return bytes(response.data).decode(errors="replace")
-
-    def list_services(self, namespace: str) -> list[Body]:
-        return _items(self.core.list_namespaced_service, namespace)
-
-    def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
-        return _items(self.core.list_namespaced_secret, namespace, label_selector)
-
-    def get_config_map(self, namespace: str, name: str) -> Body:
-        response = _call(
-            self.core.read_namespaced_config_map, name, namespace, _preload_content=False
-        )
-        return _raw(response)
-
-    def list_autoscalers(self, namespace: str) -> list[Body]:
-        autoscaling = client.AutoscalingV2Api(self.api_client)
-        return _items(autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)
-
-    # -- Services, Endpoints, ConfigMaps and pod labels: the other strategies -----------
-
-    def get_service(self, namespace: str, name: str) -> Body:
-        response = _call(self.core.read_namespaced_service, name, namespace, _preload_content=False)
-        return _raw(response)
-
-    def json_patch_service(self, namespace: str, name: str, ops: list[Body]) -> Body:
-        """A JSON patch of a Service; a failed `test` op is a Conflict (see Deployments)."""
-        return self._guarded_json_patch(
-            self.core.patch_namespaced_service, self.get_service, namespace, name, ops
-        )
-
-    def get_endpoints(self, namespace: str, name: str) -> Body:
-        response = _call(
-            self.core.read_namespaced_endpoints, name, namespace, _preload_content=False
-        )
-        return _raw(response)
-
-    def json_patch_config_map(self, namespace: str, name: str, ops: list[Body]) -> Body:
-        """A JSON patch of a ConfigMap; a failed `test` op is a Conflict."""
-        return self._guarded_json_patch(
-            self.core.patch_namespaced_config_map, self.get_config_map, namespace, name, ops
-        )
-
-    def merge_patch_pod(self, namespace: str, name: str, patch: Body) -> Body:
-        """A JSON merge patch of a pod (labels: `kubectl label --overwrite`)."""
-        response = _call(
-            self.core.patch_namespaced_pod,
-            name,
-            namespace,
-            patch,
-            _content_type="application/merge-patch+json",
-            _preload_content=False,
-        )
-        return _raw(response)
 
     def _guarded_json_patch(
         self,
-        patch: Callable[..., Any],
+        path: str,
         read: Callable[[str, str], Body],
         namespace: str,
         name: str,
         ops: list[Body],
+        *,
+        kind: str = "",
+        subject: str = "",
     ) -> Body:
+        """A JSON patch whose failed `test` op is a Conflict: the API answers a bare
+        422 "Invalid", so the object is read again to say which value changed."""
         try:
-            response = patch(name, namespace, ops, _preload_content=False)
+            return _raw(self._send("PATCH", path, body=ops, content_type=JSON_PATCH))
         except ApiException as err:
             tests = [op for op in ops if op.get("op") == "test"]
             if err.status == 422 and tests:
@@ -303,11 +221,145 @@ class Kube:
                     op["path"] for op in tests if pointer_value(current, op["path"]) != op["value"]
                 ]
                 if changed:
-                    raise Conflict(f"{name}: {', '.join(changed)} changed meanwhile") from err
-            raise translate(err, namespace=namespace, name=name) from err
+                    raise Conflict(f"{subject}{', '.join(changed)} changed meanwhile") from err
+            raise translate(err, kind=kind, namespace=namespace, name=name) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise translate(err) from err
-        return _raw(response)
+
+    # -- Deployments ---------------------------------------------------------
+
+    def get_deployment(self, namespace: str, name: str) -> Body:
+        path = _namespaced("apis/apps/v1", namespace, "deployments", name)
+        return self._json("GET", path, kind="deployment", namespace=namespace, name=name)
+
+    def list_deployments(self, namespace: str, label_selector: str = "") -> list[Body]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self._items(_namespaced("apis/apps/v1", namespace, "deployments"), query)
+
+    def list_replica_sets(self, namespace: str, label_selector: str) -> list[Body]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self._items(_namespaced("apis/apps/v1", namespace, "replicasets"), query)
+
+    def json_patch_deployment(self, namespace: str, name: str, ops: list[Body]) -> Body:
+        """Apply a JSON patch; a failed `test` op whose value is no longer what the
+        object holds is a Conflict."""
+        path = _namespaced("apis/apps/v1", namespace, "deployments", name)
+        return self._guarded_json_patch(
+            path, self.get_deployment, namespace, name, ops, kind="deployment"
+        )
+
+    def watch_deployment(
+        self, namespace: str, name: str, resource_version: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, Body]]:
+        """(event type, raw Deployment) for each change after `resource_version`.
+
+        One watch request, no resuming of its own: when it ends (the server's
+        `timeout_seconds`, an apiserver gone, a resourceVersion too old for it:
+        WatchExpired) the caller reads afresh and watches again from there."""
+        wait = max(1, timeout_seconds)
+        query = {
+            "watch": "true",
+            "fieldSelector": f"metadata.name={name}",
+            "timeoutSeconds": str(wait),
+            "allowWatchBookmarks": "false",
+        }
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        path = _namespaced("apis/apps/v1", namespace, "deployments")
+        try:
+            # The server ends the watch at timeout_seconds; a connection that went
+            # silent (half-open) is given up a little after that.
+            response = self._send("GET", path, query=query, timeout=(REQUEST_TIMEOUT[0], wait + 15))
+            try:
+                for line in iter_resp_lines(response):
+                    if line.strip():
+                        yield _event(line)
+            finally:
+                # Closed, not drained: the socket of a watch left early goes too.
+                response.close()
+                response.release_conn()
+        except _FAILURES as err:
+            raise translate(err, kind="deployment", namespace=namespace, name=name) from err
+
+    # -- Pods, events, autoscalers: the assessment ---------------------------
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self._items(_namespaced("api/v1", namespace, "pods"), query)
+
+    def list_warning_events(self, namespace: str) -> list[Body]:
+        path = _namespaced("api/v1", namespace, "events")
+        return self._items(path, {"fieldSelector": "type=Warning"})
+
+    def pod_log(
+        self, namespace: str, pod: str, since_seconds: int, tail: int, container: str | None = None
+    ) -> str:
+        """A container's recent log (the only one's when `container` is None)."""
+        query = {"sinceSeconds": str(since_seconds), "tailLines": str(tail)}
+        if container:
+            query["container"] = container
+        path = _namespaced("api/v1", namespace, "pods", pod) + "/log"
+        try:
+            return self._send("GET", path, query=query).data.decode(errors="replace")
+        except _FAILURES as err:
+            raise translate(err) from err
+
+    def list_services(self, namespace: str) -> list[Body]:
+        return self._items(_namespaced("api/v1", namespace, "services"))
+
+    def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self._items(_namespaced("api/v1", namespace, "secrets"), query)
+
+    def list_autoscalers(self, namespace: str) -> list[Body]:
+        path = _namespaced("apis/autoscaling/v2", namespace, "horizontalpodautoscalers")
+        return self._items(path)
+
+    # -- Services, Endpoints, ConfigMaps and pod labels: the other strategies --
+
+    def get_config_map(self, namespace: str, name: str) -> Body:
+        return self._json("GET", _namespaced("api/v1", namespace, "configmaps", name))
+
+    def get_service(self, namespace: str, name: str) -> Body:
+        return self._json("GET", _namespaced("api/v1", namespace, "services", name))
+
+    def get_endpoints(self, namespace: str, name: str) -> Body:
+        return self._json("GET", _namespaced("api/v1", namespace, "endpoints", name))
+
+    def json_patch_service(self, namespace: str, name: str, ops: list[Body]) -> Body:
+        """A JSON patch of a Service; a failed `test` op is a Conflict (see Deployments)."""
+        path = _namespaced("api/v1", namespace, "services", name)
+        return self._guarded_json_patch(
+            path, self.get_service, namespace, name, ops, subject=f"{name}: "
+        )
+
+    def json_patch_config_map(self, namespace: str, name: str, ops: list[Body]) -> Body:
+        """A JSON patch of a ConfigMap; a failed `test` op is a Conflict."""
+        path = _namespaced("api/v1", namespace, "configmaps", name)
+        return self._guarded_json_patch(
+            path, self.get_config_map, namespace, name, ops, subject=f"{name}: "
+        )
+
+    def merge_patch_pod(self, namespace: str, name: str, patch: Body) -> Body:
+        """A JSON merge patch of a pod (labels: `kubectl label --overwrite`)."""
+        path = _namespaced("api/v1", namespace, "pods", name)
+        return self._json("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+
+def _event(line: str) -> tuple[str, Body]:
+    """One line of a watch: (type, object); an ERROR event raises the ApiException
+    its Status stands for (410 Gone: the resourceVersion is too old)."""
+    try:
+        event = json.loads(line)
+    except ValueError as err:
+        raise ApiUnavailable(f"unexpected watch event from the API ({err})") from err
+    obj = event.get("object") if isinstance(event, dict) else None
+    if not isinstance(obj, dict):
+        raise ApiUnavailable("unexpected watch event from the API")
+    if event.get("type") == "ERROR":
+        reason = f"{obj.get('reason')}: {obj.get('message')}"
+        raise ApiException(status=obj.get("code"), reason=reason)
+    return str(event.get("type")), obj
 
 
 def selector_string(selector: Body) -> str:
