@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported when a check runs: the config (and so the CLI) nee
 class HttpCheck(BaseModel):
     """One request and what its answer must be (a health check or a smoke test)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str
     url: str
@@ -52,7 +52,7 @@ class VersionCheck(BaseModel):
     (jarvis-api: `GET /api` → `.version`). The expected value is the target image's
     tag, a leading "v" ignored on either side."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     url: str
     #: The JSON field holding the version, as a dotted path ("version", "build.version").

@@ -44,7 +44,7 @@ NamespaceName = Annotated[str, AfterValidator(_namespace_name)]
 class ApprovalPolicy(BaseModel):
     """Who may ask, who may approve, and how many approvals a rollback needs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: Slack user IDs who may ask for a rollback; empty means anyone in the channel.
     requesters: list[str] = Field(default_factory=list)
@@ -75,7 +75,7 @@ class Environment(ApprovalPolicy):
 class BlueGreen(BaseModel):
     """A blue-green service: one Service whose selector picks the live colour."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: The Service whose selector switches (default: the service's own name).
     service: str | None = None
@@ -110,7 +110,7 @@ class Drill(BaseModel):
     """A rollback drill: back one revision and forward again, in an environment
     marked for drills, on demand (`/rollback drill SERVICE`) and on a schedule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: Where the drill runs (default: the service's namespace); its environment
     #: must say `drills: true`.
@@ -126,7 +126,7 @@ class Drill(BaseModel):
 class ServiceEntry(BaseModel):
     """A service in the catalog: where it runs and how to tell it is healthy."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: The namespace `/rollback SERVICE` means for this service (default: default_namespace).
     namespace: NamespaceName | None = None
@@ -304,7 +304,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> RollbotConfig:
     """The config at `path`, or `$ROLLBOT_CONFIG`, or the defaults when neither is set."""
     chosen = path if path is not None else os.environ.get("ROLLBOT_CONFIG")
     if not chosen:
-        return RollbotConfig()
+        # The defaults, valid by construction: no model schema is built for them, so
+        # `rollbot rollback --yes` without a file does not pay for one (defer_build).
+        return RollbotConfig.model_construct()
     file = Path(chosen)
     try:
         text = file.read_text()

@@ -19,7 +19,7 @@ DEFAULT_ERROR_PATTERN = r"\b(ERROR|FATAL|CRITICAL|Traceback|Exception|panic:)|\"
 class PrometheusQuery(BaseModel):
     """A PromQL query whose value is the error ratio (0–1), asked over HTTP."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: Prometheus' base URL, e.g. http://prometheus.monitoring:9090
     url: str
@@ -31,7 +31,7 @@ class PrometheusQuery(BaseModel):
 class ErrorRate(BaseModel):
     """How to measure the share of failing requests."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: A line of the pods' logs matching this counts as an error (Python regex).
     log_pattern: str = DEFAULT_ERROR_PATTERN
@@ -53,7 +53,7 @@ class ErrorRate(BaseModel):
 class Thresholds(BaseModel):
     """The numbers of the decision matrix."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: An error rate above this is high severity: roll back now.
     high_error_rate: float = Field(default=0.5, ge=0, le=1)
@@ -66,7 +66,7 @@ class Thresholds(BaseModel):
 class AutoRollbackTriggers(BaseModel):
     """What counts as a fresh revision failing, for automatic rollback."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: The new revision missed its progress deadline.
     progress_deadline: bool = True

@@ -42,7 +42,7 @@ ComponentStatus = Literal[
 class PagerDutySettings(BaseModel):
     """PagerDuty Events API v2 change events (they show beside the service's incidents)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: The variable holding the service integration's routing key.
     routing_key_env: EnvName = "PAGERDUTY_ROUTING_KEY"
@@ -52,7 +52,7 @@ class PagerDutySettings(BaseModel):
 class WebhookSettings(BaseModel):
     """A URL that receives every change event as JSON, signed with HMAC-SHA256."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     url: HttpUrl
     #: The variable holding the shared signing secret.
@@ -63,7 +63,7 @@ class StatuspageSettings(BaseModel):
     """An Atlassian Statuspage-compatible page: an incident per rollback, opened
     when it starts and resolved when it succeeds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     base_url: HttpUrl = "https://api.statuspage.io/v1"
     page_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
@@ -78,7 +78,7 @@ class StatuspageSettings(BaseModel):
 
 
 class NotifySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     pagerduty: PagerDutySettings | None = None
     webhooks: list[WebhookSettings] = Field(default_factory=list)

@@ -3,10 +3,12 @@
 `resolve` picks the strategy a request means from its flags and the service's
 catalog entry; `get` returns the object that plans and applies it. One module
 per strategy; a new one is a class with `name`, `plan` and `apply`, listed in
-`_ALL` below.
+`_WHERE` below.
 """
 
 from __future__ import annotations
+
+import importlib
 
 from bot.config import RollbotConfig
 from bot.strategies.base import (
@@ -20,17 +22,8 @@ from bot.strategies.base import (
     StrategyKube,
     change_cause,
 )
-from bot.strategies.bluegreen import BlueGreenStrategy
-from bot.strategies.components import ComponentsFailed, ComponentsStrategy
-from bot.strategies.divert import DivertStrategy
-from bot.strategies.flag import FlagStrategy
-from bot.strategies.helm import HelmStrategy
-from bot.strategies.restore import RestoreStrategy
-from bot.strategies.scale import ScaleStrategy
-from bot.strategies.undo import UndoStrategy
 
 __all__ = [
-    "ComponentsFailed",
     "Context",
     "HelmSettings",
     "Plan",
@@ -46,20 +39,20 @@ __all__ = [
 
 #: Strategies a person asks for by flag; the others come from the catalog.
 OPERATIONS = ("restore", "flag", "scale", "divert")
-_ALL: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        UndoStrategy(),
-        ComponentsStrategy(),
-        HelmStrategy(),
-        BlueGreenStrategy(),
-        RestoreStrategy(),
-        FlagStrategy(),
-        ScaleStrategy(),
-        DivertStrategy(),
-    )
+#: Each strategy's module and class, imported when it is first asked for: a
+#: Deployment undo in a new process (`rollbot rollback --yes`) loads no other.
+_WHERE: dict[str, tuple[str, str]] = {
+    "undo": ("bot.strategies.undo", "UndoStrategy"),
+    "components": ("bot.strategies.components", "ComponentsStrategy"),
+    "helm": ("bot.strategies.helm", "HelmStrategy"),
+    "blue-green": ("bot.strategies.bluegreen", "BlueGreenStrategy"),
+    "restore": ("bot.strategies.restore", "RestoreStrategy"),
+    "flag": ("bot.strategies.flag", "FlagStrategy"),
+    "scale": ("bot.strategies.scale", "ScaleStrategy"),
+    "divert": ("bot.strategies.divert", "DivertStrategy"),
 }
-NAMES = tuple(_ALL)
+NAMES = tuple(_WHERE)
+_LOADED: dict[str, Strategy] = {}
 
 
 def resolve(config: RollbotConfig, service: str, asked: str = "") -> str:
@@ -77,7 +70,10 @@ def resolve(config: RollbotConfig, service: str, asked: str = "") -> str:
 
 
 def get(name: str) -> Strategy:
-    try:
-        return _ALL[name]
-    except KeyError:
-        raise StrategyError(f"no strategy named {name!r}") from None
+    if name not in _WHERE:
+        raise StrategyError(f"no strategy named {name!r}")
+    if name not in _LOADED:
+        module, cls = _WHERE[name]
+        made: Strategy = getattr(importlib.import_module(module), cls)()
+        _LOADED[name] = made
+    return _LOADED[name]

@@ -8,8 +8,9 @@ import pytest
 
 from bot.config import RollbotConfig
 from bot.rollout import RolloutState
-from bot.strategies import ComponentsFailed, Context, Request, StrategyError
+from bot.strategies import Context, Request, StrategyError
 from bot.strategies import get as get_strategy
+from bot.strategies.components import ComponentsFailed
 from tests.integration.workloads import Workloads
 
 pytestmark = pytest.mark.cluster
