@@ -41,6 +41,8 @@ CLIENT_RETRY_BUDGET = 3 * (1 + 1)
 #: 20 s under `make faults`).
 STORM = CLIENT_RETRY_BUDGET + float(os.environ.get("ROLLBOT_FAULTS_OUTAGE_SECONDS", "3"))
 STATUSES = [pytest.param(500, id="5xx"), pytest.param(429, id="429")]
+#: Seconds between the chat.update calls Slack takes in the rate-limit storm.
+EDIT_EVERY = 20
 
 
 def posts(slack: FakeSlackApi, thread_ts: str | None) -> list[str]:
@@ -174,7 +176,7 @@ def test_a_files_storm_during_the_report_uploads_each_file_once_when_it_passes(
 def test_chat_update_limited_hard_while_progress_streams_delays_no_outcome(
     rollbot, workloads: Workloads, slack: FakeSlackApi, store: RollbackStore
 ) -> None:
-    slack.rate_limit("chat.update", per_second=1 / 20)  # Retry-After up to 20 s
+    slack.rate_limit("chat.update", per_second=1 / EDIT_EVERY)
     bot = rollbot()
     worker = bot.start_worker()
     workloads.create("web", ["app:v1", "app:v2"], replicas=3)
@@ -186,13 +188,13 @@ def test_chat_update_limited_hard_while_progress_streams_delays_no_outcome(
     record = finished(store, record_id)
     took = time.monotonic() - approved
     observe(
-        "chat.update limited to 1 per 10s while progress streams", store, slack, record_id,
-        applied=applied(workloads, generation),
+        f"chat.update limited to 1 per {EDIT_EVERY}s while progress streams",
+        store, slack, record_id, applied=applied(workloads, generation),
     )  # fmt: skip
     assert record.state is RollbackState.SUCCEEDED, (record.error, bot.logs())
     assert [c.status for c in slack.calls("chat.update")].count(429) > 0, "the limit was hit"
     # Three pods, each available 2 s after it is ready: well under 30 s, unless the
-    # worker sits out the progress line's Retry-Afters (20 s each).
+    # worker sits out the progress line's Retry-Afters (up to EDIT_EVERY s each).
     assert took < 30, f"the rollback took {took:.0f}s"
     wait_until("the report", lambda: len(slack.files()) >= REPORT_FILES)
     assert_each_arrived_once(slack, record)
