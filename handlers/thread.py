@@ -2,9 +2,11 @@
 
 Live rollout progress edits one status message at most about once a second
 (Slack rate-limits chat.update); milestones are replies of their own; the root
-message is updated with the outcome. 429s are retried after Retry-After by the
-client's retry handler — outside any lock, so one component's wait never holds
-up another's progress.
+message is updated with the outcome. Progress is shown from the worker's own
+thread, which must go on watching the rollout: a 429 there is not waited out;
+the line is shown again after its Retry-After from a timer, with whatever state
+is latest by then — so neither the worker nor another component's progress
+waits for one line's rate limit.
 
 The domain's text is plain and partly quoted from pods, events and people: it is
 escaped here (`handlers.mrkdwn`), and the tone emoji and mentions added around it.
@@ -19,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.progress import Tone
 from bot.records import RollbackRecord
@@ -40,8 +43,7 @@ from handlers.mrkdwn import clip, mention, redacted, untrusted
 from handlers.people import NamesOf, with_names
 from handlers.unwelcome import not_announced, slack_is_away
 
-log = logging.getLogger("rollbot.slack")
-
+log = logging.getLogger("rollbot.thread")
 MIN_EDIT_INTERVAL = 1.0
 MAX_TEXT = 3900
 TONE_PREFIX = {Tone.INFO: "", Tone.GOOD: ":white_check_mark: ", Tone.WARNING: ":warning: "}
@@ -51,6 +53,35 @@ def decorated(text: str, tone: Tone = Tone.INFO, alert: str | None = None) -> st
     """Domain text as a line of the thread: escaped, with rollbot's tone and alert."""
     line = TONE_PREFIX[tone] + untrusted(text)
     return clip(line, MAX_TEXT) + (f" {mention(alert)}" if alert else "")
+
+
+def _answering_429_at_once(client: WebClient) -> WebClient:
+    """`client`, less the retry handler that sleeps out a 429's Retry-After."""
+    if not isinstance(client, WebClient):
+        return client  # a stand-in (the outbox's once-only calls): used as it is
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=dict(client.headers),
+        retry_handlers=[
+            h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)
+        ],
+    )
+
+
+def _retry_after(err: SlackApiError) -> float | None:
+    """The seconds a 429 asks to wait; None for any other error."""
+    if getattr(err.response, "status_code", 200) != 429:
+        return None
+    headers = getattr(err.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after") or "1"
+    try:
+        return max(1.0, float(value))
+    except ValueError:
+        return 1.0
 
 
 @dataclass
@@ -79,6 +110,7 @@ class SlackThreadSink:
         self.protected = protected
         #: People's names for the files (none: ids stay ids).
         self.names_of = names_of
+        self._live_client = _answering_429_at_once(client)
         self.min_interval = min_interval
         #: (record, workload) → its live line: one per Deployment being rolled out.
         self._status: dict[tuple[str, str], _LiveLine] = {}
@@ -147,7 +179,9 @@ class SlackThreadSink:
     def _show(self, record: RollbackRecord, line: _LiveLine) -> None:
         """Bring the live line up to date, holding the lock only between Slack calls:
         the first state is posted, a later one edited in at most every `min_interval`
-        (the final one always), and what arrived meanwhile shown by the last call."""
+        (the final one always), and what arrived meanwhile shown by the last call.
+        Rate-limited, the line stays busy and is shown again after the Retry-After."""
+        again_in: float | None = None
         try:
             while True:
                 with self._lock:
@@ -155,20 +189,37 @@ class SlackThreadSink:
                     due = time.monotonic() - line.at >= self.min_interval
                     if text == line.shown or (ts is not None and not (line.wanted_final or due)):
                         return  # coalesced: the next edit (or the final one) shows it
-                if ts is None:
-                    response = self.client.chat_postMessage(
-                        channel=record.channel, thread_ts=record.thread_ts, text=text
-                    )
-                    ts = str(response["ts"])
-                else:
-                    self.client.chat_update(channel=record.channel, ts=ts, text=text)
+                try:
+                    if ts is None:
+                        response = self._live_client.chat_postMessage(
+                            channel=record.channel, thread_ts=record.thread_ts, text=text
+                        )
+                        ts = str(response["ts"])
+                    else:
+                        self._live_client.chat_update(channel=record.channel, ts=ts, text=text)
+                except SlackApiError as err:
+                    again_in = _retry_after(err)
+                    if again_in is None:
+                        raise
+                    return
                 with self._lock:
                     line.ts, line.shown, line.at = ts, text, time.monotonic()
                     if line.wanted == text:
                         line.wanted_final = False
         finally:
-            with self._lock:
-                line.busy = False
+            if again_in is None:
+                with self._lock:
+                    line.busy = False
+            else:
+                retry = threading.Timer(again_in, self._show_again, (record, line))
+                retry.daemon = True
+                retry.start()
+
+    def _show_again(self, record: RollbackRecord, line: _LiveLine) -> None:
+        try:
+            self._show(record, line)
+        except (SlackClientError, OSError) as err:  # progress is best effort
+            log.info("live progress of %s not shown: %s", record.id, err)
 
     def reassessed(self, record: RollbackRecord, text: str, offer_rollback: bool) -> None:
         self.client.chat_postMessage(

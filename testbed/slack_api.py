@@ -262,23 +262,66 @@ class _Fault:
     times: int
 
 
-@dataclass
-class _Bucket:
-    """A token bucket: bursts up to one second's worth, then `per_second` steadily."""
+@dataclass(frozen=True)
+class Limit:
+    """`per_second` calls on average after a burst of up to `burst` (a token bucket),
+    counted per method per workspace, or per method per channel with `per_channel`."""
 
     per_second: float
+    burst: int
+    per_channel: bool = False
+
+
+#: Slack's tiers (https://docs.slack.dev/apis/web-api/rate-limits): "per API method per
+#: app per workspace", each a floor ("20+ per minute") that "allows bursts": here the
+#: floor, after a burst of up to a minute's worth, so rollbot meets the strictest Slack.
+TIER_1 = Limit(1 / 60, 1)
+TIER_2 = Limit(20 / 60, 20)
+TIER_3 = Limit(50 / 60, 50)
+TIER_4 = Limit(100 / 60, 100)
+#: chat.postMessage's special tier: "one message per second per channel", "short bursts
+#: >1 allowed".
+POST_MESSAGE = Limit(1.0, 5, per_channel=True)
+
+#: Each method's limit, from its reference page (https://docs.slack.dev/reference/methods).
+SLACK_LIMITS: dict[str, Limit] = {
+    "auth.test": Limit(200 / 60, 200),  # "hundreds of requests per minute"
+    "chat.postMessage": POST_MESSAGE,
+    "chat.update": TIER_3,
+    "chat.postEphemeral": TIER_4,
+    "chat.delete": TIER_3,
+    "reactions.add": TIER_3,
+    "users.info": TIER_4,
+    "usergroups.users.list": TIER_2,
+    "conversations.info": TIER_3,
+    "conversations.members": TIER_4,
+    "views.open": TIER_4,
+    "views.publish": TIER_4,
+    "views.update": TIER_4,
+    "views.push": TIER_4,
+    "files.getUploadURLExternal": TIER_4,
+    "files.completeUploadExternal": TIER_4,
+}
+
+
+@dataclass
+class _Bucket:
+    """A limit's budget for one method (in one channel): `tokens` left at `stamp`."""
+
+    limit: Limit
     tokens: float
     stamp: float
 
-    def wait(self, now: float) -> float:
-        """Take a token; answer 0 if one was there, else the seconds until one will be."""
-        capacity = max(1.0, self.per_second)
-        self.tokens = min(capacity, self.tokens + (now - self.stamp) * self.per_second)
+    def take(self, now: float) -> int:
+        """Spend a token and answer 0, or answer the whole seconds until one is there
+        (at least 1, as Slack's Retry-After) and spend nothing."""
+        refill = (now - self.stamp) * self.limit.per_second
+        self.tokens = min(float(self.limit.burst), self.tokens + refill)
         self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.per_second
+            return 0
+        return max(1, math.ceil((1.0 - self.tokens) / self.limit.per_second))
 
 
 @dataclass(frozen=True)
@@ -304,9 +347,14 @@ class FakeSlackApi(ThreadedHttpService):
     """A Slack Web API on 127.0.0.1 that records every call and keeps the messages and
     files a workspace would show; use it as a context manager around a test."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        """`clock` times the calls and the rate limits; pass a fake one to test waiting."""
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, realistic_limits: bool = True
+    ) -> None:
+        """`clock` times the calls and the rate limits; pass a fake one to test waiting.
+        `realistic_limits`: whether calls are limited as Slack limits them (see
+        `realistic_limits()`)."""
         self._clock = clock
+        self._realistic = realistic_limits
         self._lock = threading.RLock()
         self._methods: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
@@ -346,7 +394,8 @@ class FakeSlackApi(ThreadedHttpService):
     # -- set-up ----------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to a fresh workspace: no calls, messages, files, users, faults or limits."""
+        """Back to a fresh workspace: no calls, messages, files, users or faults, and
+        only Slack's own limits (if realistic)."""
         with self._lock:
             self._calls: list[RecordedCall] = []
             self._messages: list[_StoredMessage] = []
@@ -365,8 +414,10 @@ class FakeSlackApi(ThreadedHttpService):
             self.scopes: set[str] = set(MANIFEST_SCOPES)
             self._usergroups: dict[str, list[str]] = {}
             self._faults: dict[str, deque[_Fault]] = {}
-            self._buckets: dict[str, _Bucket] = {}
+            self._limits: dict[str, Limit | None] = {}
+            self._buckets: dict[tuple[str, str], _Bucket] = {}
             self._outage: int | None = None
+            self._outage_methods: frozenset[str] | None = None
             self._ts_seq = 0
             self._id_seq = 0
 
@@ -450,26 +501,46 @@ class FakeSlackApi(ThreadedHttpService):
         with self._lock:
             self._faults.setdefault(method, deque()).append(_Fault(status, retry_after, times))
 
-    def outage(self, status: int | None) -> None:
-        """Answer every call with `status` (a 5xx "internal_error", or 429 with
-        Retry-After 1) until `outage(None)`: Slack down for as long as a test likes."""
+    def outage(self, status: int | None, methods: list[str] | None = None) -> None:
+        """Answer every call (of `methods` only, if given: a files outage, say) with
+        `status` — a 5xx "internal_error", or 429 with Retry-After 1 — until
+        `outage(None)`: Slack down for as long as a test likes."""
         if status is not None and status != 429 and not 500 <= status <= 599:
             raise ValueError(f"an outage answers 429 or a 5xx, not {status}")
+        for method in methods or []:
+            self._known(method)
         with self._lock:
             self._outage = status
+            self._outage_methods = frozenset(methods) if methods else None
+
+    def realistic_limits(self, enabled: bool = True) -> None:
+        """Limit every method as Slack does (`SLACK_LIMITS`: chat.postMessage about one
+        a second per channel, the others by their tier), answering 429 with Retry-After
+        past a limit; on unless the server was made with `realistic_limits=False`.
+        `rate_limit()` overrides one method either way."""
+        with self._lock:
+            self._realistic = enabled
+            self._buckets.clear()
 
     def rate_limit(self, method: str, per_second: float | None) -> None:
         """Answer 429 + Retry-After once `method` is called faster than `per_second`
-        (bursts of one second's worth pass); None lifts the limit."""
+        across the workspace (bursts of one second's worth pass); None lifts any limit,
+        Slack's own included."""
         self._known(method)
+        if per_second is not None and per_second <= 0:
+            raise ValueError("per_second must be positive")
         with self._lock:
             if per_second is None:
-                self._buckets.pop(method, None)
-                return
-            if per_second <= 0:
-                raise ValueError("per_second must be positive")
-            capacity = max(1.0, per_second)
-            self._buckets[method] = _Bucket(per_second, capacity, self._clock())
+                self._limits[method] = None
+            else:
+                self._limits[method] = Limit(per_second, max(1, math.floor(per_second)))
+            for key in [k for k in self._buckets if k[0] == method]:
+                del self._buckets[key]
+
+    def _limit(self, method: str) -> Limit | None:
+        if method in self._limits:
+            return self._limits[method]
+        return SLACK_LIMITS.get(method) if self._realistic else None
 
     def _known(self, method: str) -> None:
         if method not in self._methods:
@@ -591,9 +662,11 @@ class FakeSlackApi(ThreadedHttpService):
         handler = self._methods.get(method)
         if handler is None:
             raise SlackError("unknown_method")
-        if self._outage == 429:
-            return _ratelimited(1)
-        if self._outage is not None:
+        if self._outage is not None and (
+            self._outage_methods is None or method in self._outage_methods
+        ):
+            if self._outage == 429:
+                return _ratelimited(1)
             return _json_reply({"ok": False, "error": "internal_error"}, self._outage)
         faults = self._faults.get(method)
         if faults:
@@ -608,11 +681,15 @@ class FakeSlackApi(ThreadedHttpService):
             raise SlackError("not_authed")
         if not isinstance(token, str) or not token.startswith("xox"):
             raise SlackError("invalid_auth")
-        bucket = self._buckets.get(method)
-        if bucket is not None:
-            wait = bucket.wait(self._clock())
-            if wait > 0:
-                return _ratelimited(max(1, math.ceil(wait)))
+        limit = self._limit(method)
+        if limit is not None:
+            scope = str(args.get("channel", "")) if limit.per_channel else ""
+            now = self._clock()
+            bucket = self._buckets.setdefault(
+                (method, scope), _Bucket(limit, float(limit.burst), now)
+            )
+            if wait := bucket.take(now):
+                return _ratelimited(wait)
         return _json_reply({"ok": True, **handler(args)})
 
     def _receive_upload(self, file_id: str, body: bytes) -> _Reply:

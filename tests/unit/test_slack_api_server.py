@@ -3,6 +3,7 @@ accepts its answers, the bot's own calls will too."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import RateLimitErrorRetryHandler, builtin_handlers
 
-from testbed.slack_api import BOT_USER_ID, FakeSlackApi
+from testbed.slack_api import BOT_USER_ID, SLACK_LIMITS, FakeSlackApi
 
 CHANNEL = "C0OPS00001"
 
@@ -378,17 +379,168 @@ def test_a_rate_limit_answers_429_when_exceeded_until_time_passes() -> None:
         assert [m.text for m in slack.messages()] == ["first", "third"]
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def timed(clock: FakeClock) -> Iterator[tuple[FakeSlackApi, WebClient]]:
+    """A server on a clock the test moves, and a client with no retry handler."""
+    with FakeSlackApi(clock=clock) as server:
+        yield server, WebClient(token="xoxb-test", base_url=server.base_url)
+
+
+def retry_after(call: Callable[[], Any]) -> int:
+    error = slack_error(call)
+    assert (error.response.status_code, error.response["error"]) == (429, "ratelimited")
+    return int(error.response.headers["Retry-After"])
+
+
+def test_posts_to_one_channel_pass_a_short_burst_then_about_one_a_second(
+    clock: FakeClock, timed: tuple[FakeSlackApi, WebClient]
+) -> None:
+    slack, client = timed
+    burst = SLACK_LIMITS["chat.postMessage"].burst
+    for n in range(burst):
+        client.chat_postMessage(channel=CHANNEL, text=f"burst {n}")
+
+    assert retry_after(lambda: client.chat_postMessage(channel=CHANNEL, text="late")) == 1
+    clock.now += 1.0
+    client.chat_postMessage(channel=CHANNEL, text="a second later")
+    assert retry_after(lambda: client.chat_postMessage(channel=CHANNEL, text="again")) == 1
+    assert len(slack.messages()) == burst + 1
+    assert [c.status for c in slack.calls("chat.postMessage")].count(429) == 2
+
+
+def test_a_busy_channel_does_not_hold_up_posts_to_another(
+    timed: tuple[FakeSlackApi, WebClient],
+) -> None:
+    slack, client = timed
+    for n in range(SLACK_LIMITS["chat.postMessage"].burst):
+        client.chat_postMessage(channel=CHANNEL, text=f"{n}")
+    retry_after(lambda: client.chat_postMessage(channel=CHANNEL, text="late"))
+
+    assert client.chat_postMessage(channel="C0OTHER001", text="elsewhere")["ok"]
+
+
+@pytest.mark.parametrize(
+    ("method", "per_minute"),
+    [("chat.update", 50), ("users.info", 100), ("usergroups.users.list", 20)],
+)
+def test_a_tiered_method_takes_its_minute_of_calls_at_once_then_waits_for_its_rate(
+    clock: FakeClock, timed: tuple[FakeSlackApi, WebClient], method: str, per_minute: int
+) -> None:
+    slack, client = timed
+    slack.add_usergroup("S0ONCALL01", ["U0ALICE001"])
+    ts = client.chat_postMessage(channel=CHANNEL, text="status")["ts"]
+    calls = {
+        "chat.update": lambda: client.chat_update(channel=CHANNEL, ts=ts, text="edit"),
+        "users.info": lambda: client.users_info(user="U0ALICE001"),
+        "usergroups.users.list": lambda: client.usergroups_users_list(usergroup="S0ONCALL01"),
+    }
+    for _ in range(per_minute):
+        calls[method]()
+
+    refill = 60 / per_minute  # the seconds one call's budget takes to come back
+    assert retry_after(calls[method]) == math.ceil(refill)
+    clock.now += refill - 0.01
+    retry_after(calls[method])
+    clock.now += 0.02
+    assert calls[method]()["ok"]
+    # Per method: another method's budget is untouched.
+    assert client.chat_postEphemeral(channel=CHANNEL, user="U0ALICE001", text="hi")["ok"]
+
+
+def test_a_limit_counts_only_the_calls_it_let_through(
+    clock: FakeClock, timed: tuple[FakeSlackApi, WebClient]
+) -> None:
+    slack, client = timed
+    slack.rate_limit("chat.postMessage", per_second=1)
+    client.chat_postMessage(channel=CHANNEL, text="first")
+    for _ in range(5):  # a client that hammers through its 429s
+        retry_after(lambda: client.chat_postMessage(channel=CHANNEL, text="again"))
+
+    clock.now += 1.0
+    assert client.chat_postMessage(channel=CHANNEL, text="second")["ok"]
+
+
+def test_without_realistic_limits_only_limits_a_test_sets_apply(
+    timed: tuple[FakeSlackApi, WebClient],
+) -> None:
+    slack, client = timed
+    slack.realistic_limits(False)
+    for n in range(3 * SLACK_LIMITS["chat.postMessage"].burst):
+        client.chat_postMessage(channel=CHANNEL, text=f"{n}")
+    slack.rate_limit("chat.update", per_second=1)
+    ts = slack.messages()[0].ts
+    client.chat_update(channel=CHANNEL, ts=ts, text="one")
+
+    assert retry_after(lambda: client.chat_update(channel=CHANNEL, ts=ts, text="two")) == 1
+
+
+def test_lifting_a_methods_limit_lifts_slacks_own_too(
+    timed: tuple[FakeSlackApi, WebClient],
+) -> None:
+    slack, client = timed
+    slack.rate_limit("chat.postMessage", None)
+    for n in range(3 * SLACK_LIMITS["chat.postMessage"].burst):
+        client.chat_postMessage(channel=CHANNEL, text=f"{n}")
+
+    assert all(c.status == 200 for c in slack.calls("chat.postMessage"))
+
+
+def test_an_outage_of_some_methods_leaves_the_others_answering(
+    slack: FakeSlackApi, client: WebClient
+) -> None:
+    slack.outage(500, methods=["files.completeUploadExternal"])
+    assert client.chat_postMessage(channel=CHANNEL, text="still here")["ok"]
+    error = slack_error(
+        lambda: client.files_upload_v2(channel=CHANNEL, content="x", filename="x.txt")
+    )
+    assert (error.response.status_code, error.response["error"]) == (500, "internal_error")
+    assert slack.files() == []
+
+    slack.outage(None)
+    client.files_upload_v2(channel=CHANNEL, content="x", filename="x.txt")
+    assert [f.filename for f in slack.files()] == ["x.txt"]
+
+
+def test_a_429_outage_answers_retry_after_one_second_to_every_method(
+    slack: FakeSlackApi, client: WebClient
+) -> None:
+    slack.outage(429)
+    assert retry_after(lambda: client.auth_test()) == 1
+    assert retry_after(lambda: client.chat_postMessage(channel=CHANNEL, text="hi")) == 1
+    slack.outage(None)
+    assert client.chat_postMessage(channel=CHANNEL, text="hi")["ok"]
+
+
 def test_faults_and_limits_name_only_methods_the_server_serves(slack: FakeSlackApi) -> None:
     with pytest.raises(ValueError):
         slack.fail_next("chat.postmessage")
     with pytest.raises(ValueError):
         slack.fail_next("chat.postMessage", status=404)
+    with pytest.raises(ValueError):
+        slack.outage(500, methods=["files.upload"])
+    with pytest.raises(ValueError):
+        slack.rate_limit("chat.postmessage", per_second=1)
 
 
 # -- the server itself -----------------------------------------------------------------------
 
 
 def test_concurrent_posts_are_all_recorded_with_distinct_ts(slack: FakeSlackApi) -> None:
+    slack.realistic_limits(False)  # 80 posts at once to one channel: Slack would say 429
+
     def post(n: int) -> None:
         client = WebClient(token="xoxb-test", base_url=slack.base_url)
         for i in range(10):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from bot.progress import Tone
 from bot.records import requested
@@ -12,6 +13,15 @@ from handlers.app import slack_client
 from handlers.blocks import confirmation_blocks
 from handlers.thread import SlackThreadSink
 from testbed.slack_api import FakeSlackApi
+
+
+def wait_for(test: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not test():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def state(phase: RolloutPhase, available: int) -> RolloutState:
@@ -65,11 +75,41 @@ def test_one_components_rate_limit_does_not_stall_anothers_progress():
         sink.rollout(record, state(RolloutPhase.COMPLETE, 10), "frontend")
         assert time.monotonic() - started < 1.5, "the frontend waited for the backend's 429"
         stalled.join()
-        texts = [m.text for m in slack.thread("C0PROD", record.thread_ts or "")[1:]]
-        assert texts == [
-            ":arrows_counterclockwise: complete 10 (10/10 available)",
-            ":arrows_counterclockwise: complete 10 (10/10 available)",
-        ]
+        # The backend's final state is shown once its Retry-After has passed.
+        assert wait_for(
+            lambda: (
+                [m.text for m in slack.thread("C0PROD", record.thread_ts or "")[1:]]
+                == [
+                    ":arrows_counterclockwise: complete 10 (10/10 available)",
+                    ":arrows_counterclockwise: complete 10 (10/10 available)",
+                ]
+            ),
+            timeout=6,
+        )
+
+
+def test_a_rate_limited_progress_edit_returns_at_once_and_shows_the_latest_state_later():
+    with FakeSlackApi() as slack:
+        sink = SlackThreadSink(slack_client("xoxb-test", slack.base_url), min_interval=0)
+        record = requested("prod", "web", "U1", channel="C0PROD")
+        record = record.model_copy(update={"thread_ts": sink.confirmation(record)})
+        sink.rollout(record, state(RolloutPhase.WAITING_AVAILABLE, 1))
+        slack.fail_next("chat.update", status=429, retry_after=2)
+
+        started = time.monotonic()
+        sink.rollout(record, state(RolloutPhase.WAITING_AVAILABLE, 5))
+        sink.rollout(record, state(RolloutPhase.COMPLETE, 10))
+        assert time.monotonic() - started < 0.5, "the worker's thread sat out the Retry-After"
+
+        assert wait_for(
+            lambda: slack.thread("C0PROD", record.thread_ts or "")[1].text.endswith(
+                "complete 10 (10/10 available)"
+            ),
+            timeout=5,
+        )
+        updates = slack.calls("chat.update")
+        assert [c.status for c in updates] == [429, 200], "one edit after the wait"
+        assert updates[1].at - updates[0].at >= 2
 
 
 def test_progress_from_many_threads_posts_one_line_and_ends_on_the_final_state():

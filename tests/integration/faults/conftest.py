@@ -53,7 +53,7 @@ def rollbot(
 ) -> Iterator[Callable[..., Rollbot]]:
     started: list[Rollbot] = []
 
-    def start(**config: Any) -> Rollbot:
+    def start(serve_worker: bool = False, **config: Any) -> Rollbot:
         settings = {
             "default_namespace": namespace,
             "worker_lease_seconds": 2,
@@ -62,7 +62,7 @@ def rollbot(
         }
         bot = Rollbot(control_plane.kubeconfig, persistent_redis.url, slack.base_url, settings)
         started.append(bot)
-        bot.start_serve()
+        bot.start_serve(with_worker=serve_worker)
         return bot
 
     yield start
@@ -70,23 +70,29 @@ def rollbot(
         bot.stop()
 
 
+def question(slack: FakeSlackApi) -> tuple[str, str] | None:
+    """The confirmation in the channel, once posted: (record id, its ts)."""
+    for message in slack.messages(CHANNEL):
+        for block in message.blocks:
+            for element in block.get("elements", []):
+                if element.get("action_id") == ActionId.APPROVE:
+                    return str(element["value"]), message.ts
+    return None
+
+
+def approve(bot: Rollbot, slack: FakeSlackApi, timeout: float = 120) -> str:
+    """Bob approves the confirmation once it is there; the record's id."""
+    record_id, ts = wait_until("the confirmation", lambda: question(slack), timeout)
+    bob = SlackUser(bot.events_url, BOB, CHANNEL, SECRET)
+    assert bob.click(ActionId.APPROVE, record_id, ts).status_code == 200
+    return str(record_id)
+
+
 def request_and_approve(bot: Rollbot, slack: FakeSlackApi, text: str) -> str:
     """Alice asks, Bob approves; the record's id."""
     alice = SlackUser(bot.events_url, ALICE, CHANNEL, SECRET)
-    bob = SlackUser(bot.events_url, BOB, CHANNEL, SECRET)
     assert alice.command(text).status_code == 200
-
-    def question() -> tuple[str, str] | None:
-        for message in slack.messages(CHANNEL):
-            for block in message.blocks:
-                for element in block.get("elements", []):
-                    if element.get("action_id") == ActionId.APPROVE:
-                        return str(element["value"]), message.ts
-        return None
-
-    record_id, ts = wait_until("the confirmation", question, timeout=120)
-    assert bob.click(ActionId.APPROVE, record_id, ts).status_code == 200
-    return str(record_id)
+    return approve(bot, slack)
 
 
 def finished(store: RollbackStore, record_id: str, timeout: float = 180) -> RollbackRecord:

@@ -115,10 +115,10 @@ class Rollbot:
             stderr=subprocess.STDOUT,
         )
 
-    def start_serve(self) -> None:
-        self.serve = self._spawn(
-            ["serve", "--no-worker", "--port", str(self.serve_port)], self.env, "serve.log"
-        )
+    def start_serve(self, with_worker: bool = False) -> None:
+        """`rollbot serve --no-worker`, or with its own worker (the chart's default)."""
+        args = ["serve", "--port", str(self.serve_port), *([] if with_worker else ["--no-worker"])]
+        self.serve = self._spawn(args, self.env, "serve.log")
         self._wait_ready(self.serve_port, self.serve)
 
     def start_worker(self, failpoint: str | None = None) -> int:
@@ -138,8 +138,10 @@ class Rollbot:
 
         wait_until(f"rollbot on :{port}", ready, timeout=60)
 
-    def readyz(self, index: int) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.workers[index][1]}/readyz", timeout=5)
+    def readyz(self, index: int | None) -> httpx.Response:
+        """Worker `index`'s /readyz, or `rollbot serve`'s (None)."""
+        port = self.serve_port if index is None else self.workers[index][1]
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
 
     def wait_exit(self, index: int, timeout: float = 120) -> int:
         return self.workers[index][0].wait(timeout)
