@@ -21,7 +21,6 @@ from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
-from slack_sdk.errors import SlackClientError
 
 from bot.commands import Command, parse_command
 from bot.errors import InvalidInput, RollbotError
@@ -34,6 +33,7 @@ from bot.policy import (
     may_request,
 )
 from bot.records import RollbackRecord
+from handlers.after_ack import tell
 from handlers.ids import ActionId
 from handlers.mrkdwn import from_slack, untrusted
 from handlers.services import Services
@@ -179,15 +179,7 @@ class ClickAuthorized(Authorized):
             except RollbotError:
                 pass  # the store is down: the clicker still hears why
         text = f":warning: {untrusted(str(err))}"
-        client = req.context.client
-
-        def tell() -> None:
-            try:
-                client.chat_postEphemeral(channel=caller.channel, user=caller.user, text=text)
-            except (SlackClientError, OSError):
-                log.exception("could not tell %s why their click was refused", caller.user)
-
-        self.executor.submit(tell)
+        self.executor.submit(tell, req.context.client, caller.channel, caller.user, text)
         return response
 
 

@@ -13,6 +13,7 @@ from bot.errors import RollbotError
 from bot.policy import approvals_needed, check_may_approve
 from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
+from handlers.after_ack import tell, update
 from handlers.authorization import Caller, approve_click, cancel_click, on_click
 from handlers.blocks import as_dicts, outcome_blocks, state_label
 from handlers.ids import ActionId
@@ -100,11 +101,8 @@ def handle_cancel_click(caller: Caller, record: RollbackRecord) -> RollbackRecor
 
 
 def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
-    client.chat_postEphemeral(
-        channel=body["channel"]["id"],
-        user=body["user"]["id"],
-        text=f":warning: {untrusted(text)}",
-    )
+    channel, user = (body.get("channel") or {}).get("id", ""), body["user"]["id"]
+    tell(client, channel, user, f":warning: {untrusted(text)}")
 
 
 def register(app: App, services: Services) -> None:
@@ -124,9 +122,8 @@ def register(app: App, services: Services) -> None:
         if isinstance(outcome, str):
             _tell(client, body, outcome)
             return
-        client.chat_update(
-            channel=outcome.channel,
-            ts=body["message"]["ts"],
-            text=f"Rollback of {untrusted(outcome.workload)}: cancelled",
-            blocks=as_dicts(outcome_blocks(outcome)),
-        )
+        # The message the button is on (Slack sends it), else the confirmation.
+        ts = (body.get("message") or {}).get("ts") or outcome.thread_ts
+        if ts:
+            text = f"Rollback of {untrusted(outcome.workload)}: cancelled"
+            update(client, outcome.channel, ts, text, as_dicts(outcome_blocks(outcome)))

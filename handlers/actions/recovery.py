@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from bot.errors import RollbotError
 from bot.records import RollbackRecord, RollbackState, requested
 from bot.store import Job
+from handlers.after_ack import tell
 from handlers.authorization import Caller, on_click, request_click
 from handlers.blocks import state_label
 from handlers.ids import ActionId
@@ -76,7 +77,7 @@ def register(app: App, services: Services) -> None:
     def follow_up(client: WebClient, context: BoltContext, kind: str) -> None:
         caller: Caller = context["caller"]
         text = _follow_up(caller, context["record"], kind)
-        client.chat_postEphemeral(channel=caller.channel, user=caller.user, text=text)
+        tell(client, caller.channel, caller.user, text)
 
     @on_click(app, services, ActionId.ROLL_FURTHER, request_click)
     def further_clicked(ack: Ack, context: BoltContext, client: WebClient) -> None:

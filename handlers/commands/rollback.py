@@ -17,6 +17,7 @@ from bot.errors import RollbotError
 from bot.records import RollbackRecord, RollbackState, requested
 from bot.requests import DEFAULT_STRATEGY
 from bot.store import Job
+from handlers.after_ack import update
 from handlers.authorization import (
     Caller,
     anyone,
@@ -137,12 +138,8 @@ def cancel(caller: Caller, record: RollbackRecord) -> RollbackRecord:
 def show_cancelled(client: WebClient, record: RollbackRecord) -> None:
     """The confirmation loses its buttons and says how it ended."""
     if record.thread_ts:
-        client.chat_update(
-            channel=record.channel,
-            ts=record.thread_ts,
-            text=f"{untrusted(title(record))}: cancelled",
-            blocks=as_dicts(outcome_blocks(record)),
-        )
+        text = f"{untrusted(title(record))}: cancelled"
+        update(client, record.channel, record.thread_ts, text, as_dicts(outcome_blocks(record)))
 
 
 def register(app: App, services: Services) -> None:
