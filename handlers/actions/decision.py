@@ -106,12 +106,16 @@ def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
 
 
 def register(app: App, services: Services) -> None:
+    # Slack is answered when a listener returns (process_before_response): what it
+    # says in Slack after its ack goes to the listener pool.
+    later = app.listener_runner.listener_executor
+
     @on_click(app, services, ActionId.APPROVE, approve_click, audit=True)
     def approve_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         problem = handle_approve_click(services, body)
         if problem:
-            _tell(client, body, problem)
+            later.submit(_tell, client, body, problem)
 
     @on_click(app, services, ActionId.CANCEL, cancel_click)
     def cancel_clicked(
@@ -120,10 +124,11 @@ def register(app: App, services: Services) -> None:
         ack()
         outcome = handle_cancel_click(context["caller"], context["record"])
         if isinstance(outcome, str):
-            _tell(client, body, outcome)
+            later.submit(_tell, client, body, outcome)
             return
         # The message the button is on (Slack sends it), else the confirmation.
         ts = (body.get("message") or {}).get("ts") or outcome.thread_ts
         if ts:
             text = f"Rollback of {untrusted(outcome.workload)}: cancelled"
-            update(client, outcome.channel, ts, text, as_dicts(outcome_blocks(outcome)))
+            blocks = as_dicts(outcome_blocks(outcome))
+            later.submit(update, client, outcome.channel, ts, text, blocks)

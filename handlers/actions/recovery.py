@@ -74,10 +74,12 @@ def _request(failed: RollbackRecord, kind: str, user: str, ttl: float) -> Rollba
 
 
 def register(app: App, services: Services) -> None:
+    later = app.listener_runner.listener_executor  # Slack is answered when we return
+
     def follow_up(client: WebClient, context: BoltContext, kind: str) -> None:
         caller: Caller = context["caller"]
         text = _follow_up(caller, context["record"], kind)
-        tell(client, caller.channel, caller.user, text)
+        later.submit(tell, client, caller.channel, caller.user, text)
 
     @on_click(app, services, ActionId.ROLL_FURTHER, request_click)
     def further_clicked(ack: Ack, context: BoltContext, client: WebClient) -> None:

@@ -142,7 +142,13 @@ def show_cancelled(client: WebClient, record: RollbackRecord) -> None:
         update(client, record.channel, record.thread_ts, text, as_dicts(outcome_blocks(record)))
 
 
+#: The same for everyone: escaped (and redacted) once, not at every `/rollback help`.
+HELP = f"```{untrusted(USAGE)}```"
+
+
 def register(app: App, services: Services) -> None:
+    later = app.listener_runner.listener_executor  # Slack is answered when we return
+
     @on_command(
         app,
         services,
@@ -164,7 +170,7 @@ def register(app: App, services: Services) -> None:
         cancelled: RollbackRecord | None = None
         try:
             if command.action == "help":
-                text = f"```{untrusted(USAGE)}```"
+                text = HELP
             elif command.action == "status":
                 text = status_answer(caller, record)
             elif command.action == "history":
@@ -181,4 +187,4 @@ def register(app: App, services: Services) -> None:
             text = f":warning: {untrusted(str(err))}"
         ack(text=text, response_type="ephemeral")
         if cancelled is not None:
-            show_cancelled(client, cancelled)
+            later.submit(show_cancelled, client, cancelled)
