@@ -37,6 +37,12 @@ def create_app(
         client=client or slack_client(token, base_url),
         signing_secret=signing_secret,
         token_verification_enabled=False,
+        # A listener runs in the thread of its request, and Slack is answered when it
+        # returns: no hand-off to Bolt's pool and no 10 ms polling for the ack (half
+        # the CPU of a command or click, bench/README.md). So listeners do their store
+        # work before returning, and what they say in Slack after the ack goes to
+        # `app.listener_runner.listener_executor`.
+        process_before_response=True,
     )
     commands.register(app, services)
     actions.register(app, services)

@@ -21,7 +21,6 @@ from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
-from slack_sdk.errors import SlackClientError
 
 from bot.commands import Command, parse_command
 from bot.errors import InvalidInput, RollbotError
@@ -36,12 +35,12 @@ from bot.policy import (
     may_request,
 )
 from bot.records import RollbackRecord
+from handlers.after_ack import tell
 from handlers.form import FieldError, channel_of, read_form, request_from_form
 from handlers.ids import ActionId, BlockId, CallbackId
 from handlers.mrkdwn import plain, untrusted
 from handlers.services import Services
 from handlers.slack_text import command_text
-from handlers.unwelcome import tell_ephemeral
 
 log = logging.getLogger("rollbot.slack")
 
@@ -184,16 +183,14 @@ class ClickAuthorized(Authorized):
             except RollbotError:
                 pass  # the store is down: the clicker still hears why
         text = f":warning: {untrusted(str(err))}"
-        client = req.context.client
-        response_url = req.body.get("response_url")
-
-        def tell() -> None:
-            try:
-                tell_ephemeral(client, caller.channel, caller.user, text, response_url)
-            except (SlackClientError, OSError):
-                log.exception("could not tell %s why their click was refused", caller.user)
-
-        self.executor.submit(tell)
+        self.executor.submit(
+            tell,
+            req.context.client,
+            caller.channel,
+            caller.user,
+            text,
+            req.body.get("response_url"),
+        )
         return response
 
 

@@ -9,6 +9,7 @@ from it with the listening socket it bound.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ from handlers.delivery import OutboxDeliverer
 from handlers.groups import SlackGroups
 from handlers.people import SlackPeople
 from handlers.services import Services
+from handlers.slack_http import malformed, unsigned
 from handlers.thread import SlackThreadSink
 from handlers.wsgi import Environ, StartResponse, WsgiApp, answer, limit_body, start_master
 
@@ -131,9 +133,26 @@ class RollbotServer:
                     "404 Not Found",
                     "Socket Mode: Slack's events arrive over the WebSocket, not here\n",
                 )
+            if path == "/slack/events" and environ.get("REQUEST_METHOD") == "POST":
+                environ, refusal = self._checked(environ)
+                if refusal is not None:
+                    return answer(start_response, *refusal)
             return bolt(environ, start_response)
 
         return limit_body(application)
+
+    def _checked(self, environ: Environ) -> tuple[Environ, tuple[str, str] | None]:
+        """The request for Bolt, or why it is refused before Bolt sees it (see
+        handlers/slack_http.py): (status, text)."""
+        body = environ["wsgi.input"].read()
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        if unsigned(body, timestamp, signature, self.signing_secret):
+            return environ, ("401 Unauthorized", "invalid request\n")
+        if problem := malformed(body):
+            log.warning("refused a signed request: %s", problem)
+            return environ, ("400 Bad Request", f"malformed request: {problem}\n")
+        return {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}, None
 
     def pipeline_problem(self) -> str | None:
         """Why this process's workers or its messages are not getting through: a

@@ -13,12 +13,12 @@ from bot.errors import RollbotError
 from bot.policy import approvals_needed, check_may_approve
 from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
+from handlers.after_ack import tell, update
 from handlers.authorization import Caller, approve_click, cancel_click, on_click
 from handlers.blocks import as_dicts, outcome_blocks, state_label
 from handlers.ids import ActionId
 from handlers.mrkdwn import untrusted
 from handlers.services import Services
-from handlers.unwelcome import tell_ephemeral
 
 S = RollbackState
 
@@ -101,22 +101,21 @@ def handle_cancel_click(caller: Caller, record: RollbackRecord) -> RollbackRecor
 
 
 def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
-    tell_ephemeral(
-        client,
-        body["channel"]["id"],
-        body["user"]["id"],
-        f":warning: {untrusted(text)}",
-        body.get("response_url"),
-    )
+    channel, user = (body.get("channel") or {}).get("id", ""), body["user"]["id"]
+    tell(client, channel, user, f":warning: {untrusted(text)}", body.get("response_url"))
 
 
 def register(app: App, services: Services) -> None:
+    # Slack is answered when a listener returns (process_before_response): what it
+    # says in Slack after its ack goes to the listener pool.
+    later = app.listener_runner.listener_executor
+
     @on_click(app, services, ActionId.APPROVE, approve_click, audit=True)
     def approve_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         problem = handle_approve_click(services, body)
         if problem:
-            _tell(client, body, problem)
+            later.submit(_tell, client, body, problem)
 
     @on_click(app, services, ActionId.CANCEL, cancel_click)
     def cancel_clicked(
@@ -125,11 +124,11 @@ def register(app: App, services: Services) -> None:
         ack()
         outcome = handle_cancel_click(context["caller"], context["record"])
         if isinstance(outcome, str):
-            _tell(client, body, outcome)
+            later.submit(_tell, client, body, outcome)
             return
-        client.chat_update(
-            channel=outcome.channel,
-            ts=body["message"]["ts"],
-            text=f"Rollback of {untrusted(outcome.workload)}: cancelled",
-            blocks=as_dicts(outcome_blocks(outcome)),
-        )
+        # The message the button is on (Slack sends it), else the confirmation.
+        ts = (body.get("message") or {}).get("ts") or outcome.thread_ts
+        if ts:
+            text = f"Rollback of {untrusted(outcome.workload)}: cancelled"
+            blocks = as_dicts(outcome_blocks(outcome))
+            later.submit(update, client, outcome.channel, ts, text, blocks)

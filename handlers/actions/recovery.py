@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from bot.errors import RollbotError
 from bot.records import RollbackRecord, RollbackState, requested
 from bot.store import Job
+from handlers.after_ack import tell
 from handlers.authorization import Caller, on_click, request_click
 from handlers.blocks import state_label
 from handlers.ids import ActionId
@@ -73,10 +74,12 @@ def _request(failed: RollbackRecord, kind: str, user: str, ttl: float) -> Rollba
 
 
 def register(app: App, services: Services) -> None:
+    later = app.listener_runner.listener_executor  # Slack is answered when we return
+
     def follow_up(client: WebClient, context: BoltContext, kind: str) -> None:
         caller: Caller = context["caller"]
         text = _follow_up(caller, context["record"], kind)
-        client.chat_postEphemeral(channel=caller.channel, user=caller.user, text=text)
+        later.submit(tell, client, caller.channel, caller.user, text)
 
     @on_click(app, services, ActionId.ROLL_FURTHER, request_click)
     def further_clicked(ack: Ack, context: BoltContext, client: WebClient) -> None:

@@ -15,6 +15,7 @@ from bot.commands import USAGE, Command
 from bot.errors import RollbotError
 from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
+from handlers.after_ack import update
 from handlers.authorization import (
     Caller,
     anyone,
@@ -90,15 +91,17 @@ def cancel(caller: Caller, record: RollbackRecord) -> RollbackRecord:
 def show_cancelled(client: WebClient, record: RollbackRecord) -> None:
     """The confirmation loses its buttons and says how it ended."""
     if record.thread_ts:
-        client.chat_update(
-            channel=record.channel,
-            ts=record.thread_ts,
-            text=f"{untrusted(title(record))}: cancelled",
-            blocks=as_dicts(outcome_blocks(record)),
-        )
+        text = f"{untrusted(title(record))}: cancelled"
+        update(client, record.channel, record.thread_ts, text, as_dicts(outcome_blocks(record)))
+
+
+#: The same for everyone: escaped (and redacted) once, not at every `/rollback help`.
+HELP = f"```{untrusted(USAGE)}```"
 
 
 def register(app: App, services: Services) -> None:
+    later = app.listener_runner.listener_executor  # Slack is answered when we return
+
     @on_command(
         app,
         services,
@@ -127,7 +130,7 @@ def register(app: App, services: Services) -> None:
             return
         try:
             if command.action == "help":
-                text = f"```{untrusted(USAGE)}```"
+                text = HELP
             elif command.action == "status":
                 text = status_answer(caller, record)
             elif command.action == "drill":
@@ -135,7 +138,7 @@ def register(app: App, services: Services) -> None:
             elif command.action == "stats":
                 figures = stats.figures(caller, command)
                 ack(text=stats.answer(figures), response_type="ephemeral")
-                stats.post_chart(client, caller, figures, command)
+                later.submit(stats.post_chart, client, caller, figures, command)  # drawn after
                 return
             elif command.action == "history":
                 text = history_answer(caller, command)
@@ -153,4 +156,4 @@ def register(app: App, services: Services) -> None:
             text = f":warning: {untrusted(str(err))}"
         ack(text=text, response_type="ephemeral")
         if cancelled is not None:
-            show_cancelled(client, cancelled)
+            later.submit(show_cancelled, client, cancelled)

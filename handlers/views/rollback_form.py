@@ -18,11 +18,12 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.errors import RollbotError
 from bot.names import check_namespace, check_object_name
 from bot.requests import RollbackRequest
+from handlers.after_ack import tell
 from handlers.authorization import (
     Caller,
     form_request_check,
@@ -91,6 +92,8 @@ def submit(caller: Caller, view: dict[str, Any], command: RollbackRequest) -> tu
 
 
 def register(app: App, services: Services) -> None:
+    later = app.listener_runner.listener_executor  # Slack is answered when we return
+
     @on_surface(app, services, "shortcut", CallbackId.SHORTCUT, shown_to_anyone)
     def shortcut_used(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -105,9 +108,12 @@ def register(app: App, services: Services) -> None:
         ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient
     ) -> None:
         ack()
-        view = body.get("view") or {}
+        # The targets are read from the cluster: after the ack (Slack is answered when
+        # this listener returns), in Bolt's pool.
+        later.submit(fill_targets, client, context["caller"], body.get("view") or {})
+
+    def fill_targets(client: WebClient, caller: Caller, view: dict[str, Any]) -> None:
         values = (view.get("state") or {}).get("values") or {}
-        caller: Caller = context["caller"]
         state = form_state(caller, values, caller.channel or None)
         try:
             client.views_update(
@@ -118,6 +124,8 @@ def register(app: App, services: Services) -> None:
         except SlackApiError as err:
             # hash_conflict: the person chose again meanwhile; that choice updates it.
             log.info("rollback form not updated: %s", err.response.get("error"))
+        except (SlackClientError, OSError) as err:
+            log.warning("rollback form not updated: %s", err)
 
     @on_view(app, services, CallbackId.FORM, form_request_check)
     def form_submitted(
@@ -130,7 +138,4 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={BlockId.FORM_SERVICE: plain(str(err))})
             return
         ack()  # the form closes; the answer goes where the confirmation will be
-        try:
-            client.chat_postEphemeral(channel=channel, user=caller.user, text=text)
-        except SlackApiError as err:
-            log.warning("could not answer %s's form: %s", caller.user, err.response.get("error"))
+        later.submit(tell, client, channel, caller.user, text)
