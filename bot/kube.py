@@ -226,6 +226,27 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise translate(err) from err
 
+    def probe(self, namespace: str) -> None:
+        """Readiness: a one-item Deployment list (the call the chart's Role allows),
+        answered within 3 s; raises what the call raised."""
+        path = _namespaced("apis/apps/v1", namespace, "deployments")
+        method, url, headers, _, _ = self.api_client.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=[("limit", "1")],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        # Once, not urllib3's three retries: a probe that hangs must fail in its 3 s.
+        pool: urllib3.PoolManager = self.api_client.rest_client.pool_manager
+        answer = pool.request(
+            method, url, headers=headers, timeout=urllib3.Timeout(3, 3), retries=False
+        )
+        if not 200 <= answer.status <= 299:
+            refused = ApiException(status=answer.status, reason=answer.reason)
+            refused.body = answer.data.decode("utf-8", "replace")  # the API's own message
+            raise refused
+
     # -- Deployments ---------------------------------------------------------
 
     def get_deployment(self, namespace: str, name: str) -> Body:

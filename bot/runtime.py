@@ -83,14 +83,11 @@ def not_ready(store: RollbackStore, kube: object, config: RollbotConfig) -> str 
     except redis.RedisError as err:
         return f"redis: {err}"
     # The cheapest call the chart's Role allows; fakes without the API are not checked.
-    apps = getattr(kube, "apps", None)
-    if apps is None:
+    if not isinstance(kube, Kube):
         return None
     namespace = (config.allowed_namespaces or [config.default_namespace])[0]
     try:
-        apps.list_namespaced_deployment(
-            namespace, limit=1, _request_timeout=3, _preload_content=False
-        )
+        kube.probe(namespace)
     except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
         return f"kubernetes: {translate(err)}"
     return None

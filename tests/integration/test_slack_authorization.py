@@ -82,7 +82,8 @@ def test_a_stranger_can_cancel_neither_by_command_nor_by_button(make_bot, slack,
     bot = make_bot(guarded(workloads.namespace))
     SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
     record_id, ts = confirmation(slack)
-    before = bot.store.get(record_id)
+    # The deliverer writes the thread onto the record just after posting the question.
+    before = wait_for("the thread", lambda: (r := bot.store.get(record_id)).thread_ts and r)
 
     refused = answer(bot, MALLORY, f"cancel {record_id}")
     assert refused.startswith(":warning: only its requester and those who may approve")
