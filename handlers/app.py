@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
@@ -33,10 +34,21 @@ def create_app(
     base_url: str | None = None,
     client: WebClient | None = None,
 ) -> App:
+
+    def authorize(
+        enterprise_id: str | None, team_id: str | None, user_id: str | None
+    ) -> AuthorizeResult:
+        # One workspace, one token: no auth.test. Bolt's default asks Slack once per
+        # process on its first request, and answers "install this app" to a command
+        # typed while Slack is down, which then never reaches rollbot.
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, bot_token=token, user_id=user_id
+        )
+
     app = App(
         client=client or slack_client(token, base_url),
         signing_secret=signing_secret,
-        token_verification_enabled=False,
+        authorize=authorize,
         # A listener runs in the thread of its request, and Slack is answered when it
         # returns: no hand-off to Bolt's pool and no 10 ms polling for the ack (half
         # the CPU of a command or click, bench/README.md). So listeners do their store
