@@ -153,7 +153,12 @@ def test_a_worker_killed_while_helm_rolls_back_is_finished_once_by_another(
     record_id = request_and_approve(bot, slack, RELEASE)
     kill_while_helm_runs(bot, kube, release.namespace, helm_too=helm_dies)
 
-    record = finished(store, record_id, timeout=HELM_TIMEOUT + 180)
+    try:
+        record = finished(store, record_id, timeout=HELM_TIMEOUT + 180)
+    except AssertionError as err:
+        timeline = [e.message for e in store.get(record_id).timeline]
+        lines = bot.log_lines(record_id, "Traceback", "Error", "lease", "helm")
+        raise AssertionError((timeline, release.history(), lines)) from err
     rows = release.history()
     completed = [r["revision"] for r in rows if r["description"] == "Rollback to 1"
                  and r["status"] == "deployed"]  # fmt: skip
