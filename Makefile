@@ -27,11 +27,13 @@ bench: setup
 	$(VENV)/python bench/stats.py
 
 # The fault suite, longer than CI's run: FAULTS_ROUNDS rounds (default 5), outages of
-# FAULTS_OUTAGE seconds (default 20), then the table for docs/reliability.md.
+# FAULTS_OUTAGE seconds (default 20), every step and case (ROLLBOT_FAULTS_LONG: all
+# the Helm steps, helm killed with its worker, the load run at 100 rollbacks in 50
+# namespaces), then the table for docs/reliability.md.
 faults: setup
 	rm -f .faults.jsonl
 	for round in $$(seq $${FAULTS_ROUNDS:-5}); do \
-	  ROLLBOT_FAULTS_LOG=$(CURDIR)/.faults.jsonl \
+	  ROLLBOT_FAULTS_LOG=$(CURDIR)/.faults.jsonl ROLLBOT_FAULTS_LONG=1 \
 	  ROLLBOT_FAULTS_OUTAGE_SECONDS=$${FAULTS_OUTAGE:-20} HYPOTHESIS_PROFILE=long \
 	  $(VENV)/pytest tests/integration/faults tests/unit/test_requests_properties.py -q || true; \
 	done

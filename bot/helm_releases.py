@@ -10,6 +10,9 @@ revision before it changes the cluster, so the newest revision is what the
 cluster was last made to run, whatever its status. After a failed upgrade the
 previous revision still says `deployed`, yet the cluster runs the failed one;
 rolling back to that `deployed` revision is the cure, not a no-op.
+
+(Over ~400 lines: the checks that planning and running share — pending,
+changed, already done — read best next to both.)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,8 @@ from bot.helm_history import (
 
 #: Seconds the Python side waits for helm beyond helm's own --timeout.
 HELM_GRACE_SECONDS = 30
+#: Seconds between looks at a rollback another helm process is still running.
+PENDING_POLL_SECONDS = 1.0
 
 
 # -- errors ------------------------------------------------------------------------
@@ -365,6 +371,36 @@ def _check_unchanged(plan: HelmPlan, history: list[HelmRevision]) -> HelmRevisio
     return None
 
 
+def own_rollback_in_flight(plan: HelmPlan, history: list[HelmRevision]) -> HelmRevision | None:
+    """This plan's `helm rollback`, started before (by a worker that died: its helm
+    child outlives it) and not finished: helm records "Rollback to TARGET" as
+    pending-rollback above the planned current revision before it applies anything."""
+    newest = history[-1] if history else None
+    if (
+        newest is not None
+        and newest.status == "pending-rollback"
+        and newest.number > plan.current.number
+        and newest.description == f"Rollback to {plan.target.number}"
+    ):
+        return newest
+    return None
+
+
+def _await_own_rollback(
+    plan: HelmPlan, source: SecretSource, wait_seconds: float
+) -> tuple[list[HelmRevision], HelmRevision | None]:
+    """The history once this plan's own pending rollback (if any) has ended, and that
+    rollback's revision; still pending after `wait_seconds` (helm's own --timeout
+    and then some), the helm that ran it is gone too."""
+    history = read_release_history(source, plan.namespace, plan.release)
+    own = own_rollback_in_flight(plan, history)
+    deadline = time.monotonic() + wait_seconds
+    while own_rollback_in_flight(plan, history) and time.monotonic() < deadline:
+        time.sleep(PENDING_POLL_SECONDS)
+        history = read_release_history(source, plan.namespace, plan.release)
+    return history, own
+
+
 def helm_rollback(
     plan: HelmPlan,
     *,
@@ -378,12 +414,25 @@ def helm_rollback(
 
     Safe to call again: if the release already has a deployed "Rollback to
     TARGET" above the planned current revision, that revision is returned
-    without running helm. Raises ReleaseChanged if someone else changed the
-    release since the plan, HelmNotFound, HelmRollbackFailed (helm's stderr),
-    RolloutTimedOut if helm outlives its own time-out.
+    without running helm. If that rollback is still pending (a worker died while
+    its helm ran on), it is waited for and its outcome taken, not run again;
+    pending past helm's own time-out, its helm died as well and helm is run
+    again (helm rolls back over a pending-rollback). Raises ReleaseChanged if
+    someone else changed the release since the plan, HelmNotFound,
+    HelmRollbackFailed (helm's stderr), RolloutTimedOut if helm outlives its own
+    time-out.
     """
-    done = _check_unchanged(plan, read_release_history(source, plan.namespace, plan.release))
-    if done is not None:
+    history, own = _await_own_rollback(plan, source, timeout_seconds + HELM_GRACE_SECONDS)
+    ended = next((r for r in history if own and r.number == own.number), None)
+    if ended is not None and not ended.pending:
+        if ended.status != "deployed":
+            raise RolloutFailed(
+                f"helm rollback of {plan.release!r} to revision {plan.target.number}, run by "
+                f"a worker that stopped, left revision {ended.number} {ended.status}: "
+                f"{ended.description or 'no description'}"
+            )
+        return ended
+    if ended is None and (done := _check_unchanged(plan, history)) is not None:
         return done
     command = rollback_command(
         plan,

@@ -211,7 +211,13 @@ class Worker:
             with self.leases.kept(fence, also=self._renewer(job.record_id)):
                 self._run(pipeline, job)
         except LeaseLost as err:
-            log.warning("job %s: %s; stopped", job.kind, err)
+            # Stopped, writing nothing more; but the job is not done: if no other worker
+            # took the record over (this one was only starved past its lease), nobody
+            # else has the job. Queued again, it waits for whoever owns the record now.
+            log.warning("job %s: %s; stopped, queued again", job.kind, err)
+            self.queue.enqueue(
+                job.model_copy(update={"not_before": time.time() + self.leases.ttl / 2})
+            )
         finally:
             try:
                 self.leases.release(fence)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from bot import failpoints
 from bot.helm_history import (
     HelmRevision,
     read_release_history,
@@ -111,6 +112,7 @@ class HelmStrategy:
         finally:
             done.set()
             watcher.join(timeout=5)
+        failpoints.reached("applied")
         return (
             f"helm release {release} rolled back to revision {target.number}: "
             f"now revision {new.number}, {new.status} ({new.description})"

@@ -104,9 +104,16 @@ def finished(store: RollbackStore, record_id: str, timeout: float = 180) -> Roll
     return record
 
 
-def outcome_replies(slack: FakeSlackApi, record: RollbackRecord) -> list[str]:
-    thread = slack.thread(CHANNEL, record.thread_ts or "")
+def outcome_replies(
+    slack: FakeSlackApi, record: RollbackRecord, channel: str = CHANNEL
+) -> list[str]:
+    thread = slack.thread(channel, record.thread_ts or "")
     return [m.text for m in thread[1:] if m.text.startswith(f"Rollback {record.id} ")]
+
+
+def report_files(slack: FakeSlackApi, record: RollbackRecord) -> list[str]:
+    """The names of the files posted for `record` (each name starts with its id)."""
+    return [f.filename for f in slack.files() if f.filename.startswith(f"{record.id}-")]
 
 
 def lock_released(client: redis.Redis, key: str) -> bool:
@@ -114,7 +121,12 @@ def lock_released(client: redis.Redis, key: str) -> bool:
 
 
 def observe(
-    fault: str, store: RollbackStore, slack: FakeSlackApi, record_id: str, **counts: int
+    fault: str,
+    store: RollbackStore,
+    slack: FakeSlackApi,
+    record_id: str,
+    channel: str = CHANNEL,
+    **counts: int,
 ) -> None:
     """One run's figures, for docs/reliability.md: appended as a JSON line to
     $ROLLBOT_FAULTS_LOG (when set) before the test asserts on them, so a failed
@@ -122,17 +134,18 @@ def observe(
     path = os.environ.get("ROLLBOT_FAULTS_LOG")
     record = store.get(record_id)
     try:
-        wait_until("the outcome and report", lambda: outcome_replies(slack, record)
-                   and len(slack.files()) >= REPORT_FILES, timeout=60)  # fmt: skip
+        wait_until("the outcome and report", lambda: outcome_replies(slack, record, channel)
+                   and len(report_files(slack, record)) >= REPORT_FILES, timeout=60)  # fmt: skip
     except AssertionError:
         pass  # lost: counted below, asserted by the test
     if not path:
         return
+    reports = [f for f in report_files(slack, record) if f.endswith("-rollback-report.md")]
     line = {
         "fault": fault,
         "state": record.state.value,
-        "outcomes": len(outcome_replies(slack, record)),
-        "reports": len([f for f in slack.files() if f.filename.endswith("-rollback-report.md")]),
+        "outcomes": len(outcome_replies(slack, record, channel)),
+        "reports": len(reports),
         **counts,
     }
     with open(path, "a", encoding="utf-8") as out:

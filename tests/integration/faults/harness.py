@@ -158,6 +158,15 @@ class Rollbot:
             for path in sorted(self.dir.glob("*.log"))
         )
 
+    def log_lines(self, *texts: str) -> list[str]:
+        """Every line of every process's log that mentions one of `texts`."""
+        return [
+            f"{path.stem}: {line}"
+            for path in sorted(self.dir.glob("*.log"))
+            for line in path.read_text(errors="replace").splitlines()
+            if any(text in line for text in texts)
+        ]
+
     def stop(self) -> None:
         procs = [p for p, _ in self.workers] + ([self.serve] if self.serve else [])
         for proc in procs:
