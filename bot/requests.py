@@ -275,21 +275,25 @@ class RollbackRequest:
             raise UsageProblem("--reason must be one line, without runs of spaces")
         self._check_flags_go_together()
 
-    def _check_record_action(self) -> None:
-        asked = (
-            self.service,
-            self.workload,
-            self.to_revision,
-            self.to_tag,
-            self.container,
-            self.force,
-            self.asked_strategy,
-            self.operations_given(),
-            self.dry_run,
-            self.emergency,
-            self.reason,
+    def _rollback_flags(self) -> bool:
+        """Whether any flag of a rollback was given (the actions that are not one
+        take none of them)."""
+        return any(
+            (
+                self.to_revision,
+                self.to_tag,
+                self.container,
+                self.force,
+                self.asked_strategy,
+                self.operations_given(),
+                self.dry_run,
+                self.emergency,
+                self.reason,
+            )
         )
-        if any(asked):
+
+    def _check_record_action(self) -> None:
+        if self.service or self.workload or self._rollback_flags():
             raise UsageProblem(f"{self.action} takes no service and no flags")
         if self.action == "cancel" or self.record_id:
             if self.action == "help":
@@ -297,19 +301,7 @@ class RollbackRequest:
             parse_record_id(self.action, self.record_id)
 
     def _check_stats(self) -> None:
-        asked = (
-            self.to_revision,
-            self.to_tag,
-            self.container,
-            self.force,
-            self.asked_strategy,
-            self.operations_given(),
-            self.dry_run,
-            self.emergency,
-            self.reason,
-            self.record_id,
-        )
-        if any(asked):
+        if self._rollback_flags() or self.record_id:
             raise UsageProblem("stats takes a service (or none: all) and --since only")
         if self.service:
             check_object_name(self.service)
@@ -317,9 +309,7 @@ class RollbackRequest:
         parse_window(self.since or "30d")
 
     def _check_drill(self) -> None:
-        if self.to_revision or self.to_tag or self.operations_given() or self.record_id:
-            raise UsageProblem("drill takes a service of the catalog only")
-        if self.dry_run or self.emergency or self.reason or self.asked_strategy:
+        if self._rollback_flags() or self.record_id:
             raise UsageProblem("drill takes a service of the catalog only")
         check_object_name(self.service)
 
