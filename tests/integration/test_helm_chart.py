@@ -30,7 +30,7 @@ from kubernetes.client.rest import ApiException
 
 from bot.config import RollbotConfig, load_config
 from bot.errors import Forbidden, RollbotError
-from bot.kube import Kube
+from bot.kube import Kube, translate
 from bot.records import RollbackState, requested
 from bot.store import RollbackStore, connect
 from bot.strategies import Context, HelmSettings, Request
@@ -748,7 +748,16 @@ def kube_calls(pod: str) -> dict[str, Callable[[Kube, str], Any]]:
         ),
         # Only with strategies.helm.enabled (below): release history from its Secrets.
         "list_secrets": lambda k, ns: k.list_secrets(ns, "owner=helm"),
+        "probe": probed,
     }
+
+
+def probed(kube: Kube, namespace: str) -> None:
+    """The readiness probe raises the API's own error; as rollbot reads it."""
+    try:
+        kube.probe(namespace)
+    except ApiException as err:
+        raise translate(err) from err
 
 
 def outcome(call: Callable[[Kube, str], Any], kube: Kube, namespace: str) -> str:
