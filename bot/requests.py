@@ -7,10 +7,12 @@ both front ends refuse the same input with the same words. The flag-value
 parsers (`parse_revision`, `parse_replicas`, `parse_flag`…) are the only place a
 value is read from text; the strategies reuse them.
 
-This module is a leaf of the domain (it imports only `bot.errors` and
-`bot.names`), so the config, the strategies and the CLI can all import its
-constants without a cycle. It is longer than most (~470 lines) on purpose: it is
-the one place for these rules, and a second module would invite a second copy.
+This module is a leaf of the domain (it imports only `bot.errors`, `bot.names`
+and `bot.durations`), so the config, the strategies and the CLI can all import
+its constants without a cycle. It is longer than most (~500 lines) on purpose:
+it is the one place for these rules, every action's included (rollback,
+history, status, cancel, stats, drill), and a second module would invite a
+second copy.
 """
 
 from __future__ import annotations
