@@ -9,6 +9,9 @@ generated class builds the pydantic models of its whole API group (~0.4 s for
 apps/v1, twice that for core/v1), which `rollbot rollback` in a new process pays
 before it does anything (bench/rollback_vs_kubectl.py). API failures are
 translated into rollbot's typed errors.
+
+It is the one module that speaks to the API, hence its length (~420 lines): one
+section per kind of object rollbot reads or writes.
 """
 
 from __future__ import annotations
@@ -360,6 +363,29 @@ class Kube:
         return self._guarded_json_patch(
             path, self.get_config_map, namespace, name, ops, subject=f"{name}: "
         )
+
+    # -- GitOps owners (Flux, Argo CD): any namespaced custom object --------------
+
+    def get_custom(self, api: str, namespace: str, plural: str, name: str) -> Body | None:
+        """A custom object (`api`: `apis/GROUP/VERSION`); None when it, or its kind,
+        does not exist here."""
+        try:
+            return _raw(self._send("GET", _namespaced(api, namespace, plural, name)))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise translate(err) from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise translate(err) from err
+
+    def json_patch_custom(
+        self, api: str, namespace: str, plural: str, name: str, ops: list[Body], dry_run: bool
+    ) -> Body:
+        """A JSON patch of a custom object; `dry_run`: checked and authorized by the
+        API server, never stored (whether rollbot may make it)."""
+        query = {"dryRun": "All"} if dry_run else None
+        path = _namespaced(api, namespace, plural, name)
+        return self._json("PATCH", path, query=query, body=ops, content_type=JSON_PATCH)
 
     def merge_patch_pod(self, namespace: str, name: str, patch: Body) -> Body:
         """A JSON merge patch of a pod (labels: `kubectl label --overwrite`)."""
