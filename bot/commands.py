@@ -69,6 +69,7 @@ USAGE = f"""\
 /rollback stats [SERVICE] [--since 30d]   (rollbacks, success rate, MTTR)
 /rollback drill SERVICE                  (back one revision and forward again, where drills may run)
 /rollback cancel ID
+/rollback resume ID                      (GitOps reconciliation held by rollback ID)
 /rollback help"""
 
 
@@ -124,6 +125,10 @@ def _parse_words(
         if len(words) != 2:
             raise UsageProblem("cancel takes one rollback id, e.g. /rollback cancel rb-1a2b3c4d")
         return RollbackRequest("cancel", record_id=parse_record_id("cancel", words[1]))
+    if head == "resume":
+        if len(words) != 2:
+            raise UsageProblem("resume takes one rollback id, e.g. /rollback resume rb-1a2b3c4d")
+        return RollbackRequest("resume", record_id=parse_record_id("resume", words[1]))
     if head == "stats":
         return _parse_stats(words[1:], catalog)
     if head == "drill":

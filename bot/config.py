@@ -41,6 +41,9 @@ def _namespace_name(value: str) -> str:
 NamespaceName = Annotated[str, AfterValidator(_namespace_name)]
 
 
+GitOpsPolicy = Literal["hold", "require", "forbid"]
+
+
 class ApprovalPolicy(BaseModel):
     """Who may ask, who may approve, and how many approvals a rollback needs."""
 
@@ -63,6 +66,11 @@ class ApprovalPolicy(BaseModel):
     #: Whether Approve asks "Roll back SERVICE in ENV to revision N?" before it counts,
     #: so that a stray tap on a phone does nothing.
     protected: bool = False
+    #: A workload Flux or Argo CD reconciles from Git: `hold` its reconciliation as a
+    #: step of the rollback (an owner that does not exist is only said), `require`
+    #: that it be held (refused if it cannot be), or `forbid` rollbot to touch it
+    #: (refused: roll back in Git). README "In a GitOps cluster".
+    gitops: GitOpsPolicy = "hold"
 
 
 class Environment(ApprovalPolicy):
@@ -207,6 +215,11 @@ class RollbotConfig(ApprovalPolicy):
     #: Join a public channel where /rollback was typed before asking there (Slack
     #: scope channels:join). Off: rollbot stays where people invite it, and says so.
     join_public_channels: bool = False
+    #: Where Argo CD's Applications live (an app named by its bare name).
+    argocd_namespace: NamespaceName = "argocd"
+    #: While a rollback holds a GitOps owner's reconciliation, remind its thread this
+    #: often after the follow-ups (rollbot never resumes on its own).
+    hold_reminder_minutes: float = Field(default=60, gt=0)
     #: Where each rollback's start and end are told: PagerDuty change events,
     #: webhooks, a status page (README "Telling the world").
     notify: NotifySettings = Field(default_factory=NotifySettings)

@@ -41,7 +41,16 @@ PREFIX = "rollbot:outbox"
 #: How long a delivered message's id (and its calls' answers) are remembered.
 REMEMBER_SECONDS = 7 * 86400
 
-Call = Literal["confirmation", "milestone", "reassessed", "finished", "report", "tell", "refused"]
+Call = Literal[
+    "confirmation",
+    "milestone",
+    "reassessed",
+    "finished",
+    "report",
+    "tell",
+    "refused",
+    "resume_question",
+]
 
 _PUT = """
 if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
@@ -173,6 +182,11 @@ class OutboxSink:
 
     def tell(self, channel: str, user: str, text: str, tone: Tone = Tone.INFO) -> None:
         self._put("tell", None, None, channel=channel, user=user, text=text, tone=tone.value)
+
+    def resume_question(self, record: RollbackRecord, text: str) -> None:
+        # Asked again later is posted again: each ask is a timeline entry of its own.
+        key = f"{record.id}:resume_question:{len(record.timeline)}:{_digest(text)}"
+        self._put("resume_question", record, key, text=text)
 
     def refused(self, record: RollbackRecord, text: str) -> None:
         self._put("refused", record, f"{record.id}:refused:{_digest(text)}", text=text)

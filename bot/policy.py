@@ -150,6 +150,20 @@ def check_may_cancel(
         )
 
 
+def check_may_resume(
+    config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
+) -> None:
+    """Resuming GitOps reconciliation lets Git decide what runs again (perhaps the bad
+    version): those who may approve rollbacks there may, and only they."""
+    policy = config.policy_for(record.namespace)
+    listed = is_listed(user, policy.approvers, groups_of) if policy.approvers else True
+    if not listed or not may_request(config, record.namespace, user, groups_of):
+        raise NotAllowed(
+            f"only those who may approve rollbacks{_where(config, record.namespace)} "
+            f"may resume the reconciliation {record.id} holds"
+        )
+
+
 def check_may_see(
     config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
 ) -> None:

@@ -66,5 +66,9 @@ class ProgressSink(Protocol):
     def tell(self, channel: str, user: str, text: str, tone: Tone = Tone.INFO) -> None:
         """An answer for one person alone (history, status)."""
 
+    def resume_question(self, record: RollbackRecord, text: str) -> None:
+        """Before reconciliation held by `record` is resumed: what Git holds against
+        what runs, with a way to resume it (in the thread, for all to read)."""
+
     def refused(self, record: RollbackRecord, text: str) -> None:
         """The rollback could not go on, for a reason its requester must read."""

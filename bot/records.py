@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import PermanentError
+from bot.gitops.holds import ReconciliationHold
 from bot.redaction import redact
 
 
@@ -137,6 +138,9 @@ class RollbackRecord(BaseModel):
     #: When the revision rolled back from started rolling out (its ReplicaSet was
     #: made): the start of the time to detection.
     bad_since: datetime | None = None
+    #: GitOps owners whose reconciliation this rollback holds (planned at assessment,
+    #: held before the rollback is applied, resumed only by a person).
+    holds: tuple[ReconciliationHold, ...] = ()
     approvals: tuple[str, ...] = ()  # who approved so far, when several must
     emergency: bool = False
     #: "manual" (Slack), "cli", "automatic" (rollbot saw the new revision fail),
@@ -153,6 +157,11 @@ class RollbackRecord(BaseModel):
     def drill(self) -> bool:
         """A rollback drill, or its forward step: marked as such, counted apart."""
         return self.trigger in DRILL_TRIGGERS
+
+    @property
+    def holding(self) -> tuple[ReconciliationHold, ...]:
+        """The holds in place now (held and not resumed)."""
+        return tuple(h for h in self.holds if h.held)
 
     @property
     def workload_key(self) -> str:

@@ -11,7 +11,7 @@ This module is a leaf of the domain (it imports only `bot.errors`, `bot.names`
 and `bot.durations`), so the config, the strategies and the CLI can all import
 its constants without a cycle. It is longer than most (~500 lines) on purpose:
 it is the one place for these rules, every action's included (rollback,
-history, status, cancel, stats, drill), and a second module would invite a
+history, status, cancel, resume, stats, drill), and a second module would invite a
 second copy.
 """
 
@@ -54,7 +54,7 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 # Bidi embeddings, overrides and isolates: they make a reason read differently than it is.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
-Action = Literal["rollback", "history", "status", "cancel", "help", "stats", "drill"]
+Action = Literal["rollback", "history", "status", "cancel", "resume", "help", "stats", "drill"]
 _ACTIONS: tuple[Action, ...] = get_args(Action)
 
 
@@ -248,7 +248,7 @@ class RollbackRequest:
     def __post_init__(self) -> None:
         if self.action not in _ACTIONS:
             raise UsageProblem(f"unknown action {self.action!r}")
-        if self.action in ("help", "status", "cancel"):
+        if self.action in ("help", "status", "cancel", "resume"):
             self._check_record_action()
             return
         if self.since and self.action != "stats":
@@ -297,7 +297,7 @@ class RollbackRequest:
     def _check_record_action(self) -> None:
         if self.service or self.workload or self._rollback_flags():
             raise UsageProblem(f"{self.action} takes no service and no flags")
-        if self.action == "cancel" or self.record_id:
+        if self.action in ("cancel", "resume") or self.record_id:
             if self.action == "help":
                 raise UsageProblem("help takes no rollback id")
             parse_record_id(self.action, self.record_id)

@@ -303,7 +303,16 @@ class RollbackStore:
 
 class Job(BaseModel):
     kind: Literal[
-        "assess", "execute", "expire", "history", "follow_up", "reassess", "drill_forward"
+        "assess",
+        "execute",
+        "expire",
+        "history",
+        "follow_up",
+        "reassess",
+        "drill_forward",
+        "resume_check",
+        "resume",
+        "hold_reminder",
     ]
     record_id: str = ""
     #: For jobs about no record (history): what was asked, by whom, where.

@@ -30,6 +30,7 @@ from bot.policy import (
     check_may_cancel,
     check_may_read_history,
     check_may_request,
+    check_may_resume,
     check_may_see,
     check_reason_given,
     may_request,
@@ -63,6 +64,9 @@ class Caller:
 
     def may_cancel(self, record: RollbackRecord) -> None:
         check_may_cancel(self.services.config, record, self.user, self.services.groups_of)
+
+    def may_resume(self, record: RollbackRecord) -> None:
+        check_may_resume(self.services.config, record, self.user, self.services.groups_of)
 
     def may_see(self, record: RollbackRecord) -> None:
         check_may_see(self.services.config, record, self.user, self.services.groups_of)
@@ -320,6 +324,17 @@ def cancel_check(caller: Caller, command: Command) -> RollbackRecord:
     record = caller.services.store.get(command.record_id)
     caller.may_cancel(record)
     return record
+
+
+def resume_check(caller: Caller, command: Command) -> RollbackRecord:
+    record = caller.services.store.get(command.record_id)
+    caller.may_resume(record)
+    return record
+
+
+def resume_click(caller: Caller, record: RollbackRecord) -> None:
+    """Resume… and Resume reconciliation: GitOps reconciliation a rollback holds."""
+    caller.may_resume(record)
 
 
 def approve_click(caller: Caller, record: RollbackRecord) -> None:

@@ -303,7 +303,57 @@ def outcome_blocks(record: RollbackRecord) -> list[Block]:
     )
     if buttons := recovery_buttons(record):
         blocks.append(ActionsBlock(block_id=BlockId.RECOVERY, elements=buttons))
-    return blocks
+    return blocks + held_blocks(record)
+
+
+def held_blocks(record: RollbackRecord) -> list[Block]:
+    """While the rollback holds GitOps reconciliation: since when, and Resume."""
+    if not record.holding:
+        return []
+    lines = [
+        f":pause_button: Reconciliation held: {untrusted(h.held_text())}"
+        + (
+            f", since <!date^{int(h.held_at.timestamp())}^{{date_short}} {{time}}|then>"
+            if h.held_at
+            else ""
+        )
+        for h in record.holding
+    ]
+    return [
+        SectionBlock(
+            block_id=BlockId.RESUME,
+            text=MarkdownTextObject(text=clip("\n".join(lines), MAX_SECTION)),
+            accessory=ButtonElement(text="Resume…", action_id=ActionId.RESUME, value=record.id),
+        )
+    ]
+
+
+def resume_question_blocks(record: RollbackRecord, text: str) -> list[Block]:
+    """What Git holds against what runs, and the button that resumes."""
+    return [
+        SectionBlock(
+            block_id=BlockId.RESUME,
+            text=MarkdownTextObject(text=clip(untrusted(text), MAX_SECTION)),
+        ),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Resume reconciliation",
+                    action_id=ActionId.RESUME_CONFIRM,
+                    value=record.id,
+                    style="danger",
+                    confirm=ConfirmObject(
+                        title="Resume reconciliation?",
+                        text=PlainTextObject(
+                            text="Git decides what runs again from its next reconciliation."
+                        ),
+                        confirm="Resume",
+                        deny="Keep it held",
+                    ),
+                )
+            ]
+        ),
+    ]
 
 
 def reassessment_blocks(record: RollbackRecord, text: str, offer: bool) -> list[Block]:

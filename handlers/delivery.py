@@ -276,3 +276,5 @@ class OutboxDeliverer:
             sink.report(record, args["summary"], dict(args["files"]), args.get("announce_to"))
         elif message.call == "refused":
             sink.refused(record, args["text"])
+        elif message.call == "resume_question":
+            sink.resume_question(record, args["text"])

@@ -11,6 +11,10 @@ class ActionId(StrEnum):
     ROLL_FURTHER = "rollback_further"
     RESTORE = "rollback_restore"
     REQUEST_AGAIN = "rollback_request_again"
+    #: Resume… on a rollback that holds GitOps reconciliation (asks what Git holds first).
+    RESUME = "rollback_resume"
+    #: Resume reconciliation, under the question that showed what Git holds.
+    RESUME_CONFIRM = "rollback_resume_confirm"
     # The form's fields (each input block holds one element with its action_id).
     FORM_SERVICE = "form_service"
     FORM_NAMESPACE = "form_namespace"
@@ -28,6 +32,7 @@ class BlockId(StrEnum):
     OUTCOME = "rollback_outcome"
     RECOVERY = "rollback_recovery"
     REASSESSED = "rollback_reassessed"
+    RESUME = "rollback_resume"
     FORM_SERVICE = "form_service"
     FORM_NAMESPACE = "form_namespace"
     FORM_TARGET = "form_target"

@@ -36,6 +36,7 @@ from handlers.blocks import (
     needs_assessment_file,
     outcome_blocks,
     reassessment_blocks,
+    resume_question_blocks,
     state_label,
     title,
 )
@@ -301,6 +302,14 @@ class SlackThreadSink:
 
     def tell(self, channel: str, user: str, text: str, tone: Tone = Tone.INFO) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=decorated(text, tone))
+
+    def resume_question(self, record: RollbackRecord, text: str) -> None:
+        self.client.chat_postMessage(
+            channel=record.channel,
+            thread_ts=record.thread_ts,
+            text=clip(untrusted(text.split("\n", 1)[0]), MAX_TEXT),
+            blocks=as_dicts(resume_question_blocks(record, text)),
+        )
 
     def refused(self, record: RollbackRecord, text: str) -> None:
         line = decorated(text, Tone.WARNING)

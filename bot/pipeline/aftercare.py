@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.assessment import compared, worst_of
 from bot.checks import run_checks
 from bot.pipeline.assess import MAX_ASSESSED, assess_deployments, monitor_minutes
+from bot.pipeline.holding import reminder_text
 from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
 from bot.records import RollbackRecord, RollbackState
@@ -61,14 +62,19 @@ def follow_up(p: Pipeline, record: RollbackRecord, index: int) -> None:
     available = sum(st.available for _, st in states)
     desired = sum(st.desired for _, st in states)
     label = f"Follow-up +{minutes[index]:g} min"
+    # While reconciliation is held, every follow-up says so (rollbot never resumes it).
+    held = reminder_text(record)
     if problems:
         headline = f"{label}: unhealthy again"
+        problems += [held] if held else []
         p.store.update(record.id, lambda r: r.note(headline))
         p.sink.milestone(
             record, headline + ":\n" + "\n".join(problems), Tone.WARNING, record.requested_by
         )
         return
-    if last:
+    if held:
+        text, tone = f"{label}: healthy ({available}/{desired} available). {held}", Tone.WARNING
+    elif last:
         text, tone = f"{label}: stable; the incident can be closed", Tone.GOOD
     else:
         checks = f", {len(results)} checks passing" if results else ""

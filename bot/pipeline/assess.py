@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.assessment import Assessment, AssessmentSummary, assess_workload, summarize
 from bot.errors import PermanentError
+from bot.gitops.planning import plan_gitops
 from bot.pipeline import execute
 from bot.pipeline.wiring import Pipeline
 from bot.policy import NotAllowed, check_emergency_allowed
@@ -98,6 +99,8 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
         )
         if plan.nothing_to_do:
             raise PermanentError(f"nothing to do: {plan.nothing_to_do}")
+        workloads = [p.kube.get_deployment(record.namespace, name) for name in plan.workloads]
+        gitops = plan_gitops(p.kube, p.config, record.namespace, workloads)
     except PermanentError as err:
         p.refuse(record, str(err))
         return
@@ -112,7 +115,8 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
             workloads=plan.workloads,
             current_label=plan.current,
             target_label=plan.target,
-            facts=plan.facts,
+            facts=plan.facts + gitops.facts,
+            holds=gitops.holds,
             verify_checks=plan.verify_checks,
             from_images=plan.from_images,
             to_images=plan.to_images,

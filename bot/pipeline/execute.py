@@ -12,6 +12,7 @@ from bot.drills import drill_report
 from bot.engine import pin_for
 from bot.errors import RollbotError, TemporaryError
 from bot.incident import people
+from bot.pipeline.holding import hold_reconciliation, schedule_reminder
 from bot.pipeline.verify import verify
 from bot.pipeline.wiring import Pipeline
 from bot.records import RollbackRecord, RollbackState
@@ -77,6 +78,8 @@ def fail_record(p: Pipeline, record_id: str, message: str) -> RollbackRecord:
     p.sink.finished(record)
     if record.approved_by:
         post_report(p, record)
+    if record.holding:  # held, then failed: the hold stays until a person resumes it
+        schedule_reminder(p, record)
     return record
 
 
@@ -103,7 +106,11 @@ def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
 
 
 def _roll_back(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
-    """Apply what was approved with the record's strategy (it follows its rollouts)."""
+    """Hold GitOps reconciliation where the plan says so (else the owner reverts what
+    follows), then apply what was approved with the record's strategy (it follows
+    its rollouts)."""
+    if record.holds:
+        record = hold_reconciliation(p, record)
     cause = change_cause(
         record.strategy,
         record.approved_by or record.requested_by,

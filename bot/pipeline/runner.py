@@ -19,7 +19,7 @@ from bot.autorollback import AutoRollbackWatcher
 from bot.config import RollbotConfig
 from bot.errors import RollbotError, TemporaryError
 from bot.leases import LeaseLost, RecordLeases
-from bot.pipeline import aftercare, answers, assess, autotrigger, drilling, execute
+from bot.pipeline import aftercare, answers, assess, autotrigger, drilling, execute, holding
 from bot.pipeline.liveness import Liveness
 from bot.pipeline.wiring import Pipeline, WorkerKube
 from bot.progress import ProgressSink
@@ -41,6 +41,9 @@ STAGES: dict[str, Stage] = {
     "expire": aftercare.on_expire,
     "history": answers.on_history,
     "drill_forward": drilling.on_drill_forward,
+    "resume_check": holding.on_resume_check,
+    "resume": holding.on_resume,
+    "hold_reminder": holding.on_hold_reminder,
 }
 
 

@@ -77,14 +77,21 @@ def _succeed(p: Pipeline, record: RollbackRecord, message: str) -> RollbackRecor
         if done.drill:
             return []
         finished = done.timeline[-1].at.timestamp()
-        return [
+        minutes = p.config.follow_up_minutes
+        reminders = []
+        if done.holding:  # after the last follow-up, for as long as it is held
+            last = max(minutes, default=0.0) + p.config.hold_reminder_minutes
+            reminders.append(
+                Job(kind="hold_reminder", record_id=done.id, not_before=finished + last * 60)
+            )
+        return reminders + [
             Job(
                 kind="follow_up",
                 record_id=done.id,
                 args={"index": str(index)},
-                not_before=finished + minutes * 60,
+                not_before=finished + after * 60,
             )
-            for index, minutes in enumerate(p.config.follow_up_minutes)
+            for index, after in enumerate(minutes)
         ]
 
     return p.store.update(record.id, lambda r: r.transition(S.SUCCEEDED, message), then=follow_ups)

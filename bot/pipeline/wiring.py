@@ -12,6 +12,7 @@ from bot.assessment import AssessmentSource
 from bot.autorollback import WatchSource
 from bot.backup import BackupSource
 from bot.config import RollbotConfig, ServiceEntry
+from bot.gitops.planning import GitOpsKube
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState
 from bot.store import JobQueue, RollbackStore
@@ -20,7 +21,7 @@ from bot.strategies import Context, HelmSettings, StrategyKube
 S = RollbackState
 
 
-class WorkerKube(StrategyKube, AssessmentSource, BackupSource, WatchSource, Protocol):
+class WorkerKube(StrategyKube, AssessmentSource, BackupSource, WatchSource, GitOpsKube, Protocol):
     """Everything the worker reads and writes in the cluster."""
 
 

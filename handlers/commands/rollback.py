@@ -15,6 +15,7 @@ from bot.commands import USAGE, Command
 from bot.errors import RollbotError
 from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
+from handlers.actions.resume import ask_to_resume
 from handlers.after_ack import update
 from handlers.authorization import (
     Caller,
@@ -24,6 +25,7 @@ from handlers.authorization import (
     history_check,
     on_command,
     request_check,
+    resume_check,
     status_check,
 )
 from handlers.blocks import as_dicts, entry_text, outcome_blocks, state_label, title
@@ -112,6 +114,7 @@ def register(app: App, services: Services) -> None:
             "history": history_check,
             "status": status_check,
             "cancel": cancel_check,
+            "resume": resume_check,
             "stats": counts_what_it_may,
             "drill": drill.drill_check,
         },
@@ -145,6 +148,8 @@ def register(app: App, services: Services) -> None:
             elif command.action == "cancel" and record is not None:
                 cancelled = cancel(caller, record)
                 text = f"Cancelled {code(cancelled.id)}."
+            elif command.action == "resume" and record is not None:
+                text = ask_to_resume(caller, record)
             elif command.action == "rollback":
                 trigger = str(body.get("trigger_id") or body.get("text"))
                 text = open_rollback(

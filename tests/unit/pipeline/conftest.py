@@ -62,6 +62,9 @@ class RecordingSink:
     def refused(self, record: RollbackRecord, text: str) -> None:
         self.calls.append(("refused", text))
 
+    def resume_question(self, record: RollbackRecord, text: str) -> None:
+        self.calls.append(("resume_question", text))
+
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.calls]
 

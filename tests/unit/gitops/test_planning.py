@@ -1,0 +1,107 @@
+"""The hold step of a plan, under each `gitops` policy, and its refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import RollbotConfig
+from bot.gitops.owner import APPLICATION, KUSTOMIZATION
+from bot.gitops.planning import GitOpsRefused, plan_gitops
+from tests.unit.gitops.conftest import (
+    FLUX_LABELS,
+    GitOpsCluster,
+    application,
+    deployment,
+    kustomization,
+)
+
+
+def _config(policy: str = "hold") -> RollbotConfig:
+    return RollbotConfig.model_validate(
+        {"environments": {"prod": {"namespaces": ["prod"], "gitops": policy}}}
+    )
+
+
+def test_an_active_kustomization_is_held_and_the_plan_says_so(
+    gitops_cluster: GitOpsCluster,
+) -> None:
+    gitops_cluster.put(KUSTOMIZATION.api, KUSTOMIZATION.plural, kustomization())
+    plan = plan_gitops(gitops_cluster, _config(), "prod", [deployment(labels=FLUX_LABELS)])
+    assert [(h.kind, h.namespace, h.name, h.previous) for h in plan.holds] == [
+        ("Kustomization", "flux-system", "apps", None)
+    ]
+    assert plan.facts[0] == (
+        "GitOps: managed by Flux Kustomization flux-system/apps (every 1m, from GitRepository "
+        "flux-system/apps): a rollback alone is reverted within 1m"
+    )
+    assert "first hold reconciliation" in plan.facts[1]
+    # The right to patch was checked by a dry run, which changed nothing.
+    assert [dry for _, _, dry in gitops_cluster.patches] == [True]
+    assert "suspend" not in gitops_cluster.objects[next(iter(gitops_cluster.objects))]["spec"]
+
+
+def test_components_of_one_kustomization_hold_it_once(gitops_cluster: GitOpsCluster) -> None:
+    gitops_cluster.put(KUSTOMIZATION.api, KUSTOMIZATION.plural, kustomization())
+    workloads = [deployment(n, labels=FLUX_LABELS) for n in ("backend", "worker")]
+    assert len(plan_gitops(gitops_cluster, _config(), "prod", workloads).holds) == 1
+
+
+def test_policy_forbid_refuses_with_the_reason(gitops_cluster: GitOpsCluster) -> None:
+    gitops_cluster.put(KUSTOMIZATION.api, KUSTOMIZATION.plural, kustomization())
+    with pytest.raises(GitOpsRefused, match=r"policy in prod forbids .*gitops: forbid"):
+        plan_gitops(gitops_cluster, _config("forbid"), "prod", [deployment(labels=FLUX_LABELS)])
+
+
+def test_a_missing_owner_is_said_under_hold_and_refused_under_require(
+    gitops_cluster: GitOpsCluster,
+) -> None:
+    workload = deployment(labels=FLUX_LABELS)
+    plan = plan_gitops(gitops_cluster, _config("hold"), "prod", [workload])
+    assert plan.holds == ()
+    assert "which does not exist" in plan.facts[0]
+    with pytest.raises(GitOpsRefused, match="requires reconciliation to be held"):
+        plan_gitops(gitops_cluster, _config("require"), "prod", [workload])
+
+
+def test_without_the_right_to_patch_the_owner_it_is_refused_before_approval(
+    gitops_cluster: GitOpsCluster,
+) -> None:
+    gitops_cluster.put(KUSTOMIZATION.api, KUSTOMIZATION.plural, kustomization())
+    gitops_cluster.refused.add(("patch", "kustomizations"))
+    with pytest.raises(GitOpsRefused, match="may not change it.*rbac.gitops"):
+        plan_gitops(gitops_cluster, _config(), "prod", [deployment(labels=FLUX_LABELS)])
+
+
+def test_without_the_right_to_read_the_owner_it_is_refused(
+    gitops_cluster: GitOpsCluster,
+) -> None:
+    gitops_cluster.refused.add(("get", "kustomizations"))
+    with pytest.raises(GitOpsRefused, match="may not read Flux Kustomization"):
+        plan_gitops(gitops_cluster, _config(), "prod", [deployment(labels=FLUX_LABELS)])
+
+
+def test_a_suspended_or_manual_owner_needs_no_hold(gitops_cluster: GitOpsCluster) -> None:
+    gitops_cluster.put(KUSTOMIZATION.api, KUSTOMIZATION.plural, kustomization(suspend=True))
+    plan = plan_gitops(gitops_cluster, _config("forbid"), "prod", [deployment(labels=FLUX_LABELS)])
+    assert plan.holds == () and "suspended already" in plan.facts[0]
+
+
+def test_argo_self_heal_is_held(gitops_cluster: GitOpsCluster) -> None:
+    gitops_cluster.put(
+        APPLICATION.api, APPLICATION.plural, application("web", {"automated": {"selfHeal": True}})
+    )
+    tracked = deployment(**{"argocd.argoproj.io/tracking-id": "web:apps/Deployment:prod/web"})
+    plan = plan_gitops(gitops_cluster, _config(), "prod", [tracked])
+    assert [h.kind for h in plan.holds] == ["Application"]
+
+
+def test_a_helm_instance_label_naming_no_application_is_not_an_owner(
+    gitops_cluster: GitOpsCluster,
+) -> None:
+    helm_made = deployment(labels={"app.kubernetes.io/instance": "todo-app"})
+    assert plan_gitops(gitops_cluster, _config("require"), "prod", [helm_made]).facts == ()
+
+
+def test_the_policy_is_validated() -> None:
+    with pytest.raises(ValueError, match="gitops"):
+        _config("sometimes")
