@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
     stats.add_argument("--chart", metavar="FILE.png", help="also write the trend as a chart")
 
+    resume = commands.add_parser(
+        "resume", help="resume the GitOps reconciliation a rollback holds (after a question)"
+    )
+    resume.add_argument("record_id", metavar="ID", help="the rollback, e.g. rb-1a2b3c4d")
+    resume.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    resume.add_argument("--actor", default="", help="who (default: $ROLLBOT_ACTOR or $USER)")
+
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("file", nargs="?", help="config file (default: $ROLLBOT_CONFIG)")
     return parser
@@ -230,8 +237,9 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
     """Plan, show, confirm, apply and follow: the same for every strategy."""
     timeout = parse_duration(args.timeout)
     request = rollback_request(args, config)
+    kube = connect(args)
     ctx = Context(
-        kube=connect(args),
+        kube=kube,
         config=config,
         timeout=timeout,
         helm=HelmSettings(
@@ -242,6 +250,9 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
     strategy = get_strategy(request.strategy)
     plan = strategy.plan(ctx, request)
     print_plan(out, plan)
+    from bot.gitops.terminal import check_gitops
+
+    check_gitops(kube, config, request.namespace, plan.workloads, out)
     if args.dry_run:
         out.say("dry run: nothing was changed")
         return EXIT_OK
@@ -269,6 +280,14 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
     took = format_duration(time.monotonic() - started)
     out.say(f"✓ {done} and healthy in {took}" if plan.verify_checks else f"✓ {done} in {took}")
     return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -> int:
+    from bot.gitops.terminal import resume_from_terminal
+
+    actor = args.actor or os.environ.get("ROLLBOT_ACTOR") or getpass.getuser()
+    resumed = resume_from_terminal(connect(args), args.record_id, actor, args.yes, out)
+    return EXIT_OK if resumed else EXIT_BAD_INPUT
 
 
 def cmd_status(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -> int:
@@ -373,6 +392,7 @@ def run(argv: Sequence[str] | None = None, out: Terminal | None = None) -> int:
             "rollback": cmd_rollback,
             "status": cmd_status,
             "stats": cmd_stats,
+            "resume": cmd_resume,
         }
         return handler[args.command](args, config, out)
     except AlreadyAtTarget as err:  # nothing to do is a success (kubectl's "skipped rollback")

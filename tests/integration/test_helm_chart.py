@@ -76,6 +76,17 @@ HELM_STRATEGY_NEEDS = {
     ("", "secrets", "update"),  # ...the old one marked superseded, the new one deployed
     ("", "secrets", "delete"),  # revisions past --history-max (10) pruned
 }
+#: What a GitOps hold does (bot/gitops), granted only where the Flux and Argo CD
+#: objects live, and only with rbac.gitops.enabled.
+GITOPS_NEEDS = {
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "get"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "patch"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "get"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "patch"),
+    ("argoproj.io", "applications", "get"),
+    ("argoproj.io", "applications", "patch"),
+    ("source.toolkit.fluxcd.io", "gitrepositories", "get"),
+}
 #: Of those, the verbs bound to the named releases' Secrets (resourceNames).
 HELM_BY_NAME = {"get", "update", "delete"}
 #: Near misses of ROLLBOT_NEEDS and classic escalations: each must be refused.
@@ -435,6 +446,28 @@ def test_cluster_role_only_when_asked_and_secrets_only_with_the_helm_strategy(
     assert refused.returncode != 0 and "rbac.clusterRole" in refused.stderr
 
 
+def test_gitops_rights_only_when_enabled_and_only_where_the_owners_live(
+    tools, kube_version, namespace, tmp_path
+):
+    objects = render(tools, kube_version, namespace)
+    assert all(not granted(role) & GITOPS_NEEDS for role in of_kind(objects, "Role"))
+
+    values = {"rbac": {"gitops": {"enabled": True, "namespaces": ["flux-system", "argocd"]}}}
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    gitops = [r for r in of_kind(objects, "Role") if granted(r) & GITOPS_NEEDS]
+    assert sorted(r["metadata"]["namespace"] for r in gitops) == ["argocd", "flux-system"]
+    assert all(granted(role) == GITOPS_NEEDS for role in gitops)
+    others = [r for r in of_kind(objects, "Role") if r not in gitops]
+    assert all(granted(role) == ROLLBOT_NEEDS for role in others)
+
+    values = {"rbac": {"gitops": {"enabled": True}}}
+    result = tools(
+        "helm", "template", str(CHART), "--kube-version", kube_version,
+        "--values", values_file(tmp_path, values), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0 and "rbac.gitops.namespaces" in result.stderr
+
+
 def test_socket_mode_needs_the_app_token_and_no_signing_secret(tools, kube_version, namespace):
     args = ["template", RELEASE, str(CHART), "-n", namespace, "--kube-version", kube_version]
     out = tools("helm", *args, "--set", "slack.socketMode=true").stdout
@@ -640,6 +673,47 @@ def test_the_service_account_may_do_what_rollbot_does_where_listed_and_nothing_e
     assert [ask for ask in never if got[ask]] == []
     # Not even in its own namespace, nor in any other it was not given.
     assert [ask for ask in elsewhere if got[ask]] == []
+
+
+def test_with_gitops_the_service_account_may_hold_owners_there_and_nowhere_else(
+    tools, install, namespace
+):
+    """The owners' namespace here is `namespace` itself (the one listed): the
+    GitOps rights go there, and not to the release's own namespace."""
+    release = install(rbac={"gitops": {"enabled": True, "namespaces": [namespace]}})
+    needed = [(release.listed, *need) for need in sorted(GITOPS_NEEDS)]
+    never = [
+        (release.listed, group, resource, verb)
+        for group, resource, _ in sorted(GITOPS_NEEDS)
+        for verb in ("list", "watch", "delete", "create", "update")
+    ]
+    elsewhere = [(release.namespace, *need) for need in sorted(GITOPS_NEEDS)]
+    with ThreadPoolExecutor(8) as pool:
+        asks = needed + never + elsewhere
+        got = dict(zip(asks, pool.map(lambda a: reviewed(tools, release, *a), asks), strict=True))
+    assert [ask for ask in needed if not got[ask]] == []
+    assert [ask for ask in never + elsewhere if got[ask]] == []
+
+
+def reviewed(tools, release: Release, namespace: str, group: str, resource: str, verb: str) -> bool:
+    """The apiserver's answer (a SubjectAccessReview) for a kind it may not serve
+    (no Flux or Argo CD CRDs here): `kubectl auth can-i` needs discovery to name it."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": release.user,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{release.namespace}"],
+            "resourceAttributes": {
+                "namespace": namespace,
+                "group": group,
+                "resource": resource,
+                "verb": verb,
+            },
+        },
+    }
+    out = tools("kubectl", "create", "-f", "-", "-o", "json", stdin=json.dumps(review)).stdout
+    return bool(json.loads(out)["status"].get("allowed"))
 
 
 def helm_strategy(release: str, namespace: str, **more: Any) -> dict[str, Any]:
