@@ -131,6 +131,35 @@ class Drill(BaseModel):
     approval: bool = True
 
 
+class GitSettings(BaseModel):
+    """Where a service's manifests live in Git, for rollbot to commit a rollback
+    there (README "In a GitOps cluster": make Git match)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    #: The repository, cloned with the `git` binary: https:// (http:// only without
+    #: a token, which would travel in clear).
+    repository: str = Field(pattern=r"^https?://[^\s@]+$")
+    #: The branch Flux or Argo CD follows.
+    branch: str = "main"
+    #: The file or folder (in the repository) whose manifests set the image.
+    path: str = Field(min_length=1)
+    #: Where to push: the followed branch itself (empty), or a branch of its own for a
+    #: review, `{id}` being the rollback's ("rollbot/{id}").
+    push_branch: str = ""
+    #: The token (HTTPS basic auth, as GitHub/GitLab take it): an environment variable
+    #: or a file, e.g. a mounted Secret. Never logged, posted or recorded.
+    token_env: str | None = None
+    token_file: Path | None = None
+    author: str = "rollbot <rollbot@users.noreply.local>"
+
+    @model_validator(mode="after")
+    def _no_token_in_clear(self) -> GitSettings:
+        if self.repository.startswith("http://") and (self.token_env or self.token_file):
+            raise ValueError("git: a token goes over https:// only")
+        return self
+
+
 class ServiceEntry(BaseModel):
     """A service in the catalog: where it runs and how to tell it is healthy."""
 
@@ -169,6 +198,9 @@ class ServiceEntry(BaseModel):
     channel: str | None = None
     #: Rollback drills of this service.
     drill: Drill | None = None
+    #: Commit a rollback of this GitOps-managed service to Git, so that resuming
+    #: reconciliation keeps the good version.
+    git: GitSettings | None = None
 
     @model_validator(mode="after")
     def _one_way_to_name_workloads(self) -> ServiceEntry:

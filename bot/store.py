@@ -313,6 +313,7 @@ class Job(BaseModel):
         "resume_check",
         "resume",
         "hold_reminder",
+        "git_match",
     ]
     record_id: str = ""
     #: For jobs about no record (history): what was asked, by whom, where.

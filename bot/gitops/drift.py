@@ -45,6 +45,18 @@ def flux_verdict(
     held_at = hold.applied_revision
     if now_revision is None:
         return "Git: rollbot cannot read the source's revision; check Git before resuming"
+    if hold.git_commit:
+        short = hold.git_commit[:12]
+        if hold.git_commit in now_revision:
+            return (
+                f"Git holds rollbot's commit {short} ({now_revision}), which sets the good "
+                "version back: resuming keeps it"
+            )
+        return (
+            f"rollbot's commit {short} is on branch {hold.git_branch}, and the source is at "
+            f"{now_revision}: until Flux has it (merged, and fetched), resuming applies "
+            "that revision instead"
+        )
     if held_at and now_revision == held_at:
         back = f" ({', '.join(bad)})" if bad else ""
         return (

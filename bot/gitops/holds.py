@@ -43,6 +43,9 @@ class ReconciliationHold(BaseModel):
     applied_revision: str | None = None
     resumed_at: datetime | None = None
     resumed_by: str | None = None
+    #: The commit rollbot made so that Git matches the rollback, and its branch.
+    git_commit: str | None = None
+    git_branch: str | None = None
 
     @property
     def ref(self) -> OwnerRef:

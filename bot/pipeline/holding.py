@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from bot.gitops.gitmatch import GitFailed, GitMatch, commit_rollback, read_token
 from bot.gitops.steps import hold_owners, reminder_text, resume_owners, resume_question
 from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
@@ -41,6 +42,61 @@ def on_resume_check(p: Pipeline, job: Job) -> None:
 
 def on_resume(p: Pipeline, job: Job) -> None:
     resume(p, p.store.get(job.record_id), str(job.args["user"]))
+
+
+def on_git_match(p: Pipeline, job: Job) -> None:
+    """After a rollback that holds reconciliation: commit it to Git where the service
+    says how, so that resuming keeps the good version. A failure is said, and leaves
+    the rollback as it is (Git is then a person's to fix)."""
+    record = p.store.get(job.record_id)
+    entry = p.entry(record)
+    if entry is None or entry.git is None or not record.holding:
+        return
+    if any(h.git_commit for h in record.holding):
+        return  # done (a re-delivered job)
+    settings = entry.git
+    try:
+        done = commit_rollback(
+            settings,
+            read_token(settings),
+            record.id,
+            record.workload,
+            record.from_images,
+            record.to_images,
+            record.reason,
+        )
+    except GitFailed as err:
+        text = f"Git not updated: {err}. Set the good version in Git before resuming."
+        p.store.update(record.id, lambda r: r.note(text))
+        p.sink.milestone(record, text, Tone.WARNING, record.requested_by)
+        return
+    text = git_match_text(done, settings.repository, settings.branch)
+    record = p.store.update(
+        record.id,
+        lambda r: r.model_copy(
+            update={
+                "holds": tuple(
+                    h.model_copy(update={"git_commit": done.commit, "git_branch": done.branch})
+                    if h.held
+                    else h
+                    for h in r.holds
+                )
+            }
+        ).note(text),
+    )
+    p.sink.milestone(record, text, Tone.GOOD if done.branch == settings.branch else Tone.INFO)
+
+
+def git_match_text(done: GitMatch, repository: str, followed: str) -> str:
+    if done.already:
+        return f"Git already holds the good version on {followed} ({done.commit[:12]})"
+    where = f"{repository} branch {done.branch}"
+    text = f"Git: the rollback committed as {done.commit[:12]} on {where} ({', '.join(done.files)})"
+    if done.introduced_by:
+        text += f"; the bad image came with {done.introduced_by}"
+    if done.branch != followed:
+        text += f". Merge it into {followed}, then resume"
+    return text
 
 
 def on_hold_reminder(p: Pipeline, job: Job) -> None:

@@ -44,6 +44,7 @@ STAGES: dict[str, Stage] = {
     "resume_check": holding.on_resume_check,
     "resume": holding.on_resume,
     "hold_reminder": holding.on_hold_reminder,
+    "git_match": holding.on_git_match,
 }
 
 

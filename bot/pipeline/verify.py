@@ -84,6 +84,7 @@ def _succeed(p: Pipeline, record: RollbackRecord, message: str) -> RollbackRecor
             reminders.append(
                 Job(kind="hold_reminder", record_id=done.id, not_before=finished + last * 60)
             )
+            reminders.append(Job(kind="git_match", record_id=done.id))  # if the service says how
         return reminders + [
             Job(
                 kind="follow_up",

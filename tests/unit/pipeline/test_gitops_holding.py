@@ -4,18 +4,20 @@ before each patch, finished by a retry, restored exactly, never on its own."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import redis
 
-from bot.config import RollbotConfig
+from bot.config import GitSettings, RollbotConfig, ServiceEntry
 from bot.gitops.holds import ReconciliationHold
 from bot.gitops.owner import GIT_REPOSITORY, KUSTOMIZATION
 from bot.pipeline import Pipeline
-from bot.pipeline.holding import hold_reconciliation, on_resume_check, resume
+from bot.pipeline.holding import hold_reconciliation, on_git_match, on_resume_check, resume
 from bot.records import RollbackRecord
 from bot.store import Job, JobQueue, RollbackStore
 from tests.unit.gitops.conftest import GitOpsCluster, deployment, kustomization
+from tests.unit.gitops.test_gitmatch import seeded_origin
 from tests.unit.pipeline.conftest import RecordingSink, S, stored, web_request
 
 KEY = (KUSTOMIZATION.api, "flux-system", KUSTOMIZATION.plural, "apps")
@@ -154,3 +156,37 @@ def test_nothing_held_nothing_to_ask(gitops_pipeline: Pipeline, sink: RecordingS
     )
     assert sink.of("resume_question") == []
     assert "holds no reconciliation" in sink.of("tell")[0][1]
+
+
+def test_the_git_commit_is_recorded_and_then_resuming_keeps_the_good_version(
+    redis_client: redis.Redis, sink: RecordingSink, flux: GitOpsCluster, tmp_path: Path
+) -> None:
+    origin = seeded_origin(tmp_path)
+    git = GitSettings.model_construct(
+        repository=str(origin), branch="main", path="apps", push_branch="",
+        token_env=None, token_file=None, author="rollbot <rollbot@example>",
+    )  # fmt: skip
+    config = RollbotConfig.model_construct(
+        services={"web": ServiceEntry.model_construct(namespace="prod", git=git)}
+    )
+    p = Pipeline(RollbackStore(redis_client), JobQueue(redis_client), flux, config, sink)  # type: ignore[arg-type]
+    planned = p.store.update(
+        _planned(p).id,
+        lambda r: r.model_copy(
+            update={
+                "from_images": ("web=registry.local/web:1.2",),
+                "to_images": ("web=registry.local/web:1.1",),
+            }
+        ),
+    )
+    held = hold_reconciliation(p, planned)
+    on_git_match(p, Job(kind="git_match", record_id=held.id))
+    hold = p.store.get(held.id).holds[0]
+    assert hold.git_commit and hold.git_branch == "main"
+    assert sink.of("milestone")[-1][0].startswith(
+        f"Git: the rollback committed as {hold.git_commit[:12]} on "
+    )
+    _source(flux, f"main@sha1:{hold.git_commit}")
+    on_resume_check(p, Job(kind="resume_check", record_id=held.id, args={"user": "U0C"}))
+    (text,) = sink.of("resume_question")
+    assert "which sets the good version back: resuming keeps it" in text
