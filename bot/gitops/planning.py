@@ -105,6 +105,12 @@ def plan_gitops(
         _check_may_hold(kube, owner)
         hold = planned_hold(owner)
         holds.append(hold)
+        if owner.ref.kind == "HelmRelease":
+            facts.append(
+                "HelmRelease: helm-controller would upgrade the release back to the chart and "
+                "values in Git; suspended, it leaves a helm rollback alone (its own "
+                "remediation acts only on a failed install or upgrade, not on a bad one)"
+            )
         how = "automated sync turned off" if owner.ref.kind == "Application" else "suspended"
         facts.append(
             f"Plan: first hold reconciliation — {owner.ref} {how}, the setting before "

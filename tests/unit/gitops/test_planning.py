@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import RollbotConfig
-from bot.gitops.owner import APPLICATION, KUSTOMIZATION
+from bot.gitops.owner import APPLICATION, HELM_RELEASE, KUSTOMIZATION
 from bot.gitops.planning import GitOpsRefused, plan_gitops
 from tests.unit.gitops.conftest import (
     FLUX_LABELS,
@@ -105,3 +105,23 @@ def test_a_helm_instance_label_naming_no_application_is_not_an_owner(
 def test_the_policy_is_validated() -> None:
     with pytest.raises(ValueError, match="gitops"):
         _config("sometimes")
+
+
+def test_a_helm_release_is_held_and_the_confirmation_explains_why(
+    gitops_cluster: GitOpsCluster,
+) -> None:
+    release = kustomization("todo")
+    release["kind"], release["metadata"]["namespace"] = "HelmRelease", "apps"
+    release["spec"] = {
+        "interval": "5m",
+        "chart": {"spec": {"chart": "todo", "sourceRef": {"kind": "HelmRepository", "name": "r"}}},
+    }
+    gitops_cluster.put(HELM_RELEASE.api, HELM_RELEASE.plural, release)
+    labels = {"helm.toolkit.fluxcd.io/name": "todo", "helm.toolkit.fluxcd.io/namespace": "apps"}
+    plan = plan_gitops(gitops_cluster, _config(), "prod", [deployment(labels=labels)])
+    assert [h.kind for h in plan.holds] == ["HelmRelease"]
+    assert plan.facts[0] == (
+        "GitOps: managed by Flux HelmRelease apps/todo (every 5m, from HelmRepository apps/r): "
+        "a rollback alone is reverted within 5m"
+    )
+    assert "leaves a helm rollback alone" in plan.facts[1]
