@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from bot.errors import PermanentError
 from bot.gitops.gitmatch import GitFailed, GitMatch, commit_rollback, read_token
 from bot.gitops.steps import hold_owners, reminder_text, resume_owners, resume_question
 from bot.pipeline.wiring import Pipeline
@@ -35,13 +36,26 @@ def on_resume_check(p: Pipeline, job: Job) -> None:
     if not record.holding:
         p.sink.tell(channel, user, f"Rollback {record.id} holds no reconciliation now.")
         return
-    text = resume_question(p.kube, record)
+    try:
+        text = resume_question(p.kube, record)
+    except PermanentError as err:
+        p.sink.tell(channel, user, f"Cannot show what Git holds for {record.id}: {err}")
+        return
     asked = p.store.update(record.id, lambda r: r.note(f"resume asked by {user}", user))
     p.sink.resume_question(asked, text)
 
 
 def on_resume(p: Pipeline, job: Job) -> None:
-    resume(p, p.store.get(job.record_id), str(job.args["user"]))
+    """A resume that cannot be done (no right to patch any more) is said in the
+    thread, the hold left as recorded: the record ended long ago, so the runner's
+    way of ending a record would say nothing."""
+    record, user = p.store.get(job.record_id), str(job.args["user"])
+    try:
+        resume(p, record, user)
+    except PermanentError as err:
+        text = f"Reconciliation not resumed: {err}"
+        p.store.update(record.id, lambda r: r.note(text, user))
+        p.sink.milestone(p.store.get(record.id), text, Tone.WARNING, user)
 
 
 def on_git_match(p: Pipeline, job: Job) -> None:

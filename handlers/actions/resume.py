@@ -17,6 +17,9 @@ from handlers.ids import ActionId
 from handlers.mrkdwn import code, untrusted
 from handlers.services import Services
 
+#: Double clicks within this many seconds resume once.
+RESUME_CLAIM_SECONDS = 30
+
 
 def ask_to_resume(caller: Caller, record: RollbackRecord) -> str:
     """Queue the question (what Git holds now); what the asker reads."""
@@ -38,11 +41,11 @@ def ask_to_resume(caller: Caller, record: RollbackRecord) -> str:
 
 
 def resume_now(caller: Caller, record: RollbackRecord) -> str:
-    """Queue the resume, once per hold however often it is clicked."""
+    """Queue the resume, once however often it is clicked (a retry after a failure
+    is taken after a short while: the resume skips what is done)."""
     if not record.holding:
         return f"{code(record.id)} holds no reconciliation now."
-    held_since = ",".join(str(h.held_at) for h in record.holding)
-    if not caller.services.store.claim_once(f"resume:{record.id}:{held_since}", ttl=3600):
+    if not caller.services.store.claim_once(f"resume:{record.id}", ttl=RESUME_CLAIM_SECONDS):
         return f"Resuming {code(record.id)} is under way already."
     job = Job(kind="resume", record_id=record.id, args={"user": caller.user})
     caller.services.queue.enqueue(job)

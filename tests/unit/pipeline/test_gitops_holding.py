@@ -13,7 +13,13 @@ from bot.config import GitSettings, RollbotConfig, ServiceEntry
 from bot.gitops.holds import ReconciliationHold
 from bot.gitops.owner import GIT_REPOSITORY, KUSTOMIZATION
 from bot.pipeline import Pipeline
-from bot.pipeline.holding import hold_reconciliation, on_git_match, on_resume_check, resume
+from bot.pipeline.holding import (
+    hold_reconciliation,
+    on_git_match,
+    on_resume,
+    on_resume_check,
+    resume,
+)
 from bot.records import RollbackRecord
 from bot.store import Job, JobQueue, RollbackStore
 from tests.unit.gitops.conftest import GitOpsCluster, deployment, kustomization
@@ -190,3 +196,14 @@ def test_the_git_commit_is_recorded_and_then_resuming_keeps_the_good_version(
     on_resume_check(p, Job(kind="resume_check", record_id=held.id, args={"user": "U0C"}))
     (text,) = sink.of("resume_question")
     assert "which sets the good version back: resuming keeps it" in text
+
+
+def test_a_resume_refused_by_rbac_is_said_and_the_hold_kept(
+    gitops_pipeline: Pipeline, flux: GitOpsCluster, sink: RecordingSink
+) -> None:
+    held = hold_reconciliation(gitops_pipeline, _planned(gitops_pipeline))
+    flux.refused.add(("patch", "kustomizations"))
+    on_resume(gitops_pipeline, Job(kind="resume", record_id=held.id, args={"user": "U0CAROL"}))
+    assert gitops_pipeline.store.get(held.id).holding
+    text, tone, alert = sink.of("milestone")[-1]
+    assert text.startswith("Reconciliation not resumed: ") and alert == "U0CAROL"
