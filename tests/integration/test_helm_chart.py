@@ -460,6 +460,19 @@ def test_gitops_rights_only_when_enabled_and_only_where_the_owners_live(
     others = [r for r in of_kind(objects, "Role") if r not in gitops]
     assert all(granted(role) == ROLLBOT_NEEDS for role in others)
 
+    # The git token: a Secret mounted read-only in the bot and the workers, nothing more.
+    values = {"gitops": {"tokenSecret": {"name": "rollbot-git", "key": "token"}}}
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    dry_run_on_server(tools, objects)
+    for deployment in of_kind(objects, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "git-token"]
+        assert volume["secret"]["secretName"] == "rollbot-git"
+        assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
+        (mount,) = [m for m in container_of(deployment)["volumeMounts"] if m["name"] == "git-token"]
+        assert mount == {"name": "git-token", "mountPath": "/etc/rollbot/git", "readOnly": True}
+    assert all(not granted(role) & {("", "secrets", "get")} for role in of_kind(objects, "Role"))
+
     values = {"rbac": {"gitops": {"enabled": True}}}
     result = tools(
         "helm", "template", str(CHART), "--kube-version", kube_version,

@@ -168,6 +168,16 @@ volumes:
     configMap:
       name: {{ include "rollbot.fullname" . }}-templates
   {{- end }}
+  {{- with .Values.gitops.tokenSecret }}
+  # The token git pushes with (services.*.git.token_file: /etc/rollbot/git/token).
+  - name: git-token
+    secret:
+      secretName: {{ .name }}
+      defaultMode: 0400
+      items:
+        - key: {{ .key }}
+          path: token
+  {{- end }}
   # The root filesystem is read-only; helm and Python may want a scratch folder.
   - name: tmp
     emptyDir:
@@ -181,6 +191,11 @@ volumes:
 {{- if .Values.reportTemplates }}
 - name: report-templates
   mountPath: /etc/rollbot/templates
+  readOnly: true
+{{- end }}
+{{- if .Values.gitops.tokenSecret }}
+- name: git-token
+  mountPath: /etc/rollbot/git
   readOnly: true
 {{- end }}
 - name: tmp
