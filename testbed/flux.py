@@ -70,15 +70,24 @@ def flux_assets() -> Path:
 def install_crds(kubectl: Path, kubeconfig: Path, folder: Path) -> None:
     """Apply every CRD in `folder` and wait until the apiserver serves them."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    for args in (
-        ["apply", "--server-side", "--force-conflicts", "-f", str(folder)],
-        ["wait", "--for=condition=Established", "--timeout=60s", "-f", str(folder)],
-    ):
-        result = subprocess.run(
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [str(kubectl), *args], env=env, capture_output=True, text=True, check=False
         )
-        if result.returncode != 0:
-            raise FluxError(f"kubectl {args[0]} of the CRDs in {folder}: {result.stderr.strip()}")
+
+    applied = run("apply", "--server-side", "--force-conflicts", "-f", str(folder))
+    if applied.returncode != 0:
+        raise FluxError(f"kubectl apply of the CRDs in {folder}: {applied.stderr.strip()}")
+    deadline = time.monotonic() + 60
+    while True:
+        # A CRD just created has no conditions yet, and `kubectl wait` fails on that.
+        waited = run("wait", "--for=condition=Established", "--timeout=30s", "-f", str(folder))
+        if waited.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise FluxError(f"the CRDs in {folder} not established: {waited.stderr.strip()}")
+        time.sleep(0.5)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -106,6 +115,7 @@ class FluxControllers(LocalService):
         self.workdir = Path(tempfile.mkdtemp(prefix="rollbot-flux-"))
         try:
             install_crds(self.kubectl, self.kubeconfig, self.assets / "crds" / "flux")
+            (self.workdir / "artifacts").mkdir()
             self.artifact_port = free_port()
             storage = f"127.0.0.1:{self.artifact_port}"
             self._start(
