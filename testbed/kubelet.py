@@ -12,8 +12,15 @@ tag matches `--broken-pattern` is left crash-looping (Running, not Ready, a
 container waiting in CrashLoopBackOff with a rising restart count), so its
 Deployment misses its progress deadline exactly as a broken release would.
 
+A pod that runs to completion (restartPolicy Never or OnFailure: every Job's
+pods) runs its containers to an exit code and becomes Succeeded or Failed
+(`testbed.pod_runs`), so the real job controller judges the Job; one annotated
+`testbed.rollbot.dev/run-local: "true"` runs its containers' commands as real
+local processes (`testbed.local_containers`), whose output is its log.
+
 A pod being deleted is removed at once (grace period 0), as a kubelet does once
-its containers have stopped, so ReplicaSets still scale down in moments.
+its containers have stopped (a local process is killed first), so ReplicaSets
+still scale down in moments.
 
 Logs: `GET /containerLogs/{namespace}/{pod}/{container}` answers with the lines
 `testbed.container_logs` makes up from the pod, honouring `tailLines`,

@@ -15,12 +15,15 @@ import psycopg
 import pytest
 from kubernetes import client
 
+from testbed.binaries import testbed_binaries
+from testbed.controlplane import ControlPlane
 from testbed.local_containers import RUN_TIMEOUT_ANNOTATION
 from testbed.postgres import PostgresServer
 from tests.integration.jobs import LOCAL, Jobs, condition, job_body, terminated
 
 pytestmark = pytest.mark.cluster
 MIGRATIONS = Path(__file__).parent.parent / "fixtures" / "sample_migrations"
+HOOK_CHART = Path(__file__).parent.parent / "fixtures" / "charts" / "family-assistant"
 ALEMBIC = ["alembic", "-c", str(MIGRATIONS / "alembic.ini")]
 DATABASE_URL = {
     "name": "DATABASE_URL",
@@ -236,3 +239,39 @@ def test_a_local_pg_dump_job_writes_its_dump(
     text = dump.read_text()
     assert "CREATE TABLE public.memory_store" in text
     assert "0042" in text  # alembic_version's row
+
+
+def test_a_helm_hook_job_migrates_the_database_before_the_release(
+    jobs: Jobs,
+    db_secret: str,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(control_plane.kubeconfig),
+        **{
+            f"HELM_{kind}_HOME": str(tmp_path / kind.lower())
+            for kind in ("CACHE", "CONFIG", "DATA")
+        },
+    }
+
+    def helm(*args: str) -> None:
+        subprocess.run(
+            [str(testbed_binaries() / "helm"), *args, "-n", jobs.namespace, "--wait"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    values = ["--set", f"alembicConfig={MIGRATIONS / 'alembic.ini'}"]
+    helm("install", "family-assistant", str(HOOK_CHART), *values)
+    assert schema_version(db_secret) == "0041"
+
+    helm("upgrade", "family-assistant", str(HOOK_CHART), *values, "--set", "schema=0042,tag=42")
+
+    assert schema_version(db_secret) == "0042"
+    job = jobs.get("family-assistant-migrate")
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "0042"
+    assert condition(job, "Complete") is not None
