@@ -309,6 +309,31 @@ class FakeKubelet:
                     "status patch of %s/%s failed: %s", meta["namespace"], meta["name"], err.reason
                 )
 
+    def _patch_persistently(self, pod: Body, status: Body, patience: float = 60) -> None:
+        """A run's status report: retried while the apiserver cannot be reached (a
+        restart), or the Job would never learn how its pod ended."""
+        meta = pod["metadata"]
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.api.patch_namespaced_pod_status(
+                    meta["name"], meta["namespace"], {"status": status}, _preload_content=False
+                )
+                return
+            except ApiException as err:
+                if err.status == 404:
+                    return  # gone meanwhile: nothing to report
+                failure: object = err.reason
+                if err.status < 500 and err.status != 429:
+                    log.warning("status of %s refused: %s", meta["name"], failure)
+                    return
+            except Exception as err:  # urllib3's connection errors: the apiserver is away
+                failure = err
+            if time.monotonic() > deadline:
+                log.warning("gave up reporting the status of %s: %s", meta["name"], failure)
+                return
+            time.sleep(0.5)
+
     def _bind(self, pod: Body) -> bool:
         """Schedule the pod here, as the scheduler would: through its binding."""
         meta = pod["metadata"]
@@ -389,7 +414,7 @@ class FakeKubelet:
         run = PodRun(
             pod,
             broken=broken,
-            report=lambda fields: self._patch(pod, {**base, **fields}),
+            report=lambda fields: self._patch_persistently(pod, {**base, **fields}),
             env_of=lambda pod, container: container_env(self.api, pod, container),
         )
         with self.lock:

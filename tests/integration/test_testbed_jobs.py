@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from testbed.binaries import testbed_binaries
+from testbed import binaries
 from testbed.controlplane import ControlPlane
 from testbed.local_containers import RUN_TIMEOUT_ANNOTATION
 from testbed.postgres import PostgresServer
@@ -121,6 +121,34 @@ def test_a_local_job_runs_its_command_with_its_env_and_exit_code(jobs: Jobs) -> 
     assert terminated(pod)["reason"] == "Error"
     name = pod["metadata"]["name"]
     assert jobs.log(name).splitlines() == [f"hello, test bed from {name}", "to stderr"]
+
+
+def test_an_on_failure_job_is_restarted_in_place_until_it_succeeds(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    script = "if [ -e tried ]; then echo second; else touch tried; echo first; exit 1; fi"
+    body = job_body(
+        "retry",
+        command=["sh", "-c", script],
+        annotations=LOCAL,
+        backoff_limit=2,
+        restart_policy="OnFailure",
+    )
+    body["spec"]["template"]["spec"]["containers"][0]["workingDir"] = str(tmp_path)
+    jobs.create(body)
+
+    job = jobs.finished("retry")
+
+    assert condition(job, "Complete") is not None
+    [pod] = jobs.pods("retry")
+    status = pod["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 1
+    assert status["lastState"]["terminated"]["exitCode"] == 1
+    assert terminated(pod)["exitCode"] == 0
+    name = pod["metadata"]["name"]
+    assert jobs.log(name).strip() == "second"
+    previous = jobs.core.read_namespaced_pod_log(name, jobs.namespace, previous=True)
+    assert previous.strip() == "first"
 
 
 def test_a_local_job_expands_references_in_its_arguments(jobs: Jobs) -> None:
@@ -258,7 +286,7 @@ def test_a_helm_hook_job_migrates_the_database_before_the_release(
 
     def helm(*args: str) -> None:
         subprocess.run(
-            [str(testbed_binaries() / "helm"), *args, "-n", jobs.namespace, "--wait"],
+            [str(binaries.testbed_binaries() / "helm"), *args, "-n", jobs.namespace, "--wait"],
             env=env,
             check=True,
             capture_output=True,
