@@ -230,6 +230,10 @@ class PodRun:
                 return Termination(137, "Error")
             return Termination(1, "Error") if self.broken else Termination(0, "Completed")
         assert self.home is not None
+        for volume in self.pod.get("spec", {}).get("volumes") or []:
+            host = volume.get("hostPath") or {}
+            if host.get("type") == "DirectoryOrCreate":  # as the kubelet prepares it
+                Path(host["path"]).mkdir(parents=True, exist_ok=True)
         argv = [*(run.spec.get("command") or []), *(run.spec.get("args") or [])]
         cwd = Path(run.spec["workingDir"]) if run.spec.get("workingDir") else self.home
         process = LocalProcess(

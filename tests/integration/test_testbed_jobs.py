@@ -259,9 +259,20 @@ def test_a_local_pg_dump_job_writes_its_dump(
         env={**os.environ, "DATABASE_URL": db_secret},
         check=True,
     )
-    dump = tmp_path / "backups" / "before-downgrade.sql"
-    command = ["sh", "-c", f'mkdir -p {dump.parent} && pg_dump --dbname="$DATABASE_URL" -f {dump}']
-    jobs.create(job_body("backup", command=command, env=[DATABASE_URL], annotations=LOCAL))
+    backups = tmp_path / "backups"  # a hostPath volume at its own path: the same here and there
+    dump = backups / "before-downgrade.sql"
+    body = job_body(
+        "backup",
+        command=["pg_dump", "--dbname=$(DATABASE_URL)", f"--file={dump}"],
+        env=[DATABASE_URL],
+        annotations=LOCAL,
+    )
+    pod_spec = body["spec"]["template"]["spec"]
+    pod_spec["volumes"] = [
+        {"name": "backups", "hostPath": {"path": str(backups), "type": "DirectoryOrCreate"}}
+    ]
+    pod_spec["containers"][0]["volumeMounts"] = [{"name": "backups", "mountPath": str(backups)}]
+    jobs.create(body)
 
     assert condition(jobs.finished("backup"), "Complete") is not None
     text = dump.read_text()
