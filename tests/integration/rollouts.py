@@ -36,14 +36,17 @@ def analysis_template(
     interval: str = "2s",
     count: int = 2,
     failure_limit: int = 0,
+    error_limit: int = 4,
 ) -> Body:
     """One `web` metric, `success-rate`: `count` measurements `interval` apart of
-    the endpoint's `value`; more than `failure_limit` failures fail the run."""
+    the endpoint's `value`; more than `failure_limit` failures fail the run, more
+    than `error_limit` errors in a row (the endpoint failing) end it in Error."""
     metric = {
         "name": "success-rate",
         "interval": interval,
         "count": count,
         "failureLimit": failure_limit,
+        "consecutiveErrorLimit": error_limit,
         "successCondition": success,
         "provider": {"web": {"url": url, "jsonPath": "{$.value}", "timeoutSeconds": 5}},
     }
@@ -73,11 +76,15 @@ def rollout(
     replicas: int = 2,
     rollback_window: int | None = None,
     progress_deadline: int = 600,
+    progress_deadline_abort: bool = False,
 ) -> Body:
+    """A Rollout whose pods run `image`; `progress_deadline_abort` aborts the update
+    (back to stable) when it misses the deadline, not only marks it Degraded."""
     spec: Body = {
         "replicas": replicas,
         "revisionHistoryLimit": 10,
         "progressDeadlineSeconds": progress_deadline,
+        "progressDeadlineAbort": progress_deadline_abort,
         "selector": {"matchLabels": {"app": name}},
         "template": {
             "metadata": {"labels": {"app": name}},
@@ -147,7 +154,7 @@ class Rollouts:
         """A canary Rollout (by default: 50%, a 1s pause, the analysis) at its first,
         stable revision; with `analysis`, its AnalysisTemplate `NAME-analysis` too.
         `extra` goes into `strategy.canary` (e.g. a background `analysis`); `options`
-        to `rollout()` (replicas, rollback_window, progress_deadline)."""
+        to `rollout()` (replicas, rollback_window, progress_deadline...)."""
         template = self.create_analysis(name) if analysis else None
         canary = {"steps": canary_steps(template) if steps is None else steps, **(extra or {})}
         self.create(rollout(name, image, {"canary": canary}, **options))

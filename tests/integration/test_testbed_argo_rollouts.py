@@ -72,6 +72,34 @@ def test_a_canary_whose_analysis_passes_becomes_the_new_stable(rollouts: Rollout
     assert sorted(rollouts.revisions("web")) == [1, 2]
 
 
+def test_a_canary_whose_metric_cannot_be_measured_is_aborted(rollouts: Rollouts) -> None:
+    template = rollouts.create_analysis("web", error_limit=0)
+    rollouts.create_canary("web", V1, steps=canary_steps(template, pause=None), analysis=False)
+    rollouts.metric.fail(rollouts.metric_key("web"))
+
+    rollouts.set_image("web", V2)
+
+    degraded = rollouts.wait_phase("web", "Degraded")
+    assert degraded["status"]["abort"] is True
+    run = rollouts.analysis_runs("web")[0]
+    assert run["status"]["phase"] == "Error"
+    assert run["status"]["metricResults"][0]["consecutiveError"] == 1
+    assert _stable_images(rollouts, "web") == [V1]
+
+
+def test_a_canary_whose_pods_crash_loop_misses_its_progress_deadline(rollouts: Rollouts) -> None:
+    rollouts.create_canary(
+        "web", V1, analysis=False, progress_deadline=5, progress_deadline_abort=True
+    )
+
+    rollouts.set_image("web", "registry.local/web:broken")
+
+    degraded = rollouts.wait_phase("web", "Degraded", timeout=60)
+    assert "has timed out progressing" in degraded["status"]["message"]
+    assert degraded["status"]["abort"] is True
+    assert _stable_images(rollouts, "web") == [V1]
+
+
 def test_a_canary_paused_at_its_weight_is_aborted_by_the_plugin(rollouts: Rollouts) -> None:
     rollouts.create_canary("web", V1, steps=canary_steps(None, weight=50, pause=""), analysis=False)
 
