@@ -161,3 +161,22 @@ def test_a_blue_green_rollout_switches_its_active_service_when_promoted(
     rollouts.wait_healthy("web")
     assert selected("web-active") == new_hash
     assert _stable_images(rollouts, "web") == [V2]
+
+
+def test_undo_within_the_rollback_window_skips_the_steps_and_the_analysis(
+    rollouts: Rollouts,
+) -> None:
+    steps = canary_steps(rollouts.create_analysis("web"), pause="")  # paused until promoted
+    rollouts.create_canary("web", V1, steps=steps, analysis=False, rollback_window=2)
+    rollouts.set_image("web", V2)
+    rollouts.wait_phase("web", "Paused")
+    rollouts.plugin("promote", "web")
+    rollouts.wait_healthy("web")
+    assert [run["status"]["phase"] for run in rollouts.analysis_runs("web")] == ["Successful"]
+
+    rollouts.plugin("undo", "web")
+
+    back = rollouts.wait_healthy("web", timeout=30)  # no pause to promote: steps skipped
+    assert _stable_images(rollouts, "web") == [V1]
+    assert back["status"]["currentStepIndex"] == len(steps)
+    assert len(rollouts.analysis_runs("web")) == 1  # no analysis for the rollback
