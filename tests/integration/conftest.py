@@ -97,6 +97,12 @@ def rollouts(argo_rollouts: ArgoRollouts, kube: Kube, namespace: str) -> Rollout
     return Rollouts(kube.api_client, namespace, argo_rollouts)
 
 
+@pytest.fixture
+def twin_rollouts(argo_rollouts: ArgoRollouts, kube: Kube, other_namespace: str) -> Rollouts:
+    """Rollouts in a second namespace: the twin a parity test hands to the plugin."""
+    return Rollouts(kube.api_client, other_namespace, argo_rollouts)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -187,7 +188,9 @@ class Rollouts:
     # -- changing ------------------------------------------------------------------
 
     def set_image(self, name: str, image: str) -> None:
-        """A new revision, as `kubectl argo rollouts set image NAME app=IMAGE` makes."""
+        """A new revision, as `kubectl argo rollouts set image NAME app=IMAGE` makes,
+        never within the second its last ReplicaSet was made (see `_after_last_revision`)."""
+        self._after_last_revision(name)
         patch = [
             {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}
         ]
@@ -200,6 +203,18 @@ class Rollouts:
             patch,
             _content_type="application/json-patch+json",
         )
+
+    def _after_last_revision(self, name: str) -> None:
+        """Wait out the second the newest ReplicaSet was created in. The controller
+        tells a rollback (and one within `rollbackWindow`) by which ReplicaSet is
+        older, and creationTimestamp has one-second precision: two revisions made in
+        the same second, as a fast test makes them, are neither older, and a fast
+        rollback between them would be a slow one, now and then."""
+        stamps = [rs["metadata"]["creationTimestamp"] for rs in self.replica_sets(name)]
+        if stamps:
+            newest = max(datetime.fromisoformat(stamp) for stamp in stamps)
+            wait = (newest + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()
+            time.sleep(max(wait, 0))
 
     def plugin(self, *args: str, user: str | None = None) -> str:
         """`kubectl argo rollouts ARGS -n NAMESPACE`; its output, or AssertionError."""
