@@ -22,6 +22,7 @@ from pydantic import (
 
 from bot.checks import HttpCheck, VersionCheck
 from bot.errors import InvalidInput, NamespaceNotAllowed
+from bot.migrations import Migrations
 from bot.names import check_namespace
 from bot.notify.settings import NotifySettings
 from bot.signals import AutoRollbackTriggers, ErrorRate, Thresholds
@@ -55,6 +56,9 @@ class ApprovalPolicy(BaseModel):
     approvals: int = Field(default=1, ge=1, le=5)
     #: Whether `--emergency` runs the rollback without waiting for approval.
     emergency_skips_approval: bool = False
+    #: Whether `--emergency` also skips the DBAs' approval of a rollback across an
+    #: incompatible migration (it does not, unless this says so).
+    emergency_skips_schema_approval: bool = False
     #: Whether an automatic rollback runs at once instead of waiting for approval.
     auto_execute: bool = False
     #: Whether a rollback here must say why (`--reason`, or the form's reason); a dry
@@ -161,6 +165,10 @@ class ServiceEntry(BaseModel):
     channel: str | None = None
     #: Rollback drills of this service.
     drill: Drill | None = None
+    #: Its database migrations: where a revision's schema version is, whether older
+    #: code runs on a newer schema, who approves a rollback across one, and the
+    #: backup, downgrade and check Jobs (README "Database migrations").
+    migrations: Migrations | None = None
 
     @model_validator(mode="after")
     def _one_way_to_name_workloads(self) -> ServiceEntry:

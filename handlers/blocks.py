@@ -207,7 +207,7 @@ def confirmation_blocks(record: RollbackRecord, protected_in: str | None = None)
         ),
         SectionBlock(block_id=BlockId.CHANGES, text=MarkdownTextObject(text=changes_text(record))),
     ]
-    if record.emergency:
+    if record.emergency and record.state is not RollbackState.AWAITING_APPROVAL:
         blocks.append(
             ContextBlock(
                 elements=[
@@ -224,6 +224,17 @@ def confirmation_blocks(record: RollbackRecord, protected_in: str | None = None)
             ContextBlock(elements=[MarkdownTextObject(text="Dry run: nothing will be changed.")])
         )
         return blocks
+    if record.emergency:  # across an incompatible migration: a DBA must still approve
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=":rotating_light: Emergency rollback: the usual approval is skipped"
+                        " by policy; it crosses an incompatible migration, so a DBA approves."
+                    )
+                ]
+            )
+        )
     expires = int(record.expires_at.timestamp()) if record.expires_at else None
     blocks.append(
         ActionsBlock(
