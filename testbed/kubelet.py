@@ -42,8 +42,10 @@ import argparse
 import json
 import logging
 import re
+import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -56,7 +58,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from testbed.container_logs import SECOND, LogQuery, NoLog, nanos, read_log
+from testbed.container_logs import (
+    SECOND,
+    LogQuery,
+    NoLog,
+    nanos,
+    read_log,
+    render_log,
+    runs_to_completion,
+)
+from testbed.local_containers import container_env
+from testbed.pod_runs import PodRun
 from testbed.service import ThreadedHttpService
 
 log = logging.getLogger("testbed.kubelet")
@@ -253,6 +265,8 @@ class FakeKubelet:
         #: The pods as last seen on the watch: what the log server reads.
         self.pods: dict[tuple[str, str], Body] = {}
         self.reported: set[str] = set()  # uids whose status was patched
+        #: Pods that run to completion (Jobs'), by uid: their containers at work.
+        self.runs: dict[str, PodRun] = {}
         self.lock = threading.Lock()
 
     # -- the node ---------------------------------------------------------------
@@ -332,6 +346,9 @@ class FakeKubelet:
                 self.crashing.pop(key, None)
                 self.pods.pop(key, None)
                 self.reported.discard(meta["uid"])
+                run = self.runs.pop(meta["uid"], None)
+            if run is not None:
+                run.stop()
             return
         with self.lock:
             self.pods[key] = pod
@@ -340,6 +357,9 @@ class FakeKubelet:
         if meta.get("deletionTimestamp"):
             with self.lock:
                 self.crashing.pop(key, None)
+                run = self.runs.pop(meta["uid"], None)
+            if run is not None:
+                run.stop()  # its processes end with the pod
             if node:
                 self._remove(pod)
             return
@@ -348,11 +368,35 @@ class FakeKubelet:
         if meta["uid"] in self.reported or pod.get("status", {}).get("containerStatuses"):
             return  # already reported
         broken = is_broken(pod, self.broken)
+        if runs_to_completion(pod):
+            self._start_run(pod, broken)
+            return
         self._patch(pod, pod_status(pod, broken, restarts=1 if broken else 0))
         with self.lock:
             self.reported.add(meta["uid"])
             if broken:
                 self.crashing[key] = {"pod": pod, "restarts": 1}
+
+    def _start_run(self, pod: Body, broken: bool) -> None:
+        base = pod_status(pod, False)  # the node, IPs and start time stay as first reported
+        run = PodRun(
+            pod,
+            broken=broken,
+            report=lambda fields: self._patch(pod, {**base, **fields}),
+            env_of=lambda pod, container: container_env(self.api, pod, container),
+        )
+        with self.lock:
+            self.reported.add(pod["metadata"]["uid"])
+            self.runs[pod["metadata"]["uid"]] = run
+        run.start()
+
+    def stop_runs(self) -> None:
+        """The kubelet stops: every local process ends with it."""
+        with self.lock:
+            runs = list(self.runs.values())
+            self.runs.clear()
+        for run in runs:
+            run.stop()
 
     def restart_crashing(self, stop: threading.Event) -> None:
         """Crash-looping containers keep restarting, as the restart counts show."""
@@ -386,6 +430,11 @@ class FakeKubelet:
         pod = self.pod(namespace, pod_name)
         if pod is None:
             raise LookupError(f'pod "{pod_name}" not found in namespace "{namespace}"')
+        with self.lock:
+            run = self.runs.get(pod["metadata"]["uid"])
+        captured = run.log(container, query.previous) if run is not None else None
+        if captured is not None:
+            return render_log(captured, query)
         return read_log(pod, container, query, time.time_ns(), RESTART_EVERY)
 
     def run(self) -> None:
@@ -536,6 +585,13 @@ def main() -> None:
     cert_dir = args.cert_dir or Path(tempfile.mkdtemp(prefix="rollbot-kubelet-"))
     cert, key = self_signed_certificate(cert_dir, args.node_name)
     server = KubeletServer(kubelet, cert, key, args.port).start()
+
+    def stop(signum: int, frame: object) -> None:
+        kubelet.stop_runs()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     kubelet.register_node(server.port)
     log.info(
         "node %s registered, kubelet API on https://%s:%d", args.node_name, NODE_IP, server.port
