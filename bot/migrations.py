@@ -66,8 +66,10 @@ class SchemaVersionFrom(BaseModel):
 class JobTemplate(BaseModel):
     """A Job rollbot runs (backup, downgrade, check). Every string (image, command,
     args, env values, labels) is a Jinja2 template rendered with the rollback's
-    variables: `target_schema`, `current_schema`, `backup_location`, `record_id`,
-    `service`, `namespace`, `current_image`, `target_image`."""
+    variables: `target_schema`, `current_schema`, `expected_schema` (the target once
+    downgraded, else the current one: what a check should find), `backup_location`,
+    `record_id`, `service`, `namespace`, `current_image`, `target_image`,
+    `from_revision`, `target_revision`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 

@@ -41,6 +41,12 @@ def variables(record: RollbackRecord, location: str | None = None) -> dict[str, 
         "from_revision": record.from_revision,
         "target_revision": record.target_revision,
         "backup_location": location if location is not None else record.schema_backup,
+        # What the database should be at now: the target once downgraded, else as it was.
+        "expected_schema": (
+            crossing.target if "downgrade" in record.schema_steps else crossing.current
+        )
+        if crossing
+        else None,
     }
 
 
