@@ -117,20 +117,19 @@ def _downgrade_failed(
     record: RollbackRecord, crossing: SchemaCrossing, settings: Migrations, problem: str
 ) -> str:
     backup = f" The database backup taken before it is at {record.schema_backup}."
-    part_way = (
-        f"the schema is still at {crossing.current}, or part-way to {crossing.target}: "
-        "check it (alembic current)"
+    where = (
+        f"still at {crossing.current}, or part-way to {crossing.target}: check it (alembic current)"
     )
     if settings.order == "schema-first":
         return (
             f"the schema downgrade failed, so the app was not touched: it still runs "
-            f"{crossing.current_label}; {part_way}.{backup}\n{problem}"
+            f"{crossing.current_label}; the schema is {where}.{backup}\n{problem}"
         )
     return (
         f"the app was rolled back to {crossing.target_label}, but the schema downgrade "
-        f"failed: {part_way}, which {crossing.target_label} cannot run on.{backup} "
-        "Restore the pre-rollback state to put the app back on the schema it expects, "
-        f"or finish the downgrade by hand.\n{problem}"
+        f"failed: {crossing.target_label} now runs on a schema it cannot run on ({where})."
+        f"{backup} Restore the pre-rollback state to put the app back on the schema it "
+        f"expects, or finish the downgrade by hand.\n{problem}"
     )
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from bot.config import RollbotConfig
 from bot.migrations import SchemaCrossing
-from bot.pipeline import Pipeline, assess
+from bot.pipeline import Pipeline, assess, execute
 from bot.policy import NotAllowed
-from tests.unit.pipeline.conftest import RecordingSink, S, stored, web_request
+from tests.unit.pipeline.conftest import DeploymentsOnly, RecordingSink, S, stored, web_request
 
 INCOMPATIBLE = SchemaCrossing(
     current_label="revision 42",
@@ -65,3 +65,72 @@ def test_an_emergency_where_policy_allows_none_is_still_refused(pipeline: Pipeli
     record = assessed(pipeline, emergency=True)
     with pytest.raises(NotAllowed, match="may not skip approval"):
         assess.ask(pipeline, record)
+
+
+class FailingJobs(DeploymentsOnly):
+    """Deployments, and Jobs that fail at once with a line of log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: list[str] = []
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body["metadata"]["name"])
+        return body
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        return {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": "p"}}]
+
+    def pod_log(self, namespace: str, pod: str, since_seconds: int, tail: int, container=None):
+        return "FAILED: Can't locate revision identified by '0041'"
+
+
+def test_a_failed_downgrade_after_the_app_says_the_state_of_both_and_where_the_backup_is(
+    pipeline: Pipeline, sink: RecordingSink
+) -> None:
+    kube = FailingJobs()
+    kube.put("prod", "web", desired=2, available=2)
+    settings = {
+        "version_from": {"env": "SCHEMA_VERSION"},
+        "approvers": ["S0DBAS"],
+        "order": "app-first",
+        "backup": {"image": "postgres:16", "command": ["pg_dump"]},
+        "backup_location": "s3://dumps/x.sql",
+        "downgrade": {"image": "web:42", "command": ["alembic", "downgrade", "0041"]},
+    }
+    config = RollbotConfig.model_validate(
+        {"services": {"web": {"namespace": "prod", "migrations": settings}}}
+    )
+    p = replace(pipeline, kube=kube, config=config)  # type: ignore[arg-type]
+    record = stored(
+        p, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED, S.BACKING_UP,
+        S.ROLLING_BACK, S.VERIFYING,
+    )  # fmt: skip
+    crossing = INCOMPATIBLE.model_copy(update={"downgrade": True, "order": "app-first"})
+    record = p.store.update(
+        record.id,
+        lambda r: r.model_copy(
+            update={
+                "migration": crossing,
+                "schema_steps": ("backup",),
+                "schema_backup": "s3://dumps/x.sql",
+            }
+        ),
+    )
+
+    execute.execute(p, record)
+
+    failed = p.store.get(record.id)
+    assert failed.state is S.FAILED
+    assert kube.created == [f"rollbot-{record.id}-downgrade"]
+    assert failed.error is not None
+    assert failed.error.startswith(
+        "the app was rolled back to revision 41, but the schema downgrade failed: revision 41 "
+        "now runs on a schema it cannot run on (still at 0042, or part-way to 0041: check it "
+        "(alembic current)). The database backup taken before it is at s3://dumps/x.sql."
+    )
+    assert "Restore the pre-rollback state" in failed.error
+    assert "Can't locate revision" in failed.error
