@@ -15,6 +15,10 @@ the apiserver.
 * A crash-looping container (a "broken" image) logs, for its last attempt, a
   start, an `ERROR startup failed: …` line and a Python traceback; `previous`
   gives the attempt before.
+* A container that runs to completion (a Job's pod) logs its start and what it
+  runs; once it has ended, `done` or, with a non-zero exit code, an error and a
+  traceback, then the code. (A pod run locally logs its process's real output:
+  the kubelet serves that, not these.)
 * Init containers log two lines; a container not started yet has no log (the
   kubelet answers 400, as the real one does).
 

@@ -12,8 +12,15 @@ tag matches `--broken-pattern` is left crash-looping (Running, not Ready, a
 container waiting in CrashLoopBackOff with a rising restart count), so its
 Deployment misses its progress deadline exactly as a broken release would.
 
+A pod that runs to completion (restartPolicy Never or OnFailure: every Job's
+pods) runs its containers to an exit code and becomes Succeeded or Failed
+(`testbed.pod_runs`), so the real job controller judges the Job; one annotated
+`testbed.rollbot.dev/run-local: "true"` runs its containers' commands as real
+local processes (`testbed.local_containers`), whose output is its log.
+
 A pod being deleted is removed at once (grace period 0), as a kubelet does once
-its containers have stopped, so ReplicaSets still scale down in moments.
+its containers have stopped (a local process is killed first), so ReplicaSets
+still scale down in moments.
 
 Logs: `GET /containerLogs/{namespace}/{pod}/{container}` answers with the lines
 `testbed.container_logs` makes up from the pod, honouring `tailLines`,
@@ -302,6 +309,31 @@ class FakeKubelet:
                     "status patch of %s/%s failed: %s", meta["namespace"], meta["name"], err.reason
                 )
 
+    def _patch_persistently(self, pod: Body, status: Body, patience: float = 60) -> None:
+        """A run's status report: retried while the apiserver cannot be reached (a
+        restart), or the Job would never learn how its pod ended."""
+        meta = pod["metadata"]
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.api.patch_namespaced_pod_status(
+                    meta["name"], meta["namespace"], {"status": status}, _preload_content=False
+                )
+                return
+            except ApiException as err:
+                if err.status == 404:
+                    return  # gone meanwhile: nothing to report
+                failure: object = err.reason
+                if err.status < 500 and err.status != 429:
+                    log.warning("status of %s refused: %s", meta["name"], failure)
+                    return
+            except Exception as err:  # urllib3's connection errors: the apiserver is away
+                failure = err
+            if time.monotonic() > deadline:
+                log.warning("gave up reporting the status of %s: %s", meta["name"], failure)
+                return
+            time.sleep(0.5)
+
     def _bind(self, pod: Body) -> bool:
         """Schedule the pod here, as the scheduler would: through its binding."""
         meta = pod["metadata"]
@@ -382,7 +414,7 @@ class FakeKubelet:
         run = PodRun(
             pod,
             broken=broken,
-            report=lambda fields: self._patch(pod, {**base, **fields}),
+            report=lambda fields: self._patch_persistently(pod, {**base, **fields}),
             env_of=lambda pod, container: container_env(self.api, pod, container),
         )
         with self.lock:

@@ -17,7 +17,10 @@ What the process gets, as a container would:
   (`$$` is a literal `$`). A Secret, ConfigMap or key that is missing (and not
   `optional`) leaves the container waiting in CreateContainerConfigError;
 * its working directory is `workingDir`, else a fresh temp folder per pod; the
-  filesystem it sees is this machine's (write dumps to a path the test owns);
+  filesystem it sees is this machine's, and volumes are not mounted: to give a
+  Job a folder that works here and in a real cluster alike, use a `hostPath`
+  volume whose `path` is its `mountPath`, a folder the test owns (`tmp_path`;
+  type DirectoryOrCreate makes it);
 * stdout and stderr, merged, are the container's log, line by line with the
   time each line came;
 * its exit code is the container's; a command that is not found is a

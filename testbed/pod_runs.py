@@ -109,7 +109,8 @@ class PodRun:
             for c in pod.get("spec", {}).get("containers") or []
         }
         self.stopped = threading.Event()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the containers' state
+        self.reporting = threading.Lock()  # one report at a time
         self.home = Path(tempfile.mkdtemp(prefix="rollbot-pod-")) if self.local else None
 
     def start(self) -> None:
@@ -151,30 +152,34 @@ class PodRun:
         return "Pending"
 
     def _report(self) -> None:
-        """The status now, reported under the lock so reports land in order."""
-        with self.lock:
-            if self.stopped.is_set():
-                return
-            phase = self._phase()
-            stamp = _now()
-            runs = self.containers.values()
-            ready = phase == "Running" and all("running" in r.state for r in runs)
-            reason = "PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady"
-            readiness: Body = {"status": "True" if ready else "False", "lastTransitionTime": stamp}
-            if not ready:
-                readiness["reason"] = reason
-            self.report(
-                {
-                    "phase": phase,
-                    "conditions": [
-                        {"type": "PodScheduled", "status": "True"},
-                        {"type": "Initialized", "status": "True"},
-                        {"type": "ContainersReady", **readiness},
-                        {"type": "Ready", **readiness},
-                    ],
-                    "containerStatuses": [r.status() for r in runs],
-                }
-            )
+        """The status now. Reports take turns, so they land in order; the state lock
+        is not held while one is sent, so stop() never waits for the API."""
+        with self.reporting:
+            with self.lock:
+                if self.stopped.is_set():
+                    return
+                fields = self._status_fields()
+            self.report(fields)
+
+    def _status_fields(self) -> Body:
+        phase = self._phase()
+        stamp = _now()
+        runs = self.containers.values()
+        ready = phase == "Running" and all("running" in r.state for r in runs)
+        reason = "PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady"
+        readiness: Body = {"status": "True" if ready else "False", "lastTransitionTime": stamp}
+        if not ready:
+            readiness["reason"] = reason
+        return {
+            "phase": phase,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Initialized", "status": "True"},
+                {"type": "ContainersReady", **readiness},
+                {"type": "Ready", **readiness},
+            ],
+            "containerStatuses": [r.status() for r in runs],
+        }
 
     def _set(self, run: ContainerRun, state: Body, last: Body | None = None) -> None:
         with self.lock:
@@ -225,6 +230,10 @@ class PodRun:
                 return Termination(137, "Error")
             return Termination(1, "Error") if self.broken else Termination(0, "Completed")
         assert self.home is not None
+        for volume in self.pod.get("spec", {}).get("volumes") or []:
+            host = volume.get("hostPath") or {}
+            if host.get("type") == "DirectoryOrCreate":  # as the kubelet prepares it
+                Path(host["path"]).mkdir(parents=True, exist_ok=True)
         argv = [*(run.spec.get("command") or []), *(run.spec.get("args") or [])]
         cwd = Path(run.spec["workingDir"]) if run.spec.get("workingDir") else self.home
         process = LocalProcess(

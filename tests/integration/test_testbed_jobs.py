@@ -15,12 +15,15 @@ import psycopg
 import pytest
 from kubernetes import client
 
+from testbed import binaries
+from testbed.controlplane import ControlPlane
 from testbed.local_containers import RUN_TIMEOUT_ANNOTATION
 from testbed.postgres import PostgresServer
 from tests.integration.jobs import LOCAL, Jobs, condition, job_body, terminated
 
 pytestmark = pytest.mark.cluster
 MIGRATIONS = Path(__file__).parent.parent / "fixtures" / "sample_migrations"
+HOOK_CHART = Path(__file__).parent.parent / "fixtures" / "charts" / "family-assistant"
 ALEMBIC = ["alembic", "-c", str(MIGRATIONS / "alembic.ini")]
 DATABASE_URL = {
     "name": "DATABASE_URL",
@@ -118,6 +121,34 @@ def test_a_local_job_runs_its_command_with_its_env_and_exit_code(jobs: Jobs) -> 
     assert terminated(pod)["reason"] == "Error"
     name = pod["metadata"]["name"]
     assert jobs.log(name).splitlines() == [f"hello, test bed from {name}", "to stderr"]
+
+
+def test_an_on_failure_job_is_restarted_in_place_until_it_succeeds(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    script = "if [ -e tried ]; then echo second; else touch tried; echo first; exit 1; fi"
+    body = job_body(
+        "retry",
+        command=["sh", "-c", script],
+        annotations=LOCAL,
+        backoff_limit=2,
+        restart_policy="OnFailure",
+    )
+    body["spec"]["template"]["spec"]["containers"][0]["workingDir"] = str(tmp_path)
+    jobs.create(body)
+
+    job = jobs.finished("retry")
+
+    assert condition(job, "Complete") is not None
+    [pod] = jobs.pods("retry")
+    status = pod["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 1
+    assert status["lastState"]["terminated"]["exitCode"] == 1
+    assert terminated(pod)["exitCode"] == 0
+    name = pod["metadata"]["name"]
+    assert jobs.log(name).strip() == "second"
+    previous = jobs.core.read_namespaced_pod_log(name, jobs.namespace, previous=True)
+    assert previous.strip() == "first"
 
 
 def test_a_local_job_expands_references_in_its_arguments(jobs: Jobs) -> None:
@@ -228,11 +259,58 @@ def test_a_local_pg_dump_job_writes_its_dump(
         env={**os.environ, "DATABASE_URL": db_secret},
         check=True,
     )
-    dump = tmp_path / "backups" / "before-downgrade.sql"
-    command = ["sh", "-c", f'mkdir -p {dump.parent} && pg_dump --dbname="$DATABASE_URL" -f {dump}']
-    jobs.create(job_body("backup", command=command, env=[DATABASE_URL], annotations=LOCAL))
+    backups = tmp_path / "backups"  # a hostPath volume at its own path: the same here and there
+    dump = backups / "before-downgrade.sql"
+    body = job_body(
+        "backup",
+        command=["pg_dump", "--dbname=$(DATABASE_URL)", f"--file={dump}"],
+        env=[DATABASE_URL],
+        annotations=LOCAL,
+    )
+    pod_spec = body["spec"]["template"]["spec"]
+    pod_spec["volumes"] = [
+        {"name": "backups", "hostPath": {"path": str(backups), "type": "DirectoryOrCreate"}}
+    ]
+    pod_spec["containers"][0]["volumeMounts"] = [{"name": "backups", "mountPath": str(backups)}]
+    jobs.create(body)
 
     assert condition(jobs.finished("backup"), "Complete") is not None
     text = dump.read_text()
     assert "CREATE TABLE public.memory_store" in text
     assert "0042" in text  # alembic_version's row
+
+
+def test_a_helm_hook_job_migrates_the_database_before_the_release(
+    jobs: Jobs,
+    db_secret: str,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(control_plane.kubeconfig),
+        **{
+            f"HELM_{kind}_HOME": str(tmp_path / kind.lower())
+            for kind in ("CACHE", "CONFIG", "DATA")
+        },
+    }
+
+    def helm(*args: str) -> None:
+        subprocess.run(
+            [str(binaries.testbed_binaries() / "helm"), *args, "-n", jobs.namespace, "--wait"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    values = ["--set", f"alembicConfig={MIGRATIONS / 'alembic.ini'}"]
+    helm("install", "family-assistant", str(HOOK_CHART), *values)
+    assert schema_version(db_secret) == "0041"
+
+    helm("upgrade", "family-assistant", str(HOOK_CHART), *values, "--set", "schema=0042,tag=42")
+
+    assert schema_version(db_secret) == "0042"
+    job = jobs.get("family-assistant-migrate")
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "0042"
+    assert condition(job, "Complete") is not None
