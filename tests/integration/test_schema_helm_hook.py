@@ -30,7 +30,7 @@ from tests.integration.slack_helpers import (
 )
 
 pytestmark = pytest.mark.cluster
-CHART = Path(__file__).parent / "charts" / "todo-app-migrations"
+CHART = Path(__file__).parent.parent / "fixtures" / "charts" / "family-assistant"
 INI = str(Path(__file__).parent.parent / "fixtures" / "sample_migrations" / "alembic.ini")
 DBAS, DBA = "S0DBAS", "U0DBA"
 DATABASE_URL = {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}
@@ -61,8 +61,8 @@ def test_a_release_whose_hook_migrated_is_rolled_back_schema_first_with_a_dba(
     workloads.core.create_namespaced_secret(ns, {"metadata": {"name": "db"}, "data": {"url": url}})
     for schema in ("0041", "0042"):  # each revision's hook migrates, for real
         helm(
-            control_plane, ns, "upgrade", "--install", "todo-app", str(CHART), "--wait",
-            "--set", f"schema={schema}", "--set", f"alembicIni={INI}",
+            control_plane, ns, "upgrade", "--install", "family-assistant", str(CHART), "--wait",
+            "--set", f"schema={schema},tag={schema},alembicConfig={INI}",
         )  # fmt: skip
     assert schema_version(postgres_dsn) == "0042"
     slack.add_usergroup(DBAS, [DBA])
@@ -70,7 +70,7 @@ def test_a_release_whose_hook_migrated_is_rolled_back_schema_first_with_a_dba(
     config = RollbotConfig.model_validate(
         {
             "services": {
-                "todo-app": {
+                "family-assistant": {
                     "namespace": ns,
                     "strategy": "helm",
                     "migrations": {
@@ -93,7 +93,7 @@ def test_a_release_whose_hook_migrated_is_rolled_back_schema_first_with_a_dba(
         helm=HelmSettings(str(binaries.testbed_binaries() / "helm"), str(control_plane.kubeconfig)),
     )
 
-    SlackUser(bot.url, ALICE).command("todo-app")
+    SlackUser(bot.url, ALICE).command("family-assistant")
     record_id, ts = confirmation(slack)
     shown = json.dumps(slack.thread(CHANNEL, ts)[0].blocks, ensure_ascii=False)
     assert "helm revision 2 ran migration 0042; helm revision 1 expects 0041" in shown
@@ -104,6 +104,6 @@ def test_a_release_whose_hook_migrated_is_rolled_back_schema_first_with_a_dba(
 
     assert record.state is RollbackState.SUCCEEDED, record.error
     assert record.migration is not None
-    assert record.migration.current_image == "registry.example/todo-migrate:0042"
+    assert record.migration.current_image == "registry.example/family-assistant:0042"
     assert schema_version(postgres_dsn) == "0041"
-    assert workloads.images_of("todo-backend") == ["registry.example/todo-backend:0041"]
+    assert workloads.images_of("family-assistant") == ["registry.example/family-assistant:0041"]
