@@ -178,6 +178,22 @@ class ServiceEntry(BaseModel):
             raise ValueError("a blue-green service names its Deployments in blue_green.colours")
         return self
 
+    @model_validator(mode="after")
+    def _migrations_where_they_can_be_read(self) -> ServiceEntry:
+        if self.migrations is None:
+            return self
+        if self.migrations.version_from.helm_hook and self.strategy != "helm":
+            raise ValueError(
+                "migrations.version_from.helm_hook reads a Helm release: it needs strategy: helm"
+            )
+        named = self.migrations.deployment
+        if named and self.deployments and named not in self.deployments:
+            raise ValueError(
+                f"migrations.deployment {named!r} is not one of deployments "
+                f"({', '.join(self.deployments)})"
+            )
+        return self
+
 
 class RollbotConfig(ApprovalPolicy):
     """The file's top level; its approval fields are the policy outside any environment."""

@@ -243,3 +243,17 @@ def test_an_emergency_skips_the_dbas_only_where_the_environment_says_so():
         count_approval(strict, record, "ULEAD1", groups_of)
     lenient = config(emergency_skips_approval=True, emergency_skips_schema_approval=True)
     assert not emergency_waits_for_dbas(lenient, record)
+
+
+def test_the_catalog_refuses_a_helm_hook_version_on_a_service_that_is_not_a_helm_release():
+    migrations = {"version_from": {"helm_hook": "pre-upgrade"}, "compatible": True}
+    with pytest.raises(ValidationError, match="needs strategy: helm"):
+        RollbotConfig.model_validate({"services": {"web": {"migrations": migrations}}})
+    RollbotConfig.model_validate(
+        {"services": {"web": {"strategy": "helm", "migrations": migrations}}}
+    )
+    named = {"version_from": {"env": "V"}, "compatible": True, "deployment": "api"}
+    with pytest.raises(ValidationError, match="not one of deployments"):
+        RollbotConfig.model_validate(
+            {"services": {"shop": {"deployments": ["web", "worker"], "migrations": named}}}
+        )
