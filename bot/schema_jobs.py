@@ -40,6 +40,8 @@ class JobKube(Protocol):
 
     def get_job(self, namespace: str, name: str) -> Body: ...
 
+    def delete_job(self, namespace: str, name: str) -> None: ...
+
     def list_pods(self, namespace: str, label_selector: str) -> list[Body]: ...
 
     def pod_log(
@@ -198,5 +200,9 @@ def run_job(
         if outcome is not None:
             return JobOutcome(name, outcome, tuple(follower.tail))
         if time.monotonic() > deadline:
-            return JobOutcome(name, False, (*follower.tail, f"(no end after {timeout:g} s)"))
+            # Gone, so that a downgrade still waiting for a node cannot start after the
+            # thread was told it did not run.
+            kube.delete_job(namespace, name)
+            ended = f"(no end after {timeout:g} s: the Job was deleted)"
+            return JobOutcome(name, False, (*follower.tail, ended))
         time.sleep(poll)

@@ -162,9 +162,10 @@ def _run(
     update: dict[str, object] = {}
     if location is not None:
         update["schema_backup"] = location
+    where = f"; the backup is at {location}" if location is not None else ""
     return p.store.update(
         record.id,
-        lambda r: r.note(f"schema {step}: Job {outcome.name} succeeded").model_copy(
+        lambda r: r.note(f"schema {step}: Job {outcome.name} succeeded{where}").model_copy(
             update={"schema_steps": (*r.schema_steps, step), **update}
         ),
     )

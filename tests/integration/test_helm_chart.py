@@ -68,7 +68,7 @@ ROLLBOT_NEEDS = {
     ("", "pods", "patch"),
 }
 #: The schema steps' Jobs, granted only when a service declares its migrations.
-MIGRATIONS_NEED = {("batch", "jobs", verb) for verb in ("create", "get", "list", "delete")}
+MIGRATIONS_NEED = {("batch", "jobs", verb) for verb in ("create", "get", "delete")}
 #: What `helm rollback` does to helm's release Secrets (pkg/storage), granted only in
 #: the namespaces of the releases rollbot may roll back.
 HELM_STRATEGY_NEEDS = {

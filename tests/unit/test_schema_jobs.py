@@ -65,6 +65,7 @@ class FakeJobs:
         self.created: list[Body] = []
         self.exists = exists
         self.log: list[str] = []
+        self.deleted: list[str] = []
 
     def create_job(self, namespace: str, body: Body) -> Body:
         if self.exists:
@@ -79,6 +80,9 @@ class FakeJobs:
             return {"status": {}}
         return {"status": {"conditions": [{"type": self.outcome, "status": "True"}]}}
 
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+
     def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
         assert label_selector.startswith("job-name=rollbot-")
         return [{"metadata": {"name": "pod-1"}}]
@@ -89,12 +93,12 @@ class FakeJobs:
         return "\n".join(self.log)
 
 
-def _run(kube: FakeJobs) -> tuple[Any, list[str]]:
+def _run(kube: FakeJobs, timeout: float = 30) -> tuple[Any, list[str]]:
     said: list[str] = []
     body = job_body(
         DOWNGRADE, record_id="rb-1", step="downgrade", namespace="p", variables=VARIABLES
     )
-    return run_job(kube, "p", body, said.append, timeout=30, poll=0), said
+    return run_job(kube, "p", body, said.append, timeout=timeout, poll=0), said
 
 
 def test_a_job_is_followed_to_its_end_with_each_log_line_said_once_and_redacted():
@@ -117,3 +121,11 @@ def test_a_failed_job_says_so_with_its_last_lines():
     outcome, _ = _run(FakeJobs(outcome="Failed"))
     assert not outcome.succeeded
     assert outcome.tail[-1] == "step 2 password=[redacted]"
+
+
+def test_a_job_with_no_end_in_time_is_deleted_so_that_it_cannot_run_later():
+    kube = FakeJobs(looks=10**6)
+    outcome, _ = _run(kube, timeout=0)
+    assert not outcome.succeeded
+    assert kube.deleted == ["rollbot-rb-1-downgrade"]
+    assert outcome.tail[-1] == "(no end after 0 s: the Job was deleted)"

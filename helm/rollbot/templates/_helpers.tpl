@@ -149,10 +149,11 @@ releases are.
   verbs: [list]
 {{- if include "rollbot.migrationsEnabled" . }}
 # Schema steps (a service's migrations:): the backup, downgrade and check Jobs are
-# created, followed (their pods listed, their logs read, above) and deleted.
+# created, followed (their pods listed, their logs read: above), and deleted when
+# they did not end in time (so that a downgrade cannot start after rollbot gave up).
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, get, list, delete]
+  verbs: [create, get, delete]
 {{- end }}
 {{- end -}}
 

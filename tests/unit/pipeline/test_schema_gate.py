@@ -81,6 +81,9 @@ class FailingJobs(DeploymentsOnly):
     def get_job(self, namespace: str, name: str) -> dict[str, Any]:
         return {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}
 
+    def delete_job(self, namespace: str, name: str) -> None:
+        raise AssertionError("a failed Job is kept for people to read")
+
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         return [{"metadata": {"name": "p"}}]
 
