@@ -39,7 +39,7 @@ from bot.errors import (
 from bot.names import check_namespace, check_object_name
 from bot.requests import RollbackRequest
 from bot.rollout import RolloutPhase, rollout_state, watch_rollout
-from bot.strategies import Context, HelmSettings, Request, change_cause, resolve
+from bot.strategies import Context, HelmSettings, Plan, Request, change_cause, resolve
 from bot.strategies import get as get_strategy
 from bot.terminal import CliProgress, Terminal, UsageError, print_history_table, print_plan
 
@@ -242,6 +242,7 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
     strategy = get_strategy(request.strategy)
     plan = strategy.plan(ctx, request)
     print_plan(out, plan)
+    _check_schema(ctx, config, request, plan, out, args.dry_run)
     if args.dry_run:
         out.say("dry run: nothing was changed")
         return EXIT_OK
@@ -269,6 +270,35 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
     took = format_duration(time.monotonic() - started)
     out.say(f"✓ {done} and healthy in {took}" if plan.verify_checks else f"✓ {done} in {took}")
     return EXIT_OK
+
+
+def _check_schema(
+    ctx: Context,
+    config: RollbotConfig,
+    request: Request,
+    plan: Plan,
+    out: Terminal,
+    dry_run: bool,
+) -> None:
+    """The migration the plan crosses, shown; one the older code cannot run on needs
+    a DBA's approval, which only the Slack flow collects: refused here (exit 2)."""
+    entry = config.services.get(request.service) or config.service_for(
+        request.namespace, request.service
+    )
+    if entry is None or entry.migrations is None:
+        return
+    from bot.schema_versions import read_crossing
+
+    crossing = read_crossing(ctx.kube, entry.migrations, plan)
+    if crossing is None:
+        return
+    for line in crossing.lines():
+        out.say(f"  {line}")
+    if crossing.gated and not dry_run and not plan.nothing_to_do:
+        raise PermanentError(
+            "this rollback crosses an incompatible migration and needs a DBA's approval: "
+            "ask for it in Slack (/rollback), where the DBAs approve it"
+        )
 
 
 def cmd_status(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -> int:

@@ -31,6 +31,7 @@ from tests.integration.slack_helpers import (
     final,
     wait_for,
 )
+from tests.integration.test_cli import rollbot
 from tests.integration.workloads import container
 
 pytestmark = pytest.mark.cluster
@@ -197,3 +198,19 @@ def test_a_compatible_migration_passes_with_only_a_note(
     assert workloads.images_of("web") == ["registry.example/web:0041"]
     assert schema_version(app) == "0042"  # left as it is
     assert record.schema_steps == ("check",)
+
+
+def test_the_terminal_shows_the_crossing_and_refuses_what_needs_a_dba(
+    control_plane, workloads, app, postgres, tmp_path
+):
+    path = tmp_path / "rollbot.yaml"
+    settings = config(workloads.namespace, postgres, tmp_path)
+    path.write_text(json.dumps(settings.model_dump(mode="json", exclude_unset=True)))
+
+    refused = rollbot(control_plane, "--config", str(path), "rollback", "web", "--yes")
+
+    assert refused.returncode == 2, refused.stderr
+    assert "Schema: revision 2 ran migration 0042; revision 1 expects 0041." in refused.stdout
+    assert "needs a DBA's approval" in refused.stderr
+    assert workloads.images_of("web") == ["registry.example/web:0042"]
+    assert schema_version(app) == "0042"
