@@ -29,6 +29,7 @@ from handlers.mrkdwn import (
     escape,
     mention,
     mention_actor,
+    mention_listed,
     mention_named,
     plain,
     untrusted,
@@ -224,6 +225,18 @@ def confirmation_blocks(record: RollbackRecord, protected_in: str | None = None)
             ContextBlock(elements=[MarkdownTextObject(text="Dry run: nothing will be changed.")])
         )
         return blocks
+    if record.migration is not None and record.migration.gated and not record.schema_approved_by:
+        dbas = ", ".join(mention_listed(a) for a in record.migration.approvers) or "a DBA"
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f":file_cabinet: It crosses an incompatible database migration: "
+                        f"{dbas} must approve it too."
+                    )
+                ]
+            )
+        )
     if record.emergency:  # across an incompatible migration: a DBA must still approve
         blocks.append(
             ContextBlock(
