@@ -59,7 +59,7 @@ def execute(p: Pipeline, record: RollbackRecord) -> None:
     except TemporaryError:
         raise  # retried by the runner; the record says where to resume
     except RollbotError as err:
-        fail_record(p, record.id, str(err))
+        fail_record(p, record.id, str(err) + schema.note_on_failure(p.store.get(record.id)))
         return
     _wrap_up(p, record)
     failpoints.reached("reported")

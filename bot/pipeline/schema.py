@@ -100,6 +100,19 @@ def check_database(p: Pipeline, record: RollbackRecord) -> str | None:
     return "database check passing"
 
 
+def note_on_failure(record: RollbackRecord) -> str:
+    """What a rollback that failed after its schema was rolled back must also say:
+    putting the app back first needs the schema upgraded again."""
+    crossing = record.migration
+    if crossing is None or "downgrade" not in record.schema_steps:
+        return ""
+    return (
+        f"\nThe schema was rolled back to {crossing.target} (its backup is at "
+        f"{record.schema_backup}): to restore the pre-rollback state, upgrade the schema "
+        f"to {crossing.current} again first, or {crossing.current_label} will not run."
+    )
+
+
 def _downgrade(
     p: Pipeline, record: RollbackRecord, settings: Migrations, crossing: SchemaCrossing
 ) -> RollbackRecord:

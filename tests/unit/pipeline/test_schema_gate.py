@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.config import RollbotConfig
+from bot.errors import PermanentError
 from bot.migrations import SchemaCrossing
 from bot.pipeline import Pipeline, assess, execute
 from bot.policy import NotAllowed
@@ -137,3 +138,39 @@ def test_a_failed_downgrade_after_the_app_says_the_state_of_both_and_where_the_b
     )
     assert "Restore the pre-rollback state" in failed.error
     assert "Can't locate revision" in failed.error
+
+
+class GoneDeployment(FailingJobs):
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        raise PermanentError(f"deployment {name} is gone")
+
+
+def test_a_rollback_that_fails_after_the_schema_went_back_says_to_upgrade_it_before_a_restore(
+    pipeline: Pipeline,
+) -> None:
+    kube = GoneDeployment()
+    record = stored(
+        pipeline, web_request(), S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED, S.BACKING_UP,
+        S.ROLLING_BACK, S.VERIFYING,
+    )  # fmt: skip
+    crossing = INCOMPATIBLE.model_copy(update={"downgrade": True})
+    record = pipeline.store.update(
+        record.id,
+        lambda r: r.model_copy(
+            update={
+                "migration": crossing,
+                "schema_steps": ("backup", "downgrade"),
+                "schema_backup": "s3://dumps/x.sql",
+            }
+        ),
+    )
+    p = replace(pipeline, kube=kube)  # type: ignore[arg-type]
+    execute.execute(p, record)
+
+    failed = p.store.get(record.id)
+    assert failed.state is S.FAILED
+    assert failed.error == (
+        "deployment web is gone\nThe schema was rolled back to 0041 (its backup is at "
+        "s3://dumps/x.sql): to restore the pre-rollback state, upgrade the schema to 0042 "
+        "again first, or revision 42 will not run."
+    )
