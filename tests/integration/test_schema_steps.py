@@ -156,16 +156,25 @@ def test_an_incompatible_migration_waits_for_a_dba_then_backup_downgrade_and_app
 
 
 def test_a_failing_downgrade_stops_the_rollback_with_the_app_untouched(
-    make_bot, slack, workloads, app, postgres, tmp_path
+    make_bot, slack, control_plane, workloads, app, postgres, tmp_path
 ):
-    slack.add_usergroup(DBAS, [DBA])
     failing = {
         "env": [DATABASE_URL],
         "pod_annotations": LOCAL,
         "image": "{{ current_image }}",
         "command": [*ALEMBIC, "downgrade", "0040_no_such_revision"],
     }
-    bot = make_bot(config(workloads.namespace, postgres, tmp_path, downgrade=failing))
+    settings = config(workloads.namespace, postgres, tmp_path, downgrade=failing)
+    # From a terminal (a CI job's rollback.sh), no DBA can approve: refused, as it says.
+    path = tmp_path / "rollbot.yaml"
+    path.write_text(json.dumps(settings.model_dump(mode="json", exclude_unset=True)))
+    refused = rollbot(control_plane, "--config", str(path), "rollback", "web", "--yes")
+    assert refused.returncode == 2, refused.stderr
+    assert "Schema: revision 2 ran migration 0042; revision 1 expects 0041." in refused.stdout
+    assert "needs a DBA's approval" in refused.stderr
+
+    slack.add_usergroup(DBAS, [DBA])
+    bot = make_bot(settings)
     SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
     record_id, root_ts = confirmation(slack)
     SlackUser(bot.url, DBA).click(ActionId.APPROVE, record_id, root_ts)
@@ -198,19 +207,3 @@ def test_a_compatible_migration_passes_with_only_a_note(
     assert workloads.images_of("web") == ["registry.example/web:0041"]
     assert schema_version(app) == "0042"  # left as it is
     assert record.schema_steps == ("check",)
-
-
-def test_the_terminal_shows_the_crossing_and_refuses_what_needs_a_dba(
-    control_plane, workloads, app, postgres, tmp_path
-):
-    path = tmp_path / "rollbot.yaml"
-    settings = config(workloads.namespace, postgres, tmp_path)
-    path.write_text(json.dumps(settings.model_dump(mode="json", exclude_unset=True)))
-
-    refused = rollbot(control_plane, "--config", str(path), "rollback", "web", "--yes")
-
-    assert refused.returncode == 2, refused.stderr
-    assert "Schema: revision 2 ran migration 0042; revision 1 expects 0041." in refused.stdout
-    assert "needs a DBA's approval" in refused.stderr
-    assert workloads.images_of("web") == ["registry.example/web:0042"]
-    assert schema_version(app) == "0042"
