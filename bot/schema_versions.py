@@ -1,7 +1,8 @@
 """The schema versions of the revision a rollback leaves and the one it goes to,
 read from the cluster the way the plan pinned them: a Deployment's template and
-its target ReplicaSet's (undo, several Deployments), or two revisions of a Helm
-release (their Deployments' templates, or their migration hook Job's image).
+its target ReplicaSet's (undo, several Deployments), the two colours' templates
+(blue-green), or two revisions of a Helm release (their Deployments' templates,
+or their migration hook Job's image).
 Strategies that do not change which code runs (a flag, a scale, a restore)
 cross no migration."""
 
@@ -25,6 +26,15 @@ def read_crossing(kube: StrategyKube, settings: Migrations, plan: Plan) -> Schem
     """The crossing `plan` makes, or None when it changes no code revision."""
     if plan.strategy == "helm":
         return _helm_crossing(kube, settings, plan)
+    if plan.strategy == "blue-green":
+        live, other = plan.pins["from_deployment"], plan.pins["deployment"]
+        return _crossing(
+            settings,
+            f"{live} ({plan.pins['from']})",
+            f"{other} ({plan.pins['to']})",
+            kube.get_deployment(plan.namespace, live)["spec"]["template"],
+            kube.get_deployment(plan.namespace, other)["spec"]["template"],
+        )
     if plan.strategy not in ("undo", "components"):
         return None
     name = settings.deployment or (plan.workloads[0] if plan.workloads else "")

@@ -257,3 +257,38 @@ def test_the_catalog_refuses_a_helm_hook_version_on_a_service_that_is_not_a_helm
         RollbotConfig.model_validate(
             {"services": {"shop": {"deployments": ["web", "worker"], "migrations": named}}}
         )
+
+
+def test_a_blue_green_switch_crosses_what_the_two_colours_declare():
+    from bot.schema_versions import read_crossing
+    from bot.strategies import Plan
+
+    class Colours:
+        def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+            schema = {"web-blue": "0042", "web-green": "0041"}[name]
+            return {"spec": {"template": template({"rollbot.dev/schema": schema})}}
+
+    plan = Plan(
+        strategy="blue-green",
+        namespace="prod",
+        subject="service web (blue-green)",
+        current="blue (web-blue)",
+        target="green (web-green)",
+        changes=(),
+        pins={
+            "from": "blue",
+            "to": "green",
+            "from_deployment": "web-blue",
+            "deployment": "web-green",
+        },
+        workloads=("web-green",),
+    )
+    settings = Migrations(
+        version_from=SchemaVersionFrom(annotation="rollbot.dev/schema"), approvers=[DBAS]
+    )
+    found = read_crossing(Colours(), settings, plan)  # type: ignore[arg-type]
+    assert found is not None and found.gated
+    assert (
+        found.lines()[0]
+        == "Schema: web-blue (blue) ran migration 0042; web-green (green) expects 0041."
+    )
