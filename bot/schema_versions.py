@@ -9,6 +9,7 @@ cross no migration."""
 from __future__ import annotations
 
 from bot.bodies import Body
+from bot.config import RollbotConfig
 from bot.engine import TAG_PIN, read_history
 from bot.helm_history import HelmRevision, SecretSource, read_release_history
 from bot.migrations import (
@@ -20,6 +21,17 @@ from bot.migrations import (
     version_of_image,
 )
 from bot.strategies.base import Plan, StrategyKube
+
+
+def crossing_of_service(
+    kube: StrategyKube, config: RollbotConfig, namespace: str, service: str, plan: Plan
+) -> SchemaCrossing | None:
+    """The crossing of a service that declares its migrations (by its catalog name,
+    else by its Deployment); None for one that does not."""
+    entry = config.services.get(service) or config.service_for(namespace, service)
+    if entry is None or entry.migrations is None:
+        return None
+    return read_crossing(kube, entry.migrations, plan)
 
 
 def read_crossing(kube: StrategyKube, settings: Migrations, plan: Plan) -> SchemaCrossing | None:
