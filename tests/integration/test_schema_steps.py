@@ -207,3 +207,24 @@ def test_a_compatible_migration_passes_with_only_a_note(
     assert workloads.images_of("web") == ["registry.example/web:0041"]
     assert schema_version(app) == "0042"  # left as it is
     assert record.schema_steps == ("check",)
+
+
+def test_app_first_rolls_the_app_back_before_the_schema(
+    make_bot, slack, workloads, app, postgres, tmp_path
+):
+    slack.add_usergroup(DBAS, [DBA])
+    bot = make_bot(config(workloads.namespace, postgres, tmp_path, order="app-first"))
+    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace}")
+    record_id, root_ts = confirmation(slack)
+    assert "a downgrade Job to 0041, after the app rollback" in shown(slack, root_ts)
+    SlackUser(bot.url, DBA).click(ActionId.APPROVE, record_id, root_ts)
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, root_ts)
+
+    record = final(bot.store, record_id, timeout=180)
+
+    assert record.state is S.SUCCEEDED, record.error
+    assert schema_version(app) == "0041"
+    thread = shown(slack, root_ts)
+    backup_at = thread.index(f"rollbot-{record_id}-backup succeeded")
+    applied_at = thread.index("Rollback applied")
+    assert backup_at < applied_at < thread.index(f"rollbot-{record_id}-downgrade succeeded")
