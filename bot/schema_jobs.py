@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot import failpoints
 from bot.bodies import Body
 from bot.errors import Conflict, PermanentError
 from bot.migrations import JobTemplate
@@ -188,6 +189,7 @@ def run_job(
     try:
         kube.create_job(namespace, body)
         say(f"Job {name} created")
+        failpoints.reached("schema_job_created")
     except Conflict:
         say(f"Job {name} exists already (a previous attempt): following it")
     follower = _LogFollower(kube, namespace, name)
