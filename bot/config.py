@@ -22,6 +22,7 @@ from pydantic import (
 
 from bot.checks import HttpCheck, VersionCheck
 from bot.errors import InvalidInput, NamespaceNotAllowed
+from bot.migrations import Migrations
 from bot.names import check_namespace
 from bot.notify.settings import NotifySettings
 from bot.signals import AutoRollbackTriggers, ErrorRate, Thresholds
@@ -55,6 +56,9 @@ class ApprovalPolicy(BaseModel):
     approvals: int = Field(default=1, ge=1, le=5)
     #: Whether `--emergency` runs the rollback without waiting for approval.
     emergency_skips_approval: bool = False
+    #: Whether `--emergency` also skips the DBAs' approval of a rollback across an
+    #: incompatible migration (it does not, unless this says so).
+    emergency_skips_schema_approval: bool = False
     #: Whether an automatic rollback runs at once instead of waiting for approval.
     auto_execute: bool = False
     #: Whether a rollback here must say why (`--reason`, or the form's reason); a dry
@@ -161,6 +165,10 @@ class ServiceEntry(BaseModel):
     channel: str | None = None
     #: Rollback drills of this service.
     drill: Drill | None = None
+    #: Its database migrations: where a revision's schema version is, whether older
+    #: code runs on a newer schema, who approves a rollback across one, and the
+    #: backup, downgrade and check Jobs (README "Database migrations").
+    migrations: Migrations | None = None
 
     @model_validator(mode="after")
     def _one_way_to_name_workloads(self) -> ServiceEntry:
@@ -168,6 +176,22 @@ class ServiceEntry(BaseModel):
             raise ValueError("give deployment (one) or deployments (several), not both")
         if self.strategy == "blue-green" and self.deployments:
             raise ValueError("a blue-green service names its Deployments in blue_green.colours")
+        return self
+
+    @model_validator(mode="after")
+    def _migrations_where_they_can_be_read(self) -> ServiceEntry:
+        if self.migrations is None:
+            return self
+        if self.migrations.version_from.helm_hook and self.strategy != "helm":
+            raise ValueError(
+                "migrations.version_from.helm_hook reads a Helm release: it needs strategy: helm"
+            )
+        named = self.migrations.deployment
+        if named and self.deployments and named not in self.deployments:
+            raise ValueError(
+                f"migrations.deployment {named!r} is not one of deployments "
+                f"({', '.join(self.deployments)})"
+            )
         return self
 
 

@@ -12,6 +12,7 @@ from bot.drills import drill_report
 from bot.engine import pin_for
 from bot.errors import RollbotError, TemporaryError
 from bot.incident import people
+from bot.pipeline import schema
 from bot.pipeline.verify import verify
 from bot.pipeline.wiring import Pipeline
 from bot.records import RollbackRecord, RollbackState
@@ -54,11 +55,11 @@ def execute(p: Pipeline, record: RollbackRecord) -> None:
             record = _roll_back(p, record)
         if record.state is S.VERIFYING:
             failpoints.reached("verifying")
-            record = verify(p, record)
+            record = verify(p, schema.after_app(p, record))
     except TemporaryError:
         raise  # retried by the runner; the record says where to resume
     except RollbotError as err:
-        fail_record(p, record.id, str(err))
+        fail_record(p, record.id, str(err) + schema.note_on_failure(p.store.get(record.id)))
         return
     _wrap_up(p, record)
     failpoints.reached("reported")
@@ -99,6 +100,7 @@ def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
         saved += [f"configmap/{c['metadata']['name']}" for c in one["config_maps"]]
         saved += [f"hpa/{h['metadata']['name']}" for h in one["autoscalers"]]
     p.sink.milestone(record, "Backup saved: " + ", ".join(dict.fromkeys(saved)))
+    record = schema.before_app(p, record)
     return p.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
 
 

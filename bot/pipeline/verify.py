@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.checks import run_until_passing
 from bot.errors import PermanentError
+from bot.pipeline import schema
 from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
 from bot.records import RollbackRecord, RollbackState
@@ -43,6 +44,8 @@ def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
     summary = f"{available}/{sum(st.desired for st in states)} replicas available"
     if not record.verify_checks:
         return _succeed(p, record, f"done: {summary}")
+    if (database := schema.check_database(p, record)) is not None:
+        summary += f", {database}"
     entry = p.entry(record)
     checks = [*entry.health_checks, *entry.smoke_tests] if entry else []
     if entry is not None and entry.version_check is not None:

@@ -14,13 +14,14 @@ from bot.backup import BackupSource
 from bot.config import RollbotConfig, ServiceEntry
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState
+from bot.schema_jobs import JobKube
 from bot.store import JobQueue, RollbackStore
 from bot.strategies import Context, HelmSettings, StrategyKube
 
 S = RollbackState
 
 
-class WorkerKube(StrategyKube, AssessmentSource, BackupSource, WatchSource, Protocol):
+class WorkerKube(StrategyKube, AssessmentSource, BackupSource, WatchSource, JobKube, Protocol):
     """Everything the worker reads and writes in the cluster."""
 
 

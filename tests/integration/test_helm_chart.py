@@ -67,6 +67,8 @@ ROLLBOT_NEEDS = {
     ("", "configmaps", "patch"),
     ("", "pods", "patch"),
 }
+#: The schema steps' Jobs, granted only when a service declares its migrations.
+MIGRATIONS_NEED = {("batch", "jobs", verb) for verb in ("create", "get", "delete")}
 #: What `helm rollback` does to helm's release Secrets (pkg/storage), granted only in
 #: the namespaces of the releases rollbot may roll back.
 HELM_STRATEGY_NEEDS = {
@@ -433,6 +435,21 @@ def test_cluster_role_only_when_asked_and_secrets_only_with_the_helm_strategy(
         check=False,
     )
     assert refused.returncode != 0 and "rbac.clusterRole" in refused.stderr
+
+
+def test_jobs_are_granted_only_when_a_service_declares_its_migrations(
+    tools, kube_version, namespace, tmp_path
+):
+    service = {"namespace": namespace, "deployment": "todo-backend"}
+    values: dict[str, Any] = {"config": {"namespaces": [namespace], "services": {"todo": service}}}
+    (role,) = of_kind(render(tools, kube_version, namespace, values_file(tmp_path, values)), "Role")
+    assert granted(role) == ROLLBOT_NEEDS
+
+    service["migrations"] = {"version_from": {"env": "SCHEMA_VERSION"}, "approvers": ["S0DBAS"]}
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    dry_run_on_server(tools, objects)
+    (role,) = of_kind(objects, "Role")
+    assert granted(role) == ROLLBOT_NEEDS | MIGRATIONS_NEED
 
 
 def test_socket_mode_needs_the_app_token_and_no_signing_secret(tools, kube_version, namespace):
