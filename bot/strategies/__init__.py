@@ -14,6 +14,7 @@ from bot.config import RollbotConfig
 from bot.strategies.base import (
     Context,
     HelmSettings,
+    OwnWorkload,
     Plan,
     Progress,
     Request,
@@ -26,6 +27,7 @@ from bot.strategies.base import (
 __all__ = [
     "Context",
     "HelmSettings",
+    "OwnWorkload",
     "Plan",
     "Progress",
     "Request",

@@ -12,6 +12,7 @@ the target's ReplicaSet, pod hash and revision.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import cast
 
@@ -28,6 +29,7 @@ from bot.argo_rollouts import (
     undo_ops,
     undo_target,
 )
+from bot.backup import clean, routes_to
 from bot.bodies import Body
 from bot.strategies.argo_follow import RolloutKube, follow, replica_sets_of, wait_aborted
 from bot.strategies.base import (
@@ -184,6 +186,29 @@ class ArgoRolloutsStrategy:
             revision = self._undo(ctx, kube, namespace, pins, cause, progress)
             done.append(f"undone to revision {revision}")
         return f"rollout {name} " + ", then ".join(done)
+
+    def backup(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> Body:
+        """The Rollout as it is (status dropped), the Services that route to its pods
+        and the names of its ReplicaSets: what `kubectl get rollout -o yaml` keeps."""
+        kube = kube_of(ctx)
+        rollout = self._current(kube, namespace, pins)
+        labels = (rollout["spec"].get("template") or {}).get("metadata", {}).get("labels") or {}
+        services = [clean(s) for s in kube.list_services(namespace) if routes_to(s, labels)]
+        owned = replica_sets_of(kube, namespace, rollout)
+        saved = [f"rollout/{pins['rollout']}"] + [
+            f"service/{s['metadata']['name']}" for s in services
+        ]
+        return {
+            "taken_at": time.time(),
+            "rollout": clean(rollout),
+            "services": services,
+            "replica_sets": [r["metadata"]["name"] for r in owned],
+            "saved": saved,
+        }
+
+    def readiness(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> tuple[int, int]:
+        status = read_status(self._current(kube_of(ctx), namespace, pins))
+        return status.available, status.desired
 
     @staticmethod
     def _current(kube: RolloutKube, namespace: str, pins: Mapping[str, str]) -> Body:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.bodies import Body
 from bot.config import RollbotConfig, ServiceEntry
@@ -123,6 +123,20 @@ class Strategy(Protocol):
         self, ctx: Context, namespace: str, pins: Mapping[str, str], cause: str, progress: Progress
     ) -> str:
         """Change the cluster and wait for it; a one-line summary of what was done."""
+        ...
+
+
+@runtime_checkable
+class OwnWorkload(Protocol):
+    """A strategy whose workload is not a Deployment (an Argo Rollout): it says itself
+    what the backup before it keeps and how ready its workload is after it."""
+
+    def backup(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> Body:
+        """The bundle the store keeps; its `saved` lists what is in it ("rollout/web")."""
+        ...
+
+    def readiness(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> tuple[int, int]:
+        """(available, desired) replicas of the workload now."""
         ...
 
 

@@ -89,7 +89,7 @@ SAME_REFUSALS = [
     ({"flag": "FEATURE_X"}, "--flag takes NAME=VALUE"),
     ({"traffic": "maybe"}, "--traffic takes off"),
     ({"traffic": "OFF"}, "--traffic takes off"),
-    ({"strategy": "canary"}, "unknown strategy 'canary': use undo, helm, blue-green or argo-rollouts"),
+    ({"strategy": "canary"}, "unknown strategy 'canary': use undo, helm, blue-green or argo-"),
     ({"to_tag": "v1 rc"}, "--to-tag takes an image tag"),
     ({"to_tag": ".hidden"}, "--to-tag takes an image tag"),
     ({"to_tag": "v" * 129}, "--to-tag takes an image tag"),
