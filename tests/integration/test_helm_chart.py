@@ -78,6 +78,13 @@ HELM_STRATEGY_NEEDS = {
 }
 #: Of those, the verbs bound to the named releases' Secrets (resourceNames).
 HELM_BY_NAME = {"get", "update", "delete"}
+#: What the Argo Rollouts strategy does (bot/kube.py), with strategies.argoRollouts.enabled.
+ARGO_NEEDS = {
+    ("argoproj.io", "rollouts", "get"),
+    ("argoproj.io", "rollouts", "patch"),  # undo: spec.template
+    ("argoproj.io", "rollouts/status", "patch"),  # abort: status.abort
+    ("argoproj.io", "analysisruns", "list"),
+}
 #: Near misses of ROLLBOT_NEEDS and classic escalations: each must be refused.
 NEVER = [
     ("delete", "deployments"),
@@ -241,6 +248,7 @@ def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[s
         "redis": {"existingSecret": "rollbot-redis"},
         "rbac": {"clusterRole": False},
         "strategies": {
+            "argoRollouts": {"enabled": True},
             "helm": {
                 "enabled": helm_strategy,
                 "releases": [{"name": "todo-app", "namespace": listed}],
@@ -357,7 +365,7 @@ def test_full_values_render_objects_the_apiserver_accepts(
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted([namespace, other_namespace])
     assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
     for role in roles:
-        assert granted(role) == ROLLBOT_NEEDS
+        assert granted(role) == ROLLBOT_NEEDS | ARGO_NEEDS
     # The Helm strategy's own Role, where its releases are: release Secrets (the
     # releases' revisions by name) and the extra rules.
     helm_roles = {
@@ -700,6 +708,63 @@ def test_the_helm_strategy_grants_release_secrets_of_the_named_releases_only(
     }
     got = answers(tools, release, list(asks))
     assert got == asks
+
+
+def access_review(kube: Kube, release: Release, namespace: str, need: tuple[str, ...]) -> bool:
+    """The apiserver's own answer (a SubjectAccessReview): unlike `kubectl auth can-i`
+    it needs no discovery, so it answers for kinds whose CRDs are not installed."""
+    from kubernetes.client import AuthorizationV1Api
+
+    group, resource, verb = need
+    base, _, sub = resource.partition("/")
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": release.user,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{release.namespace}"],
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": verb,
+                "group": group,
+                "resource": base,
+                "subresource": sub,
+            },
+        },
+    }
+    answer = AuthorizationV1Api(kube.api_client).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+#: Near misses of ARGO_NEEDS: each must be refused.
+ARGO_NEVER = {
+    ("argoproj.io", "rollouts", "list"),
+    ("argoproj.io", "rollouts", "update"),
+    ("argoproj.io", "rollouts", "delete"),
+    ("argoproj.io", "rollouts", "create"),
+    ("argoproj.io", "rollouts/scale", "patch"),
+    ("argoproj.io", "rollouts/status", "update"),
+    ("argoproj.io", "analysisruns", "get"),
+    ("argoproj.io", "analysisruns", "create"),
+    ("argoproj.io", "analysisruns", "patch"),
+    ("argoproj.io", "analysistemplates", "patch"),
+    ("argoproj.io", "experiments", "create"),
+    ("apps", "replicasets", "patch"),
+}
+
+
+def test_the_argo_rollouts_strategy_grants_its_verbs_only_when_enabled(kube, install):
+    release = install(strategies={"argoRollouts": {"enabled": True}})
+    where = release.listed
+    assert [n for n in sorted(ARGO_NEEDS) if not access_review(kube, release, where, n)] == []
+    assert [n for n in sorted(ARGO_NEVER) if access_review(kube, release, where, n)] == []
+    elsewhere = release.namespace
+    assert [n for n in sorted(ARGO_NEEDS) if access_review(kube, release, elsewhere, n)] == []
+
+
+def test_without_the_argo_rollouts_flag_no_rollout_may_be_touched(kube, install):
+    release = install()
+    assert [n for n in ARGO_NEEDS if access_review(kube, release, release.listed, n)] == []
 
 
 # -- installed: rollbot itself, with the ServiceAccount's own token -------------------------------

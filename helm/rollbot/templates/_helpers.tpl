@@ -147,6 +147,19 @@ releases are.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list]
+{{- if .Values.strategies.argoRollouts.enabled }}
+# Argo Rollouts: read a Rollout and undo its spec (patch), abort it (the status
+# subresource, as `kubectl argo rollouts abort`), read its AnalysisRuns' results.
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, patch]
+- apiGroups: [argoproj.io]
+  resources: [rollouts/status]
+  verbs: [patch]
+- apiGroups: [argoproj.io]
+  resources: [analysisruns]
+  verbs: [list]
+{{- end }}
 {{- end -}}
 
 {{/* Pod settings the bot and worker share. */}}
