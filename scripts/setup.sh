@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything rollbot's tests and demo need on a fresh machine:
 # Debian packages, a virtualenv with the Python packages, and the Kubernetes
-# test bed built from the upstream Go modules (cached outside the repo).
+# test bed built from the upstream Go modules, Argo Rollouts' controller among
+# them (cached outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +36,6 @@ fi
 
 echo "[setup] Kubernetes test bed"
 scripts/build-testbed.sh >/dev/null
+echo "[setup] Argo Rollouts controller and plugin"
+scripts/build-argo-rollouts.sh >/dev/null
 echo "[setup] ready"

@@ -15,11 +15,13 @@ from bot.kube import Kube
 from bot.store import RollbackStore, connect
 from bot.strategies import HelmSettings
 from handlers.server import RollbotServer
+from testbed.argo_rollouts import ArgoRollouts
 from testbed.binaries import BuildError
 from testbed.controlplane import ControlPlane, ControlPlaneError
 from testbed.redis_server import RedisServer, RedisServerError
 from testbed.slack_api import FakeSlackApi
 from tests.conftest import unavailable
+from tests.integration.rollouts import Rollouts
 from tests.integration.slack_helpers import SECRET
 from tests.integration.workloads import Workloads
 
@@ -74,6 +76,24 @@ def workloads(kube: Kube, namespace: str) -> Workloads:
 @pytest.fixture
 def api_client(kube: Kube) -> client.ApiClient:
     return kube.api_client
+
+
+@pytest.fixture(scope="session")
+def argo_rollouts(control_plane: ControlPlane) -> Iterator[ArgoRollouts]:
+    """The real Argo Rollouts controller (built on first use), its CRDs and plugin,
+    and the `web` metric endpoint its analyses ask; one per session."""
+    argo = ArgoRollouts(control_plane)
+    try:
+        argo.start()
+    except (ControlPlaneError, BuildError, OSError) as err:
+        unavailable(f"the Argo Rollouts controller could not start: {err}")
+    yield argo
+    argo.stop()
+
+
+@pytest.fixture
+def rollouts(argo_rollouts: ArgoRollouts, kube: Kube, namespace: str) -> Rollouts:
+    return Rollouts(kube.api_client, namespace, argo_rollouts)
 
 
 @pytest.fixture(scope="session")
