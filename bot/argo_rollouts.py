@@ -392,10 +392,10 @@ def fast_rollback(
         )
     if len(between) < window:
         return True, (
-            f"revision {target.number} is within the rollbackWindow ({window} revisions): "
+            f"revision {target.number} is within rollbackWindow.revisions {window}: "
             "steps and analysis are skipped"
         )
     return False, (
-        f"revision {target.number} is outside the rollbackWindow ({window} revisions, "
-        f"{len(between)} between it and the stable one): it goes through every step and analysis"
+        f"revision {target.number} is outside rollbackWindow.revisions {window} "
+        f"({len(between)} between it and the stable one): it goes through every step and analysis"
     )

@@ -256,7 +256,7 @@ def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[s
                 "extraRules": [
                     {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "patch"]}
                 ],
-            }
+            },
         },
     }
 

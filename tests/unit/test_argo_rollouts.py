@@ -156,7 +156,7 @@ def test_within_the_rollback_window_is_fast_outside_it_is_not():
     assert fast_rollback(ro, revisions, revisions[2])[0]  # 3: nothing between
     assert fast_rollback(ro, revisions, revisions[1])[0]  # 2: one between, window 2
     fast, why = fast_rollback(ro, revisions, revisions[0])  # 1: two between
-    assert not fast and "outside the rollbackWindow (2 revisions, 2 between" in why
+    assert not fast and "outside rollbackWindow.revisions 2 (2 between" in why
 
 
 def test_without_a_window_an_older_revision_goes_through_steps_and_analysis():
