@@ -101,7 +101,8 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
     except PermanentError as err:
         p.refuse(record, str(err))
         return
-    summary = _assess_plan(p, record, plan)
+    summary = plan.assessment or _assess_plan(p, record, plan)
+    assessed_any = bool(plan.workloads) or plan.assessment is not None
     assessed = p.store.update(
         record.id,
         lambda r: r.transition(
@@ -120,9 +121,9 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
             from_revision=plan.from_revision,
             target_revision=plan.target_revision,
             target_replica_set=plan.target_replica_set,
-            assessment=tuple(summary.lines()) if plan.workloads else (),
+            assessment=tuple(summary.lines()) if assessed_any else (),
             severity=summary.severity,
-            recommendation=summary.recommendation if plan.workloads else None,
+            recommendation=summary.recommendation if assessed_any else None,
             bad_since=summary.revision_since,
         ),
     )

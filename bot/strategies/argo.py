@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import cast
 
 from bot import failpoints
+from bot.argo_assessment import assess_rollout
 from bot.argo_rollouts import (
     ABORT_PATCH,
     RolloutRevision,
@@ -171,6 +172,7 @@ class ArgoRolloutsStrategy:
             from_revision=current.number if current else None,
             target_revision=to.number if to else None,
             target_replica_set=to.replica_set if to else None,
+            assessment=assess_rollout(status, analysis),
         )
 
     def apply(

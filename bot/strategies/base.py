@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from bot.assessment import AssessmentSummary
 from bot.bodies import Body
 from bot.config import RollbotConfig, ServiceEntry
 from bot.engine import KubeApi
@@ -112,6 +113,9 @@ class Plan:
     from_revision: int | None = None
     target_revision: int | None = None
     target_replica_set: str | None = None
+    #: The assessment of a workload that is not a Deployment (an Argo Rollout's own
+    #: signals), made by the strategy; None: its Deployments are assessed.
+    assessment: AssessmentSummary | None = None
 
 
 class Strategy(Protocol):

@@ -222,6 +222,7 @@ def test_an_update_in_progress_is_planned_as_an_abort_back_to_stable_with_its_an
     assert "success-rate Failed, measured 0.42" in facts
     assert "stays Degraded (aborted)" in facts
     assert "← stable" in facts and "← canary" in facts
+    assert planned.assessment is not None and planned.assessment.severity == "high"
 
 
 def test_a_permanent_abort_also_undoes_the_spec_to_the_stable_revision():
