@@ -40,6 +40,7 @@ log "building Argo Rollouts $version from the Go module proxy (10-20 min the fir
 # The module's go.mod replaces k8s.io/* (and two others) with other versions; a
 # `go install mod@version` refuses a module with replace lines, so a throwaway
 # wrapper module requires it and carries its replaces over (local paths dropped).
+cd "$cache_root/work"  # outside any module, wherever the caller stands
 info=$(go mod download -json "$module@$version")
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$info" "$1"; }
 gomod=$(field GoMod); moddir=$(field Dir)

@@ -36,14 +36,17 @@ def analysis_template(
     interval: str = "2s",
     count: int = 2,
     failure_limit: int = 0,
+    error_limit: int = 4,
 ) -> Body:
     """One `web` metric, `success-rate`: `count` measurements `interval` apart of
-    the endpoint's `value`; more than `failure_limit` failures fail the run."""
+    the endpoint's `value`; more than `failure_limit` failures fail the run, more
+    than `error_limit` errors in a row (the endpoint failing) end it in Error."""
     metric = {
         "name": "success-rate",
         "interval": interval,
         "count": count,
         "failureLimit": failure_limit,
+        "consecutiveErrorLimit": error_limit,
         "successCondition": success,
         "provider": {"web": {"url": url, "jsonPath": "{$.value}", "timeoutSeconds": 5}},
     }
@@ -73,11 +76,15 @@ def rollout(
     replicas: int = 2,
     rollback_window: int | None = None,
     progress_deadline: int = 600,
+    progress_deadline_abort: bool = False,
 ) -> Body:
+    """A Rollout whose pods run `image`; `progress_deadline_abort` aborts the update
+    (back to stable) when it misses the deadline, not only marks it Degraded."""
     spec: Body = {
         "replicas": replicas,
         "revisionHistoryLimit": 10,
         "progressDeadlineSeconds": progress_deadline,
+        "progressDeadlineAbort": progress_deadline_abort,
         "selector": {"matchLabels": {"app": name}},
         "template": {
             "metadata": {"labels": {"app": name}},
@@ -125,6 +132,14 @@ class Rollouts:
         )
         return dict(created)
 
+    def create_analysis(self, name: str, **metric: Any) -> str:
+        """The AnalysisTemplate `NAME-analysis`, asking the web metric under
+        `metric_key(NAME)`; `metric` goes to `analysis_template()`. Its name."""
+        template = f"{name}-analysis"
+        url = self.metric.url_for(self.metric_key(name))
+        self.create(analysis_template(template, url, **metric))
+        return template
+
     def create_canary(
         self,
         name: str,
@@ -132,16 +147,17 @@ class Rollouts:
         *,
         steps: list[Body] | None = None,
         analysis: bool = True,
+        extra: Body | None = None,
         wait: bool = True,
         **options: Any,
     ) -> Body:
         """A canary Rollout (by default: 50%, a 1s pause, the analysis) at its first,
-        stable revision; with `analysis`, its AnalysisTemplate `NAME-analysis` too."""
-        template = f"{name}-analysis" if analysis else None
-        if template is not None:
-            self.create(analysis_template(template, self.metric.url_for(self.metric_key(name))))
-        strategy = {"canary": {"steps": canary_steps(template) if steps is None else steps}}
-        self.create(rollout(name, image, strategy, **options))
+        stable revision; with `analysis`, its AnalysisTemplate `NAME-analysis` too.
+        `extra` goes into `strategy.canary` (e.g. a background `analysis`); `options`
+        to `rollout()` (replicas, rollback_window, progress_deadline...)."""
+        template = self.create_analysis(name) if analysis else None
+        canary = {"steps": canary_steps(template) if steps is None else steps, **(extra or {})}
+        self.create(rollout(name, image, {"canary": canary}, **options))
         return self.wait_healthy(name) if wait else self.get(name)
 
     def create_bluegreen(
@@ -150,20 +166,22 @@ class Rollouts:
         image: str,
         *,
         auto_promote: bool = False,
+        extra: Body | None = None,
         wait: bool = True,
         **options: Any,
     ) -> Body:
-        """A blue-green Rollout with Services `NAME-active` and `NAME-preview`."""
+        """A blue-green Rollout with Services `NAME-active` and `NAME-preview`, at its
+        first revision. `extra` goes into `strategy.blueGreen` (e.g.
+        `scaleDownDelaySeconds`, a `prePromotionAnalysis`)."""
         for svc in (f"{name}-active", f"{name}-preview"):
             self.core.create_namespaced_service(self.namespace, service(svc, name))
-        strategy = {
-            "blueGreen": {
-                "activeService": f"{name}-active",
-                "previewService": f"{name}-preview",
-                "autoPromotionEnabled": auto_promote,
-            }
+        blue_green = {
+            "activeService": f"{name}-active",
+            "previewService": f"{name}-preview",
+            "autoPromotionEnabled": auto_promote,
+            **(extra or {}),
         }
-        self.create(rollout(name, image, strategy, **options))
+        self.create(rollout(name, image, {"blueGreen": blue_green}, **options))
         return self.wait_healthy(name) if wait else self.get(name)
 
     # -- changing ------------------------------------------------------------------

@@ -72,6 +72,34 @@ def test_a_canary_whose_analysis_passes_becomes_the_new_stable(rollouts: Rollout
     assert sorted(rollouts.revisions("web")) == [1, 2]
 
 
+def test_a_canary_whose_metric_cannot_be_measured_is_aborted(rollouts: Rollouts) -> None:
+    template = rollouts.create_analysis("web", error_limit=0)
+    rollouts.create_canary("web", V1, steps=canary_steps(template, pause=None), analysis=False)
+    rollouts.metric.fail(rollouts.metric_key("web"))
+
+    rollouts.set_image("web", V2)
+
+    degraded = rollouts.wait_phase("web", "Degraded")
+    assert degraded["status"]["abort"] is True
+    run = rollouts.analysis_runs("web")[0]
+    assert run["status"]["phase"] == "Error"
+    assert run["status"]["metricResults"][0]["consecutiveError"] == 1
+    assert _stable_images(rollouts, "web") == [V1]
+
+
+def test_a_canary_whose_pods_crash_loop_misses_its_progress_deadline(rollouts: Rollouts) -> None:
+    rollouts.create_canary(
+        "web", V1, analysis=False, progress_deadline=5, progress_deadline_abort=True
+    )
+
+    rollouts.set_image("web", "registry.local/web:broken")
+
+    degraded = rollouts.wait_phase("web", "Degraded", timeout=60)
+    assert "has timed out progressing" in degraded["status"]["message"]
+    assert degraded["status"]["abort"] is True
+    assert _stable_images(rollouts, "web") == [V1]
+
+
 def test_a_canary_paused_at_its_weight_is_aborted_by_the_plugin(rollouts: Rollouts) -> None:
     rollouts.create_canary("web", V1, steps=canary_steps(None, weight=50, pause=""), analysis=False)
 
@@ -133,3 +161,22 @@ def test_a_blue_green_rollout_switches_its_active_service_when_promoted(
     rollouts.wait_healthy("web")
     assert selected("web-active") == new_hash
     assert _stable_images(rollouts, "web") == [V2]
+
+
+def test_undo_within_the_rollback_window_skips_the_steps_and_the_analysis(
+    rollouts: Rollouts,
+) -> None:
+    steps = canary_steps(rollouts.create_analysis("web"), pause="")  # paused until promoted
+    rollouts.create_canary("web", V1, steps=steps, analysis=False, rollback_window=2)
+    rollouts.set_image("web", V2)
+    rollouts.wait_phase("web", "Paused")
+    rollouts.plugin("promote", "web")
+    rollouts.wait_healthy("web")
+    assert [run["status"]["phase"] for run in rollouts.analysis_runs("web")] == ["Successful"]
+
+    rollouts.plugin("undo", "web")
+
+    back = rollouts.wait_healthy("web", timeout=30)  # no pause to promote: steps skipped
+    assert _stable_images(rollouts, "web") == [V1]
+    assert back["status"]["currentStepIndex"] == len(steps)
+    assert len(rollouts.analysis_runs("web")) == 1  # no analysis for the rollback
