@@ -21,11 +21,15 @@ def failure_signals(status: RolloutStatus, analysis: AnalysisSummary | None) -> 
         return []
     signals = []
     if status.aborted:
-        signals.append(f"the update was aborted ({status.message or 'status.abort'})")
+        signals.append("the update was aborted")
     elif status.observed and status.phase == "Degraded":
-        signals.append(f"the Rollout is Degraded ({status.message or 'no message'})")
+        reason = status.message.partition(":")[0] or "no reason given"
+        signals.append(f"the Rollout is Degraded ({reason})")
     if analysis is not None and analysis.bad:
-        signals.append(analysis.describe())
+        measured = ", ".join(
+            f"{m.name} measured {m.value}" if m.value else m.name for m in analysis.failed
+        )
+        signals.append(f"its analysis {analysis.phase}" + (f" ({measured})" if measured else ""))
     return signals
 
 
