@@ -81,7 +81,7 @@ def waits_for_a_person(rollout: Body, status: RolloutStatus) -> str | None:
         if reason == "CanaryPauseStep" and status.step is not None and status.step < len(steps):
             if (steps[status.step].get("pause") or {}).get("duration") is not None:
                 continue
-            return f"it is paused at step {status.step + 1}/{len(steps)} with no duration"
+            return f"it is paused at step {status.step}/{len(steps)}, a pause with no duration"
         blue_green = (spec.get("strategy") or {}).get("blueGreen") or {}
         if reason == "BlueGreenPause" and blue_green.get("autoPromotionSeconds"):
             continue

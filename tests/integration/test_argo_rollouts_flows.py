@@ -73,6 +73,10 @@ def test_a_canary_paused_mid_way_is_aborted_from_the_cli(control_plane, rollouts
         tmp_path, rollouts.namespace, **{"eli-maor": {"strategy": "argo-rollouts", "rollout": name}}
     )
 
+    history = rollbot(control_plane, "--config", config, "history", "eli-maor")
+    assert history.returncode == 0, history.stderr
+    assert f"Argo Rollout {rollouts.namespace}/{name}: Paused (CanaryPauseStep)" in history.stdout
+    assert "2 (canary) eli-backend:1.1" in history.stdout
     dry = rollbot(control_plane, "--config", config, "rollback", "eli-maor", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "abort the update to revision 2: traffic back to the stable revision 1" in dry.stdout

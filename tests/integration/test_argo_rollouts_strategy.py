@@ -11,8 +11,9 @@ import time
 import pytest
 from kubernetes import client
 
+from bot.autorollback import AutoRollbackWatcher
 from bot.config import RollbotConfig, ServiceEntry
-from bot.errors import Forbidden
+from bot.errors import Forbidden, RolloutFailed
 from bot.kube import Kube
 from bot.rollout import RolloutPhase
 from bot.strategies import Context, Plan, Request, StrategyError, change_cause
@@ -102,12 +103,25 @@ def test_a_canary_aborted_by_its_failed_analysis_is_undone_to_stable_for_good(ku
     assert "Degraded (RolloutAborted:" in facts
     assert "success-rate Failed, measured 0.5" in facts
     assert "Fast rollback: revision 1 is the stable one" in facts
+    watching = RollbotConfig(
+        services={
+            "web": ServiceEntry(
+                namespace=rollouts.namespace,
+                strategy="argo-rollouts",
+                auto_rollback=True,
+                channel="C1",
+            )
+        }  # fmt: skip
+    )
+    (failed,) = AutoRollbackWatcher(kube, watching).find_failed_releases()
+    assert (failed.deployment, failed.strategy, failed.revision) == ("web", "argo-rollouts", 2)
     apply(kube, planned)
 
     healthy = rollouts.wait_healthy("web")
     assert rollouts.images_of("web") == [V1]
     assert healthy["status"].get("abort") is not True
     assert len(rollouts.analysis_runs("web")) == 1  # going back ran no analysis
+    assert AutoRollbackWatcher(kube, watching).find_failed_releases() == []
 
 
 def test_a_permanent_abort_puts_the_stable_template_back_in_the_spec(kube, rollouts):
@@ -258,3 +272,21 @@ def test_a_token_that_may_read_but_not_abort_is_forbidden_and_changes_nothing(
     stranger = Kube.from_kubeconfig(str(control_plane.kubeconfig_for("bob")))
     with pytest.raises(Forbidden, match='cannot get resource "rollouts"'):
         plan(stranger, namespace)
+
+
+def test_an_undo_that_stops_at_a_pause_with_no_duration_fails_saying_how_to_go_on(kube, rollouts):
+    rollouts.create_canary("web", V1, steps=canary_steps(None, weight=50, pause=""), analysis=False)
+    rollouts.set_image("web", V2)
+    rollouts.wait_phase("web", "Paused")
+    rollouts.plugin("promote", "web")
+    rollouts.wait_healthy("web")
+
+    planned = plan(kube, rollouts.namespace)  # revision 1: no rollbackWindow, so every step
+    assert "Full rollout: no rollbackWindow" in "\n".join(planned.facts)
+    with pytest.raises(RolloutFailed) as failed:
+        apply(kube, planned)
+
+    assert str(failed.value) == (
+        "rollout web stopped: it is paused at step 1/2, a pause with no duration. Promote it "
+        f"(kubectl argo rollouts promote web -n {rollouts.namespace}) or abort it"
+    )
