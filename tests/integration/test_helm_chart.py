@@ -38,7 +38,7 @@ from bot.strategies import get as get_strategy
 from handlers.server import RollbotServer
 from testbed.controlplane import free_port
 from testbed.redis_server import RedisServer
-from tests.integration.strategy_helpers import rollback
+from tests.integration.strategy_helpers import Recorder, rollback
 from tests.integration.workloads import Workloads
 
 pytestmark = pytest.mark.cluster
@@ -814,7 +814,19 @@ def kube_calls(pod: str) -> dict[str, Callable[[Kube, str], Any]]:
         # Only with strategies.helm.enabled (below): release history from its Secrets.
         "list_secrets": lambda k, ns: k.list_secrets(ns, "owner=helm"),
         "probe": probed,
+        **ARGO_CALLS,
     }
+
+
+#: Only with strategies.argoRollouts.enabled: the Argo Rollouts strategy's calls.
+ARGO_CALLS: dict[str, Callable[[Kube, str], Any]] = {
+    "get_rollout": lambda k, ns: k.get_rollout(ns, "web"),
+    "json_patch_rollout": lambda k, ns: k.json_patch_rollout(
+        ns, "web", [{"op": "test", "path": "/metadata/name", "value": "web"}]
+    ),
+    "merge_patch_rollout_status": lambda k, ns: k.merge_patch_rollout_status(ns, "web", {}),
+    "list_analysis_runs": lambda k, ns: k.list_analysis_runs(ns),
+}
 
 
 def probed(kube: Kube, namespace: str) -> None:
@@ -856,7 +868,8 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     }
     assert methods == set(calls)
     assert {name: outcome(call, as_rollbot, release.listed) for name, call in calls.items()} == {
-        name: "forbidden" if name == "list_secrets" else "allowed" for name in calls
+        name: "forbidden" if name == "list_secrets" or name in ARGO_CALLS else "allowed"
+        for name in calls
     }
     assert {name: outcome(call, as_rollbot, release.namespace) for name, call in calls.items()} == {
         name: "forbidden" for name in calls
@@ -868,6 +881,31 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     with pytest.raises(Forbidden):
         rollback(as_rollbot, RollbotConfig(), release.namespace, "web")
     assert unlisted.images_of("web") == ["app:v2"]
+
+
+def test_the_argo_rollouts_strategy_works_as_the_service_account_where_listed_only(
+    tools, control_plane, kube, install, rollouts, tmp_path
+):
+    release = install(strategies={"argoRollouts": {"enabled": True}})
+    as_rollbot = service_account_kube(tools, control_plane, release, tmp_path)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    rollouts.create_canary("web", "app:v1", steps=steps, analysis=False)
+    rollouts.set_image("web", "app:v2")
+    rollouts.wait_phase("web", "Paused")
+
+    assert {n: outcome(call, as_rollbot, release.listed) for n, call in ARGO_CALLS.items()} == {
+        n: "allowed" for n in ARGO_CALLS
+    }
+    assert {n: outcome(call, as_rollbot, release.namespace) for n, call in ARGO_CALLS.items()} == {
+        n: "forbidden" for n in ARGO_CALLS
+    }
+    # A whole abort, as rollbot's pods would run it.
+    argo = get_strategy("argo-rollouts")
+    ctx = Context(kube=as_rollbot, config=RollbotConfig(), timeout=60)
+    planned = argo.plan(ctx, Request(release.listed, "web", "argo-rollouts"))
+    assert planned.pins["action"] == "abort"
+    argo.apply(ctx, release.listed, planned.pins, "rollbot: helm test", Recorder())
+    assert rollouts.get("web")["status"]["abort"] is True
 
 
 def forbidden(call: Callable[[], Any]) -> str:
