@@ -271,3 +271,10 @@ def test_an_image_tag_is_refused_for_a_rollout():
     ctx = Context(kube=Cluster(healthy_on(4), HISTORY, []), config=CATALOG, timeout=5)  # type: ignore[arg-type]
     with pytest.raises(StrategyError, match="not an image tag"):
         get("argo-rollouts").plan(ctx, Request("production", "eli-maor", to_tag="1.0"))
+
+
+def test_a_rollout_backup_is_not_restored_as_a_deployment():
+    from bot.strategies.restore import bundles_of
+
+    with pytest.raises(StrategyError, match="holds rollout/eli-maor-backend, not a Deployment"):
+        bundles_of({"rollout": {}, "saved": ["rollout/eli-maor-backend"]})
