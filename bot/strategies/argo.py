@@ -115,6 +115,13 @@ class ArgoRolloutsStrategy:
             except UndoProblem as err:
                 raise StrategyError(f"rollout {name}: {err}") from err
 
+        ref = rollout.get("spec", {}).get("workloadRef")
+        if ref and action.endswith("undo"):
+            # The plugin patches the referenced workload then; rollbot leaves it to it.
+            raise StrategyError(
+                f"rollout {name} takes its template from {ref.get('kind')}/{ref.get('name')} "
+                f"(workloadRef): undo that workload, or run kubectl argo rollouts undo {name}"
+            )
         facts = [f"Rollout {name}: {status.describe()}"]
         if analysis is not None:
             facts.append("Latest " + analysis.describe())

@@ -278,3 +278,13 @@ def test_a_rollout_backup_is_not_restored_as_a_deployment():
 
     with pytest.raises(StrategyError, match="holds rollout/eli-maor-backend, not a Deployment"):
         bundles_of({"rollout": {}, "saved": ["rollout/eli-maor-backend"]})
+
+
+def test_a_rollout_with_a_workload_ref_is_aborted_but_not_undone():
+    ro = healthy_on(4)
+    ro["spec"]["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    with pytest.raises(StrategyError, match="takes its template from Deployment/web"):
+        plan(ro)
+    in_progress = canary_in_progress()
+    in_progress["spec"]["workloadRef"] = ro["spec"]["workloadRef"]
+    assert plan(in_progress).pins["action"] == "abort"
