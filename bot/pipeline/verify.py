@@ -29,7 +29,7 @@ def target_version(images: tuple[str, ...], container: str | None) -> str | None
 
 def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
     """SUCCEEDED if healthy; a PermanentError saying what is not, otherwise."""
-    counts = _readiness(p, record)
+    counts = readiness(p, record)
     short = [f"{name} {have}/{want}" for name, (have, want) in counts.items() if have < want]
     if short:
         raise PermanentError(
@@ -63,7 +63,7 @@ def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
     return _succeed(p, record, f"healthy: {summary}")
 
 
-def _readiness(p: Pipeline, record: RollbackRecord) -> dict[str, tuple[int, int]]:
+def readiness(p: Pipeline, record: RollbackRecord) -> dict[str, tuple[int, int]]:
     """(available, desired) of each workload the rollback touched."""
     strategy = get_strategy(record.strategy)
     if isinstance(strategy, OwnWorkload):  # not a Deployment: it counts its own kind

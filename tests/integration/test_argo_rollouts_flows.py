@@ -12,7 +12,15 @@ from bot.config import RollbotConfig
 from bot.records import RollbackState
 from handlers.ids import ActionId
 from tests.integration.rollouts import Rollouts, canary_steps
-from tests.integration.slack_helpers import ALICE, BOB, CHANNEL, SlackUser, confirmation, final
+from tests.integration.slack_helpers import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    SlackUser,
+    confirmation,
+    final,
+    wait_for,
+)
 from tests.integration.test_cli import rollbot
 from tests.integration.test_cli_strategies import catalog
 
@@ -37,7 +45,10 @@ def test_an_aborted_canary_is_rolled_back_from_slack_with_its_analysis_in_the_co
     entry = {"namespace": rollouts.namespace, "strategy": "argo-rollouts"}
     bot = make_bot(
         RollbotConfig.model_validate(
-            {"services": {"eli-maor": {**entry, "rollout": "eli-maor-backend"}}}
+            {
+                "services": {"eli-maor": {**entry, "rollout": "eli-maor-backend"}},
+                "follow_up_minutes": [0.02],
+            }
         )
     )
 
@@ -62,6 +73,11 @@ def test_an_aborted_canary_is_rolled_back_from_slack_with_its_analysis_in_the_co
         f.content.decode() for f in slack.files() if f.filename.endswith("incident-report.md")
     )
     assert "rollout/eli-maor-backend" in report and "deployment/" not in report
+    follow_up = wait_for(
+        "the follow-up",
+        lambda: next((m.text for m in slack.thread(CHANNEL, ts) if "Follow-up" in m.text), None),
+    )
+    assert "Follow-up +0.02 min: stable" in follow_up
 
 
 def test_a_canary_paused_mid_way_is_aborted_from_the_cli(control_plane, rollouts, tmp_path):
