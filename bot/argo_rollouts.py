@@ -118,7 +118,7 @@ class AnalysisSummary:
 
 
 class UndoProblem(ValueError):
-    """The plugin's refusal: no such revision, or nothing before the current one."""
+    """The plugin's refusal: no such revision, or none before the current one."""
 
 
 # -- reading -----------------------------------------------------------------
@@ -198,7 +198,9 @@ def read_status(rollout: Body, revisions: Sequence[RolloutRevision] = ()) -> Rol
     meta, spec = rollout["metadata"], rollout.get("spec") or {}
     status = rollout.get("status") or {}
     strategy = "blue-green" if (spec.get("strategy") or {}).get("blueGreen") else "canary"
-    observed = str(status.get("observedGeneration") or "")
+    # A string in status (v0.10+: the generation; older: a hash, taken as seen).
+    seen = str(status.get("observedGeneration") or "")
+    observed = not seen.isdigit() or int(seen) == _int(meta.get("generation"))
     aborted = bool(status.get("abort"))
     step = status.get("currentStepIndex")
     steps = len(steps_of(rollout))
@@ -213,7 +215,7 @@ def read_status(rollout: Body, revisions: Sequence[RolloutRevision] = ()) -> Rol
             weight = 0 if aborted else 100
     phase = str(status.get("phase") or "Progressing")
     message = str(status.get("message") or "")
-    if observed.isdigit() and int(observed) != _int(meta.get("generation")):
+    if not observed:
         phase, message = "Progressing", "waiting for rollout spec update to be observed"
     desired = spec.get("replicas")
     return RolloutStatus(
@@ -221,7 +223,7 @@ def read_status(rollout: Body, revisions: Sequence[RolloutRevision] = ()) -> Rol
         strategy=strategy,
         phase=phase,
         message=message,
-        observed=not observed.isdigit() or int(observed) == _int(meta.get("generation")),
+        observed=observed,
         aborted=aborted,
         paused=tuple(str(c.get("reason")) for c in status.get("pauseConditions") or []),
         step=None if step is None or strategy != "canary" else _int(step),
