@@ -288,3 +288,17 @@ def test_a_rollout_with_a_workload_ref_is_aborted_but_not_undone():
     in_progress = canary_in_progress()
     in_progress["spec"]["workloadRef"] = ro["spec"]["workloadRef"]
     assert plan(in_progress).pins["action"] == "abort"
+
+
+def test_the_forms_targets_are_the_other_revisions_and_its_default_what_the_plan_picks():
+    from bot.history import history_lines, rollback_targets
+
+    runs: list[Body] = []
+    updating = Cluster(canary_in_progress(), HISTORY, runs)
+    targets = rollback_targets(updating, CATALOG, "production", "eli-maor")
+    assert [t.revision for t in targets.choices] == [3, 2, 1] and targets.default == 3
+    settled = Cluster(healthy_on(3), HISTORY[:3], runs)
+    assert rollback_targets(settled, CATALOG, "production", "eli-maor").default == 2
+    lines = history_lines(updating, CATALOG, "production", "eli-maor")
+    assert lines[0].startswith("Argo Rollout production/eli-maor-backend: Paused")
+    assert lines[-1] == "• 4 (canary) backend:1.3 — 1/1 ready"
