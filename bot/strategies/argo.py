@@ -92,7 +92,8 @@ class ArgoRolloutsStrategy:
         kube = kube_of(ctx)
         namespace, name = request.namespace, rollout_of(ctx, request)
         rollout = read_rollout(kube, namespace, name)
-        revisions = history(rollout, replica_sets_of(kube, namespace, rollout))
+        owned = replica_sets_of(kube, namespace, rollout)
+        revisions = history(rollout, owned)
         status = read_status(rollout, revisions)
         analysis = latest_analysis(rollout, kube.list_analysis_runs(namespace))
         current = next((r for r in revisions if r.pod_hash == status.current_hash), None)
@@ -138,11 +139,7 @@ class ArgoRolloutsStrategy:
                 )
         nothing = None
         if target is not None:
-            target_rs = next(
-                rs
-                for rs in replica_sets_of(kube, namespace, rollout)
-                if rs["metadata"]["name"] == target.replica_set
-            )
+            target_rs = next(rs for rs in owned if rs["metadata"]["name"] == target.replica_set)
             if action == "undo" and matches_template(rollout, target_rs):
                 nothing = (
                     f"skipped rollback (current template already matches revision {target.number})"
