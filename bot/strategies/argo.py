@@ -135,7 +135,7 @@ class ArgoRolloutsStrategy:
             if action == "abort":
                 facts.append(
                     f"The spec still holds {_label(current)}: the Rollout stays Degraded "
-                    "(aborted) until it is undone or the update is retried"
+                    "(aborted) until it is undone (roll it back again) or the update is retried"
                 )
         nothing = None
         if target is not None:
