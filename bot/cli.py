@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument(
         "--strategy",
-        choices=["undo", "helm", "blue-green"],
+        choices=["undo", "helm", "blue-green", "argo-rollouts"],
         help="how to roll back (default: the service's catalog entry, else undo)",
     )
     operations = rollback.add_mutually_exclusive_group()

@@ -97,7 +97,7 @@ class BlueGreen(BaseModel):
         return self
 
 
-Strategy = Literal["undo", "helm", "blue-green"]
+Strategy = Literal["undo", "helm", "blue-green", "argo-rollouts"]
 
 
 def _crontab(value: str) -> str:
@@ -144,6 +144,11 @@ class ServiceEntry(BaseModel):
     release: str | None = None
     #: With strategy blue-green: the Service and its colours.
     blue_green: BlueGreen | None = None
+    #: With strategy argo-rollouts: the Argo Rollout (default: the service's own name).
+    rollout: str | None = None
+    #: With strategy argo-rollouts: after aborting an update, also undo the spec to the
+    #: stable revision, so the Rollout does not try the aborted version again.
+    abort_permanently: bool = False
     #: The pod label that `--divert` flips to take pods out of the Service.
     traffic_label: str = "serving"
     health_checks: list[HttpCheck] = Field(default_factory=list)

@@ -11,8 +11,8 @@ before it does anything (bench/rollback_vs_kubectl.py). API failures are
 translated into rollbot's typed errors.
 
 It is over 400 lines because it is the one place a cluster call is made: each
-call is a few lines over `_send`, and splitting them by kind would spread the
-translation of failures over several modules.
+call (Argo Rollouts' custom objects included) is a few lines over `_send`, and
+splitting them by kind would spread the translation of failures over modules.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ REQUEST_TIMEOUT = (5.0, 30.0)
 _FAILURES = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 JSON_PATCH = "application/json-patch+json"
+ARGO = "apis/argoproj.io/v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -384,6 +385,28 @@ class Kube:
         """A JSON merge patch of a pod (labels: `kubectl label --overwrite`)."""
         path = _namespaced("api/v1", namespace, "pods", name)
         return self._json("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    # -- Argo Rollouts: the custom objects of argoproj.io ----------------------
+
+    def get_rollout(self, namespace: str, name: str) -> Body:
+        path = _namespaced(ARGO, namespace, "rollouts", name)
+        return self._json("GET", path)
+
+    def json_patch_rollout(self, namespace: str, name: str, ops: list[Body]) -> Body:
+        """A JSON patch of a Rollout's spec (an undo); a failed `test` op is a Conflict."""
+        path = _namespaced(ARGO, namespace, "rollouts", name)
+        return self._guarded_json_patch(
+            path, self.get_rollout, namespace, name, ops, subject=f"rollout {name}: "
+        )
+
+    def merge_patch_rollout_status(self, namespace: str, name: str, patch: Body) -> Body:
+        """A merge patch of a Rollout's status subresource (`{"status": {"abort": true}}`)."""
+        path = _namespaced(ARGO, namespace, "rollouts", name) + "/status"
+        return self._json("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    def list_analysis_runs(self, namespace: str, label_selector: str = "") -> list[Body]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self._items(_namespaced(ARGO, namespace, "analysisruns"), query)
 
 
 def _event(line: str) -> tuple[str, Body]:

@@ -288,7 +288,7 @@ def recovery_buttons(record: RollbackRecord) -> list[ButtonElement]:
                 value=record.id,
             )
         )
-    if record.strategy not in ("scale", "divert", "flag"):
+    if record.strategy not in ("scale", "divert", "flag", "argo-rollouts"):
         buttons.append(
             ButtonElement(
                 text="Restore the pre-rollback state",

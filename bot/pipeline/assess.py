@@ -108,7 +108,8 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
     except PermanentError as err:
         p.refuse(record, str(err))
         return
-    summary = _assess_plan(p, record, plan)
+    summary = plan.assessment or _assess_plan(p, record, plan)
+    assessed_any = bool(plan.workloads) or plan.assessment is not None
     crossing = _crossing(p, record, plan)
     severity, recommendation = weigh(summary.severity, summary.recommendation, crossing)
     lines = (headline(severity, recommendation), *(crossing.lines() if crossing else ()))
@@ -130,9 +131,9 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
             from_revision=plan.from_revision,
             target_revision=plan.target_revision,
             target_replica_set=plan.target_replica_set,
-            assessment=(*lines, *summary.facts) if plan.workloads else (),
+            assessment=(*lines, *summary.facts) if assessed_any else (),
             severity=severity,
-            recommendation=recommendation if plan.workloads else None,
+            recommendation=recommendation if assessed_any else None,
             bad_since=summary.revision_since,
             migration=crossing,
         ),

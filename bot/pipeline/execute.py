@@ -19,7 +19,7 @@ from bot.records import RollbackRecord, RollbackState
 from bot.reports import TemplateRenderer, render_report_files
 from bot.rollout import RolloutState
 from bot.store import Job
-from bot.strategies import change_cause
+from bot.strategies import OwnWorkload, change_cause
 from bot.strategies import get as get_strategy
 
 S = RollbackState
@@ -87,6 +87,12 @@ def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
             record.id,
             lambda r: r.transition(S.BACKING_UP, "backing up the workload before changing it"),
         )
+    strategy = get_strategy(record.strategy)
+    if isinstance(strategy, OwnWorkload):  # not a Deployment: it backs up its own kind
+        own = strategy.backup(p.strategy_context(), record.namespace, _pins(record))
+        p.store.save_backup(record.id, own)
+        p.sink.milestone(record, "Backup saved: " + ", ".join(own["saved"]))
+        return p.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
     names = record.deployments
     bundles = [take_backup(p.kube, record.namespace, name) for name in names]
     bundle: dict[str, Any] = (

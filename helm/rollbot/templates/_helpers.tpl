@@ -155,6 +155,19 @@ releases are.
   resources: [jobs]
   verbs: [create, get, delete]
 {{- end }}
+{{- if .Values.strategies.argoRollouts.enabled }}
+# Argo Rollouts: read a Rollout and undo its spec (patch), abort it (the status
+# subresource, as `kubectl argo rollouts abort`), read its AnalysisRuns' results.
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, patch]
+- apiGroups: [argoproj.io]
+  resources: [rollouts/status]
+  verbs: [patch]
+- apiGroups: [argoproj.io]
+  resources: [analysisruns]
+  verbs: [list]
+{{- end }}
 {{- end -}}
 
 {{/* "true" when a service of the catalog declares its database migrations. */}}
