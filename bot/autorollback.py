@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.argo_assessment import failure_signals
+from bot.argo_rollouts import history, latest_analysis, owned_by, read_status
 from bot.checks import CheckResult, HttpCheck, run_checks
 from bot.config import RollbotConfig, ServiceEntry
 from bot.deployments import POD_TEMPLATE_HASH, Revision, rollout_history
+from bot.errors import PermanentError
 from bot.kube import selector_string
 from bot.rollout import RolloutPhase, progressing_condition, rollout_state
 from bot.signals import AutoRollbackTriggers
@@ -42,6 +45,10 @@ class WatchSource(Protocol):
 
     def list_pods(self, namespace: str, label_selector: str) -> list[Body]: ...
 
+    def get_rollout(self, namespace: str, name: str) -> Body: ...
+
+    def list_analysis_runs(self, namespace: str, label_selector: str = "") -> list[Body]: ...
+
 
 class Trigger(StrEnum):
     """Which rule found the revision failed."""
@@ -49,6 +56,7 @@ class Trigger(StrEnum):
     PROGRESS_DEADLINE = "progress_deadline"
     CRASH_LOOP = "crash_loop"
     FAILING_CHECKS = "failing_checks"
+    ROLLOUT_FAILED = "rollout_failed"  # an Argo Rollout: aborted, Degraded, analysis failed
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,9 @@ class FailedRelease:
     evidence: str
     channel: str | None
     triggers: tuple[Trigger, ...] = ()
+    #: How the record rolls it back: a Deployment's undo, or its catalog strategy
+    #: (an Argo Rollout's service: `deployment` is then the service's name).
+    strategy: str = "undo"
 
 
 def opted_in(config: RollbotConfig, deployment: Body) -> tuple[bool, str | None]:
@@ -204,6 +215,43 @@ class AutoRollbackWatcher:
                 if failure := self.failed_release(deployment):
                     found.append(failure)
         self.window.keep_only(looked_at)
+        return found + self.failed_rollouts()
+
+    def failed_rollouts(self) -> list[FailedRelease]:
+        """Every opted-in Argo Rollout of the catalog whose update failed, keyed by the
+        bad revision's ReplicaSet; a Rollout that is gone or unreadable is skipped."""
+        found = []
+        for service, entry in self.config.services.items():
+            if entry.strategy != "argo-rollouts" or not entry.auto_rollback:
+                continue
+            namespace = entry.namespace or self.config.default_namespace
+            name = entry.rollout or service
+            try:
+                rollout = self.source.get_rollout(namespace, name)
+            except PermanentError:
+                continue
+            selector = selector_string(rollout.get("spec", {}).get("selector") or {})
+            owned = owned_by(rollout, self.source.list_replica_sets(namespace, selector))
+            revisions = history(rollout, owned)
+            status = read_status(rollout, revisions)
+            analysis = latest_analysis(rollout, self.source.list_analysis_runs(namespace))
+            signals = failure_signals(status, analysis)
+            bad = next((r for r in revisions if r.pod_hash == status.current_hash), None)
+            if not signals or bad is None:
+                continue
+            found.append(
+                FailedRelease(
+                    namespace,
+                    service,
+                    bad.replica_set,
+                    bad.number,
+                    f"rollout {name} revision {bad.number} ({', '.join(bad.images)}): "
+                    + "; ".join(signals),
+                    entry.channel or self.config.auto_rollback_channel,
+                    (Trigger.ROLLOUT_FAILED,),
+                    strategy="argo-rollouts",
+                )
+            )
         return found
 
     def failed_release(self, deployment: Body) -> FailedRelease | None:

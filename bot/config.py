@@ -23,6 +23,7 @@ from pydantic import (
 
 from bot.checks import HttpCheck, VersionCheck
 from bot.errors import InvalidInput, NamespaceNotAllowed
+from bot.migrations import Migrations
 from bot.names import check_namespace
 from bot.notify.settings import NotifySettings
 from bot.signals import AutoRollbackTriggers, ErrorRate, Thresholds
@@ -59,6 +60,9 @@ class ApprovalPolicy(BaseModel):
     approvals: int = Field(default=1, ge=1, le=5)
     #: Whether `--emergency` runs the rollback without waiting for approval.
     emergency_skips_approval: bool = False
+    #: Whether `--emergency` also skips the DBAs' approval of a rollback across an
+    #: incompatible migration (it does not, unless this says so).
+    emergency_skips_schema_approval: bool = False
     #: Whether an automatic rollback runs at once instead of waiting for approval.
     auto_execute: bool = False
     #: Whether a rollback here must say why (`--reason`, or the form's reason); a dry
@@ -102,7 +106,7 @@ class BlueGreen(BaseModel):
         return self
 
 
-Strategy = Literal["undo", "helm", "blue-green"]
+Strategy = Literal["undo", "helm", "blue-green", "argo-rollouts"]
 
 
 def _crontab(value: str) -> str:
@@ -184,6 +188,11 @@ class ServiceEntry(BaseModel):
     release: str | None = None
     #: With strategy blue-green: the Service and its colours.
     blue_green: BlueGreen | None = None
+    #: With strategy argo-rollouts: the Argo Rollout (default: the service's own name).
+    rollout: str | None = None
+    #: With strategy argo-rollouts: after aborting an update, also undo the spec to the
+    #: stable revision, so the Rollout does not try the aborted version again.
+    abort_permanently: bool = False
     #: The pod label that `--divert` flips to take pods out of the Service.
     traffic_label: str = "serving"
     health_checks: list[HttpCheck] = Field(default_factory=list)
@@ -208,6 +217,10 @@ class ServiceEntry(BaseModel):
     #: Commit a rollback of this GitOps-managed service to Git, so that resuming
     #: reconciliation keeps the good version.
     git: GitSettings | None = None
+    #: Its database migrations: where a revision's schema version is, whether older
+    #: code runs on a newer schema, who approves a rollback across one, and the
+    #: backup, downgrade and check Jobs (README "Database migrations").
+    migrations: Migrations | None = None
 
     @model_validator(mode="after")
     def _one_way_to_name_workloads(self) -> ServiceEntry:
@@ -215,6 +228,22 @@ class ServiceEntry(BaseModel):
             raise ValueError("give deployment (one) or deployments (several), not both")
         if self.strategy == "blue-green" and self.deployments:
             raise ValueError("a blue-green service names its Deployments in blue_green.colours")
+        return self
+
+    @model_validator(mode="after")
+    def _migrations_where_they_can_be_read(self) -> ServiceEntry:
+        if self.migrations is None:
+            return self
+        if self.migrations.version_from.helm_hook and self.strategy != "helm":
+            raise ValueError(
+                "migrations.version_from.helm_hook reads a Helm release: it needs strategy: helm"
+            )
+        named = self.migrations.deployment
+        if named and self.deployments and named not in self.deployments:
+            raise ValueError(
+                f"migrations.deployment {named!r} is not one of deployments "
+                f"({', '.join(self.deployments)})"
+            )
         return self
 
 

@@ -17,10 +17,13 @@ POINTS = ("locked", "backed_up", "applied", "verifying", "reported")
 #: Points of the change events' deliverer (bot/notify/delivery.py), which runs beside
 #: the rollback: one destination took an event and the next has not yet.
 DELIVERY_POINTS = ("told_one_destination",)
+#: Points of a schema step (bot/schema_jobs.py), reached only by a rollback across a
+#: migration: a Job was created and has not yet been followed to its end.
+SCHEMA_POINTS = ("schema_job_created",)
 
 
 def reached(point: str) -> None:
-    if point not in POINTS + DELIVERY_POINTS:
+    if point not in POINTS + DELIVERY_POINTS + SCHEMA_POINTS:
         raise ValueError(f"no failpoint named {point!r}")
     if os.environ.get("ROLLBOT_FAILPOINT") == point:
         os.kill(os.getpid(), signal.SIGKILL)

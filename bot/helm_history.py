@@ -58,6 +58,8 @@ class ReleaseDeployment:
     namespace: str
     #: "container=image", containers then initContainers, as `Revision.images`.
     images: tuple[str, ...]
+    #: Its pod template (the schema version a revision expects may be on it).
+    template: Body = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class HelmRevision:
     deployments: tuple[ReleaseDeployment, ...] = ()
     #: The values given to this revision: only their keys are ever shown (they may be secret).
     values: Body = field(default_factory=dict, repr=False, compare=False)
+    #: The release's hooks as helm stores them (name, kind, events, manifest): a
+    #: `pre-upgrade` Job among them is the revision's database migration.
+    hooks: tuple[Body, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def pending(self) -> bool:
@@ -130,12 +135,13 @@ def deployments_in_manifest(manifest: str, namespace: str) -> tuple[ReleaseDeplo
         if obj.get("kind") != "Deployment":
             continue
         meta = obj.get("metadata") or {}
-        spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        template = (obj.get("spec") or {}).get("template") or {}
         found.append(
             ReleaseDeployment(
                 name=str(meta.get("name", "")),
                 namespace=str(meta.get("namespace") or namespace),
-                images=_images(spec),
+                images=_images(template.get("spec") or {}),
+                template=template,
             )
         )
     return tuple(found)
@@ -157,6 +163,7 @@ def revision_from_release(release: Body) -> HelmRevision:
             str(release.get("manifest") or ""), str(release.get("namespace") or "")
         ),
         values=dict(release.get("config") or {}),
+        hooks=tuple(h for h in release.get("hooks") or [] if isinstance(h, dict)),
     )
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.argo_rollouts import RolloutRevision, RolloutStatus, UndoProblem, read_status, undo_target
+from bot.argo_rollouts import history as argo_history
 from bot.config import BlueGreen, RollbotConfig
 from bot.deployments import Revision, choose_target
 from bot.engine import read_history
@@ -26,6 +28,8 @@ from bot.helm_history import read_release_history
 from bot.helm_releases import choose_target as choose_helm_target
 from bot.redaction import redact
 from bot.strategies import resolve
+from bot.strategies.argo import read_rollout
+from bot.strategies.argo_follow import replica_sets_of
 from bot.strategies.bluegreen import colours_of
 
 
@@ -56,6 +60,27 @@ def deployment_history(kube: Any, namespace: str, name: str) -> HistorySection:
     )
 
 
+def _argo_revisions(
+    kube: Any, namespace: str, name: str
+) -> tuple[RolloutStatus, list[RolloutRevision]]:
+    rollout = read_rollout(kube, namespace, name)
+    revisions = argo_history(rollout, replica_sets_of(kube, namespace, rollout))
+    return read_status(rollout, revisions), revisions
+
+
+def argo_rollout_history(kube: Any, namespace: str, name: str) -> HistorySection:
+    status, revisions = _argo_revisions(kube, namespace, name)
+    return HistorySection(
+        f"Argo Rollout {namespace}/{name}: {status.describe()}",
+        tuple(
+            f"{rev.number}{' (stable)' if rev.stable else ''}{' (canary)' if rev.canary else ''} "
+            + ", ".join(i.split("=", 1)[-1].rsplit("/", 1)[-1] for i in rev.images)
+            + f" — {rev.ready}/{rev.replicas} ready"
+            for rev in revisions
+        ),
+    )
+
+
 def history_sections(
     kube: Any, config: RollbotConfig, namespace: str, service: str
 ) -> list[HistorySection]:
@@ -76,6 +101,9 @@ def history_sections(
                 ),
             )
         ]
+    if strategy == "argo-rollouts":
+        rollout = (entry.rollout if entry else None) or service
+        return [argo_rollout_history(kube, namespace, rollout)]
     if strategy == "blue-green":
         settings = (entry.blue_green if entry else None) or BlueGreen()
         name = settings.service or service
@@ -146,6 +174,23 @@ def rollback_targets(kube: Any, config: RollbotConfig, namespace: str, service: 
         return Targets(fixed="the other colour")
     if strategy == "components":
         return Targets(fixed="each Deployment's previous revision")
+    if strategy == "argo-rollouts":
+        status, rollout_revisions = _argo_revisions(
+            kube, namespace, (entry.rollout if entry else None) or service
+        )
+        stable = next((r.number for r in rollout_revisions if r.stable), None)
+        try:
+            previous: int | None = undo_target(rollout_revisions, 0).number
+        except UndoProblem:
+            previous = None
+        return Targets(
+            tuple(
+                Target(r.number, ", ".join(r.images), _when(r.created))
+                for r in reversed(rollout_revisions)
+                if r.pod_hash != status.current_hash
+            ),
+            stable if status.updating else previous,
+        )
     if strategy == "helm":
         release = (entry.release if entry else None) or service
         history = read_release_history(kube, namespace, release)

@@ -175,7 +175,10 @@ def report_context(record: RollbackRecord, names: Mapping[str, str] = NO_NAMES) 
         "service": record.workload,
         "namespace": record.namespace,
         "environment": record.namespace,
-        "workloads": [f"deployment/{name}" for name in record.deployments],
+        # An Argo Rollout is no Deployment: its strategy pins it by name.
+        "workloads": [f"rollout/{record.pins['rollout']}"]
+        if record.strategy == "argo-rollouts" and "rollout" in record.pins
+        else [f"deployment/{name}" for name in record.deployments],
         "requested_by": person(record.requested_by, names),
         "reason": redact(record.reason),
         "trigger": cast(Trigger, record.trigger),

@@ -4,7 +4,10 @@ arrives and again on every click: a message can outlive a change of policy.
 - request: the `requesters` list (empty: anyone), with a reason where
   `reason_required`;
 - approve: the `approvers` list (empty: anyone), never one's own rollback unless
-  `allow_self_approval`, and each approver counted once;
+  `allow_self_approval`, and each approver counted once; a rollback across an
+  incompatible migration also needs one of the service's `migrations.approvers`
+  (the DBAs), a person other than the usual approvers, and `--emergency` skips
+  that only where the environment says `emergency_skips_schema_approval`;
 - cancel: the requester, and whoever may approve that rollback;
 - see (status) and read history: whoever may request in that namespace.
 """
@@ -15,7 +18,9 @@ from collections.abc import Callable
 
 from bot.config import RollbotConfig
 from bot.errors import PermanentError, TemporaryError
-from bot.records import RollbackRecord
+from bot.records import RollbackRecord, RollbackState
+
+S = RollbackState
 
 
 class NotAllowed(PermanentError):
@@ -111,10 +116,13 @@ def check_approver(
     config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
 ) -> None:
     """Whether `user` is someone who may approve `record` at all (checked at the click,
-    before anything is written)."""
+    before anything is written): a usual approver, or a DBA while a rollback across
+    an incompatible migration waits for one."""
     policy = config.policy_for(record.namespace)
     if user == record.requested_by and not policy.allow_self_approval:
         raise NotAllowed("you requested this rollback, and policy needs someone else to approve it")
+    if dba_missing(record) and is_listed(user, schema_approvers(config, record), groups_of):
+        return
     if policy.approvers and not is_listed(user, policy.approvers, groups_of):
         raise NotAllowed(
             f"you may not approve rollbacks{_where(config, record.namespace)}; "
@@ -127,12 +135,86 @@ def check_may_approve(
 ) -> None:
     """The whole rule, for the transaction that counts the approval."""
     check_approver(config, record, user, groups_of)
-    if user in record.approvals:
+    if user in record.approvals or user == record.schema_approved_by:
         raise NotAllowed("you have approved this rollback already; it needs another approver")
 
 
 def approvals_needed(config: RollbotConfig, record: RollbackRecord) -> int:
-    return config.policy_for(record.namespace).approvals
+    """The usual approvals a rollback needs: none for an emergency the policy lets skip
+    them (one waiting only for a DBA)."""
+    policy = config.policy_for(record.namespace)
+    if record.emergency and policy.emergency_skips_approval:
+        return 0
+    return policy.approvals
+
+
+# -- the DBAs' approval of a rollback across an incompatible migration --------------------
+
+
+def needs_schema_approval(record: RollbackRecord) -> bool:
+    return record.migration is not None and record.migration.gated
+
+
+def dba_missing(record: RollbackRecord) -> bool:
+    return needs_schema_approval(record) and record.schema_approved_by is None
+
+
+def schema_approvers(config: RollbotConfig, record: RollbackRecord) -> list[str]:
+    """The service's `migrations.approvers` now (the policy may have changed since the
+    confirmation), else those the assessment pinned."""
+    entry = config.services.get(record.workload) or config.service_for(
+        record.namespace, record.workload
+    )
+    if entry is not None and entry.migrations is not None and entry.migrations.approvers:
+        return list(entry.migrations.approvers)
+    return list(record.migration.approvers) if record.migration else []
+
+
+def emergency_waits_for_dbas(config: RollbotConfig, record: RollbackRecord) -> bool:
+    """An `--emergency` across an incompatible migration still waits for a DBA unless
+    its environment says `emergency_skips_schema_approval`."""
+    policy = config.policy_for(record.namespace)
+    return needs_schema_approval(record) and not policy.emergency_skips_schema_approval
+
+
+def count_approval(
+    config: RollbotConfig, record: RollbackRecord, user: str, groups_of: GroupsOf = no_groups
+) -> RollbackRecord:
+    """The record with `user`'s click counted: as the DBAs' approval while one is
+    missing and the clicker is a DBA, else as one of the usual approvals; approved
+    when both are complete. Raises NotAllowed for a click that cannot count."""
+    check_may_approve(config, record, user, groups_of)
+    needed = approvals_needed(config, record)
+    if dba_missing(record) and is_listed(user, schema_approvers(config, record), groups_of):
+        record = record.note(f"schema change approved by {user} (DBA)", user).model_copy(
+            update={"schema_approved_by": user}
+        )
+    elif len(record.approvals) >= needed:
+        raise NotAllowed(
+            "this rollback has its approvals; it waits for a DBA's approval "
+            f"(one of {', '.join(schema_approvers(config, record))})"
+        )
+    else:
+        record = record.model_copy(update={"approvals": (*record.approvals, user)})
+        if len(record.approvals) < needed or dba_missing(record):
+            record = record.note(f"approved by {user} ({len(record.approvals)} of {needed})", user)
+    if len(record.approvals) >= needed and not dba_missing(record):
+        return record.transition(S.APPROVED, f"approved by {user}", actor=user, approved_by=user)
+    return record
+
+
+def still_needed(config: RollbotConfig, record: RollbackRecord) -> str:
+    """What a rollback waiting for approval still needs, in a sentence (plain text)."""
+    needed = approvals_needed(config, record)
+    missing = []
+    if len(record.approvals) < needed:
+        missing.append("another approver")
+    if dba_missing(record):
+        missing.append(f"a DBA's approval (one of {', '.join(schema_approvers(config, record))})")
+    counted = f" ({len(record.approvals)} of {needed})" if needed else ""
+    return (
+        f"Your approval is recorded{counted}; it needs {' and '.join(missing) or 'nothing more'}."
+    )
 
 
 def check_may_cancel(

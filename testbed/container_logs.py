@@ -15,6 +15,10 @@ the apiserver.
 * A crash-looping container (a "broken" image) logs, for its last attempt, a
   start, an `ERROR startup failed: …` line and a Python traceback; `previous`
   gives the attempt before.
+* A container that runs to completion (a Job's pod) logs its start and what it
+  runs; once it has ended, `done` or, with a non-zero exit code, an error and a
+  traceback, then the code. (A pod run locally logs its process's real output:
+  the kubelet serves that, not these.)
 * Init containers log two lines; a container not started yet has no log (the
   kubelet answers 400, as the real one does).
 
@@ -235,14 +239,13 @@ class RequestLog:
         return LogLine(at, f"INFO  {head} {status} {2 + draw // 31 % 80}ms")
 
 
-def crash_attempt(pod: Body, container: Body, ended: int) -> list[LogLine]:
-    """One crash-looping attempt: it starts, fails its start-up, prints a traceback."""
+def _failure_texts(pod: Body, container: Body, what: str) -> list[str]:
+    """What a failing start-up or job prints: the step, the error, a Python traceback."""
     seed = f"{pod['metadata'].get('uid', '')}/{container['name']}"
     step, failure, frames, last = CRASHES[_draw(seed, "crash") % len(CRASHES)]
     texts = [
-        f"INFO  starting {container['name']} {container.get('image', '')} (pid 1)",
         f"INFO  {step}",
-        f"ERROR startup failed: {failure}",
+        f"ERROR {what} failed: {failure}",
         "Traceback (most recent call last):",
         '  File "/app/server.py", line 112, in <module>',
         "    main()",
@@ -250,8 +253,58 @@ def crash_attempt(pod: Body, container: Body, ended: int) -> list[LogLine]:
     for path, line, function, code in frames:
         texts += [f'  File "{path}", line {line}, in {function}', f"    {code}"]
     texts.append(last)
+    return texts
+
+
+def crash_attempt(pod: Body, container: Body, ended: int) -> list[LogLine]:
+    """One crash-looping attempt: it starts, fails its start-up, prints a traceback."""
+    texts = [f"INFO  starting {container['name']} {container.get('image', '')} (pid 1)"]
+    texts += _failure_texts(pod, container, "startup")
     first = ended - len(texts) * PREAMBLE_STEP
     return [LogLine(first + i * PREAMBLE_STEP, text) for i, text in enumerate(texts)]
+
+
+def runs_to_completion(pod: Body) -> bool:
+    """Pods whose containers exit for good: restartPolicy Never or OnFailure (a Job's)."""
+    return pod.get("spec", {}).get("restartPolicy") in ("Never", "OnFailure")
+
+
+def job_attempt(
+    pod: Body, container: Body, started: int, ended: int | None, exit_code: int = 0
+) -> list[LogLine]:
+    """One run of a container that runs to completion: it starts, and (once `ended`)
+    says it is done, or fails with a traceback."""
+    argv = [*(container.get("command") or []), *(container.get("args") or [])]
+    texts = [
+        f"INFO  starting {container['name']} {container.get('image', '')} (pid 1)",
+        f"INFO  running {' '.join(argv) or 'the image entrypoint'}",
+    ]
+    lines = [LogLine(started + i * PREAMBLE_STEP, text) for i, text in enumerate(texts)]
+    if ended is None:
+        return lines
+    ending = ["INFO  done"] if exit_code == 0 else _failure_texts(pod, container, "job")
+    ending.append(f"{'INFO ' if exit_code == 0 else 'ERROR'} exiting with code {exit_code}")
+    first = max(ended - len(ending) * PREAMBLE_STEP, lines[-1].at + PREAMBLE_STEP)
+    return lines + [LogLine(first + i * PREAMBLE_STEP, text) for i, text in enumerate(ending)]
+
+
+def _completion_timeline(
+    pod: Body, container: Body, current: Body, now: int, previous: bool, where: str
+) -> Timeline:
+    state = current.get("state") or {}
+    if previous or "waiting" in state:  # waiting: backing off after the attempt in lastState
+        state = current.get("lastState") or {}
+        if previous and "terminated" not in state:
+            raise NoLog(f"previous terminated {where} not found")
+    if "running" in state:
+        started = nanos(state["running"].get("startedAt") or pod["status"]["startTime"])
+        return Timeline.of(job_attempt(pod, container, started, None))
+    ended = state.get("terminated") or {}
+    started = nanos(ended.get("startedAt") or pod["status"]["startTime"])
+    finished = nanos(ended["finishedAt"]) if ended.get("finishedAt") else now
+    return Timeline.of(
+        job_attempt(pod, container, started, finished, int(ended.get("exitCode") or 0))
+    )
 
 
 def container_timeline(
@@ -271,6 +324,8 @@ def container_timeline(
     if current is None or ("waiting" in state and not current.get("lastState")):
         reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
         raise NoLog(f"{where} is waiting to start: {reason}")
+    if name not in init and runs_to_completion(pod):
+        return _completion_timeline(pod, container, current, now, previous, where)
     restarts = int(current.get("restartCount") or 0)
     if previous and restarts < 2:
         raise NoLog(f"previous terminated {where} not found")
@@ -295,7 +350,12 @@ def container_timeline(
 
 def read_log(pod: Body, name: str, query: LogQuery, now: int, restart_every: float = 5.0) -> bytes:
     """The body the kubelet answers `GET /containerLogs/{ns}/{pod}/{name}` with."""
-    lines = container_timeline(pod, name, now, query.previous, restart_every).select(query)
+    return render_log(container_timeline(pod, name, now, query.previous, restart_every), query)
+
+
+def render_log(timeline: Timeline, query: LogQuery) -> bytes:
+    """A log's lines as the kubelet sends them: selected, maybe stamped, maybe cut."""
+    lines = timeline.select(query)
     text = "".join(line.render(query.timestamps) + "\n" for line in lines).encode()
     if query.limit_bytes is not None and query.limit_bytes >= 0:
         text = text[: query.limit_bytes]

@@ -287,9 +287,11 @@ class ControlPlane(LocalService):
                 "--use-service-account-credentials=false",
                 "--secure-port=0",
                 # endpoint: fills each Service's Endpoints from its Ready pods (they need a
-                # node name, which the fake kubelet's binding gives them).
+                # node name, which the fake kubelet's binding gives them). job and
+                # ttl-after-finished: Jobs' status is the real controller's, their pods run to
+                # completion on the fake kubelet.
                 "--controllers=deployment,replicaset,garbagecollector,namespace,serviceaccount,"
-                "endpoint",
+                "endpoint,job,ttl-after-finished",
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
                 "--v=0",

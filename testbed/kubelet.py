@@ -12,8 +12,15 @@ tag matches `--broken-pattern` is left crash-looping (Running, not Ready, a
 container waiting in CrashLoopBackOff with a rising restart count), so its
 Deployment misses its progress deadline exactly as a broken release would.
 
+A pod that runs to completion (restartPolicy Never or OnFailure: every Job's
+pods) runs its containers to an exit code and becomes Succeeded or Failed
+(`testbed.pod_runs`), so the real job controller judges the Job; one annotated
+`testbed.rollbot.dev/run-local: "true"` runs its containers' commands as real
+local processes (`testbed.local_containers`), whose output is its log.
+
 A pod being deleted is removed at once (grace period 0), as a kubelet does once
-its containers have stopped, so ReplicaSets still scale down in moments.
+its containers have stopped (a local process is killed first), so ReplicaSets
+still scale down in moments.
 
 Logs: `GET /containerLogs/{namespace}/{pod}/{container}` answers with the lines
 `testbed.container_logs` makes up from the pod, honouring `tailLines`,
@@ -42,8 +49,10 @@ import argparse
 import json
 import logging
 import re
+import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -56,7 +65,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from testbed.container_logs import SECOND, LogQuery, NoLog, nanos, read_log
+from testbed.container_logs import (
+    SECOND,
+    LogQuery,
+    NoLog,
+    nanos,
+    read_log,
+    render_log,
+    runs_to_completion,
+)
+from testbed.local_containers import container_env
+from testbed.pod_runs import PodRun
 from testbed.service import ThreadedHttpService
 
 log = logging.getLogger("testbed.kubelet")
@@ -253,6 +272,8 @@ class FakeKubelet:
         #: The pods as last seen on the watch: what the log server reads.
         self.pods: dict[tuple[str, str], Body] = {}
         self.reported: set[str] = set()  # uids whose status was patched
+        #: Pods that run to completion (Jobs'), by uid: their containers at work.
+        self.runs: dict[str, PodRun] = {}
         self.lock = threading.Lock()
 
     # -- the node ---------------------------------------------------------------
@@ -287,6 +308,31 @@ class FakeKubelet:
                 log.warning(
                     "status patch of %s/%s failed: %s", meta["namespace"], meta["name"], err.reason
                 )
+
+    def _patch_persistently(self, pod: Body, status: Body, patience: float = 60) -> None:
+        """A run's status report: retried while the apiserver cannot be reached (a
+        restart), or the Job would never learn how its pod ended."""
+        meta = pod["metadata"]
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.api.patch_namespaced_pod_status(
+                    meta["name"], meta["namespace"], {"status": status}, _preload_content=False
+                )
+                return
+            except ApiException as err:
+                if err.status == 404:
+                    return  # gone meanwhile: nothing to report
+                failure: object = err.reason
+                if err.status < 500 and err.status != 429:
+                    log.warning("status of %s refused: %s", meta["name"], failure)
+                    return
+            except Exception as err:  # urllib3's connection errors: the apiserver is away
+                failure = err
+            if time.monotonic() > deadline:
+                log.warning("gave up reporting the status of %s: %s", meta["name"], failure)
+                return
+            time.sleep(0.5)
 
     def _bind(self, pod: Body) -> bool:
         """Schedule the pod here, as the scheduler would: through its binding."""
@@ -332,6 +378,9 @@ class FakeKubelet:
                 self.crashing.pop(key, None)
                 self.pods.pop(key, None)
                 self.reported.discard(meta["uid"])
+                run = self.runs.pop(meta["uid"], None)
+            if run is not None:
+                run.stop()
             return
         with self.lock:
             self.pods[key] = pod
@@ -340,6 +389,9 @@ class FakeKubelet:
         if meta.get("deletionTimestamp"):
             with self.lock:
                 self.crashing.pop(key, None)
+                run = self.runs.pop(meta["uid"], None)
+            if run is not None:
+                run.stop()  # its processes end with the pod
             if node:
                 self._remove(pod)
             return
@@ -348,11 +400,35 @@ class FakeKubelet:
         if meta["uid"] in self.reported or pod.get("status", {}).get("containerStatuses"):
             return  # already reported
         broken = is_broken(pod, self.broken)
+        if runs_to_completion(pod):
+            self._start_run(pod, broken)
+            return
         self._patch(pod, pod_status(pod, broken, restarts=1 if broken else 0))
         with self.lock:
             self.reported.add(meta["uid"])
             if broken:
                 self.crashing[key] = {"pod": pod, "restarts": 1}
+
+    def _start_run(self, pod: Body, broken: bool) -> None:
+        base = pod_status(pod, False)  # the node, IPs and start time stay as first reported
+        run = PodRun(
+            pod,
+            broken=broken,
+            report=lambda fields: self._patch_persistently(pod, {**base, **fields}),
+            env_of=lambda pod, container: container_env(self.api, pod, container),
+        )
+        with self.lock:
+            self.reported.add(pod["metadata"]["uid"])
+            self.runs[pod["metadata"]["uid"]] = run
+        run.start()
+
+    def stop_runs(self) -> None:
+        """The kubelet stops: every local process ends with it."""
+        with self.lock:
+            runs = list(self.runs.values())
+            self.runs.clear()
+        for run in runs:
+            run.stop()
 
     def restart_crashing(self, stop: threading.Event) -> None:
         """Crash-looping containers keep restarting, as the restart counts show."""
@@ -386,6 +462,11 @@ class FakeKubelet:
         pod = self.pod(namespace, pod_name)
         if pod is None:
             raise LookupError(f'pod "{pod_name}" not found in namespace "{namespace}"')
+        with self.lock:
+            run = self.runs.get(pod["metadata"]["uid"])
+        captured = run.log(container, query.previous) if run is not None else None
+        if captured is not None:
+            return render_log(captured, query)
         return read_log(pod, container, query, time.time_ns(), RESTART_EVERY)
 
     def run(self) -> None:
@@ -536,6 +617,13 @@ def main() -> None:
     cert_dir = args.cert_dir or Path(tempfile.mkdtemp(prefix="rollbot-kubelet-"))
     cert, key = self_signed_certificate(cert_dir, args.node_name)
     server = KubeletServer(kubelet, cert, key, args.port).start()
+
+    def stop(signum: int, frame: object) -> None:
+        kubelet.stop_runs()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     kubelet.register_node(server.port)
     log.info(
         "node %s registered, kubelet API on https://%s:%d", args.node_name, NODE_IP, server.port

@@ -8,10 +8,10 @@ from bot.assessment import compared, worst_of
 from bot.checks import run_checks
 from bot.pipeline.assess import MAX_ASSESSED, assess_deployments, monitor_minutes
 from bot.pipeline.holding import reminder_text
+from bot.pipeline.verify import readiness
 from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
 from bot.records import RollbackRecord, RollbackState
-from bot.rollout import rollout_state
 from bot.store import Job
 
 S = RollbackState
@@ -47,20 +47,17 @@ def follow_up(p: Pipeline, record: RollbackRecord, index: int) -> None:
     """Is it staying healthy? The runbooks' +5/+15/+30 minute checks."""
     minutes = p.config.follow_up_minutes
     last = index == len(minutes) - 1
-    states = [
-        (name, rollout_state(p.kube.get_deployment(record.namespace, name)))
-        for name in record.deployments
-    ]
+    counts = readiness(p, record)
     entry = p.entry(record)
     results = run_checks(entry.health_checks) if entry and record.verify_checks else []
     problems = [r.line() for r in results if not r.ok]
     problems[:0] = [
-        f"{name}: only {st.available}/{st.desired} replicas available"
-        for name, st in states
-        if st.available < st.desired
+        f"{name}: only {have}/{want} replicas available"
+        for name, (have, want) in counts.items()
+        if have < want
     ]
-    available = sum(st.available for _, st in states)
-    desired = sum(st.desired for _, st in states)
+    available = sum(have for have, _ in counts.values())
+    desired = sum(want for _, want in counts.values())
     label = f"Follow-up +{minutes[index]:g} min"
     # While reconciliation is held, every follow-up says so (rollbot never resumes it).
     held = reminder_text(record)

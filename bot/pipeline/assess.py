@@ -7,13 +7,20 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.assessment import Assessment, AssessmentSummary, assess_workload, summarize
+from bot.assessment import Assessment, AssessmentSummary, assess_workload, headline, summarize
 from bot.errors import PermanentError
 from bot.gitops.planning import plan_gitops
+from bot.migrations import SchemaCrossing, weigh
 from bot.pipeline import execute
 from bot.pipeline.wiring import Pipeline
-from bot.policy import NotAllowed, check_emergency_allowed
+from bot.policy import (
+    NotAllowed,
+    check_emergency_allowed,
+    emergency_waits_for_dbas,
+    needs_schema_approval,
+)
 from bot.records import RollbackRecord, RollbackState
+from bot.schema_versions import read_crossing
 from bot.signals import Thresholds
 from bot.store import Job
 from bot.strategies import Plan, Request
@@ -104,7 +111,11 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
     except PermanentError as err:
         p.refuse(record, str(err))
         return
-    summary = _assess_plan(p, record, plan)
+    summary = plan.assessment or _assess_plan(p, record, plan)
+    assessed_any = bool(plan.workloads) or plan.assessment is not None
+    crossing = _crossing(p, record, plan)
+    severity, recommendation = weigh(summary.severity, summary.recommendation, crossing)
+    lines = (headline(severity, recommendation), *(crossing.lines() if crossing else ()))
     assessed = p.store.update(
         record.id,
         lambda r: r.transition(
@@ -124,13 +135,35 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
             from_revision=plan.from_revision,
             target_revision=plan.target_revision,
             target_replica_set=plan.target_replica_set,
-            assessment=tuple(summary.lines()) if plan.workloads else (),
-            severity=summary.severity,
-            recommendation=summary.recommendation if plan.workloads else None,
+            assessment=(*lines, *summary.facts) if assessed_any else (),
+            severity=severity,
+            recommendation=recommendation if assessed_any else None,
             bad_since=summary.revision_since,
+            migration=crossing,
         ),
     )
     ask(p, assessed)
+
+
+def _crossing(p: Pipeline, record: RollbackRecord, plan: Plan) -> SchemaCrossing | None:
+    """The database migration the plan crosses, for a service that declares its
+    migrations; one whose versions cannot be read counts as unknown (gated)."""
+    entry = p.entry(record)
+    if entry is None or entry.migrations is None:
+        return None
+    try:
+        return read_crossing(p.kube, entry.migrations, plan)
+    except PermanentError as err:
+        settings = entry.migrations
+        return SchemaCrossing(
+            current_label=plan.current,
+            target_label=plan.target,
+            current=None,
+            target=None,
+            source=f"{settings.version_from.describe()}; could not read it: {err}",
+            compatible=settings.compatible,
+            approvers=tuple(settings.approvers),
+        )
 
 
 def _assess_plan(p: Pipeline, record: RollbackRecord, plan: Plan) -> AssessmentSummary:
@@ -152,11 +185,46 @@ def ask(p: Pipeline, assessed: RollbackRecord) -> None:
         )
         p.sink.finished(done)
         return
+    if (
+        assessed.emergency
+        and assessed.trigger != "drill-forward"
+        and needs_schema_approval(assessed)
+    ):
+        _wait_for_dbas(p, assessed)
+        return
     if assessed.emergency:
         _start_emergency(p, assessed)
         return
     waiting = p.store.update(
         assessed.id, lambda r: r.transition(S.AWAITING_APPROVAL, "confirmation posted")
+    )
+    post_confirmation(p, waiting)
+
+
+def _wait_for_dbas(p: Pipeline, record: RollbackRecord) -> None:
+    """A rollback across an incompatible migration never runs by itself: an automatic
+    one (or a drill) waits for the usual approval and a DBA's; an `--emergency` skips
+    the usual approval where policy lets it, and the DBAs' only where the environment
+    says `emergency_skips_schema_approval`."""
+    if record.trigger in ("manual", "cli"):
+        if not emergency_waits_for_dbas(p.config, record):
+            _start_emergency(p, record)
+            return
+        check_emergency_allowed(p.config, record.namespace)
+        why = (
+            "emergency: the usual approval is skipped by policy, but the rollback crosses "
+            "an incompatible migration: waiting for a DBA's approval"
+        )
+        still_emergency = True
+    else:
+        why = (
+            f"{record.trigger} rollback across an incompatible migration: never run by "
+            "itself, waiting for approval and a DBA's"
+        )
+        still_emergency = False
+    waiting = p.store.update(
+        record.id,
+        lambda r: r.transition(S.AWAITING_APPROVAL, why, emergency=still_emergency),
     )
     post_confirmation(p, waiting)
 

@@ -31,6 +31,7 @@ def open_automatic_rollbacks(p: Pipeline, watcher: AutoRollbackWatcher) -> list[
             reason=f"automatic: {failure.evidence}",
             channel=failure.channel,
             trigger="automatic",
+            strategy=failure.strategy,
             emergency=policy.auto_execute,
             ttl=timedelta(seconds=p.config.confirmation_ttl_seconds),
         )

@@ -12,6 +12,7 @@ from bot.drills import drill_report
 from bot.engine import pin_for
 from bot.errors import RollbotError, TemporaryError
 from bot.incident import people
+from bot.pipeline import schema
 from bot.pipeline.holding import hold_reconciliation, schedule_reminder
 from bot.pipeline.verify import verify
 from bot.pipeline.wiring import Pipeline
@@ -19,7 +20,7 @@ from bot.records import RollbackRecord, RollbackState
 from bot.reports import TemplateRenderer, render_report_files
 from bot.rollout import RolloutState
 from bot.store import Job
-from bot.strategies import change_cause
+from bot.strategies import OwnWorkload, change_cause
 from bot.strategies import get as get_strategy
 
 S = RollbackState
@@ -55,11 +56,11 @@ def execute(p: Pipeline, record: RollbackRecord) -> None:
             record = _roll_back(p, record)
         if record.state is S.VERIFYING:
             failpoints.reached("verifying")
-            record = verify(p, record)
+            record = verify(p, schema.after_app(p, record))
     except TemporaryError:
         raise  # retried by the runner; the record says where to resume
     except RollbotError as err:
-        fail_record(p, record.id, str(err))
+        fail_record(p, record.id, str(err) + schema.note_on_failure(p.store.get(record.id)))
         return
     _wrap_up(p, record)
     failpoints.reached("reported")
@@ -89,6 +90,12 @@ def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
             record.id,
             lambda r: r.transition(S.BACKING_UP, "backing up the workload before changing it"),
         )
+    strategy = get_strategy(record.strategy)
+    if isinstance(strategy, OwnWorkload):  # not a Deployment: it backs up its own kind
+        own = strategy.backup(p.strategy_context(), record.namespace, _pins(record))
+        p.store.save_backup(record.id, own)
+        p.sink.milestone(record, "Backup saved: " + ", ".join(own["saved"]))
+        return p.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
     names = record.deployments
     bundles = [take_backup(p.kube, record.namespace, name) for name in names]
     bundle: dict[str, Any] = (
@@ -102,6 +109,7 @@ def _back_up(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
         saved += [f"configmap/{c['metadata']['name']}" for c in one["config_maps"]]
         saved += [f"hpa/{h['metadata']['name']}" for h in one["autoscalers"]]
     p.sink.milestone(record, "Backup saved: " + ", ".join(dict.fromkeys(saved)))
+    record = schema.before_app(p, record)
     return p.store.update(record.id, lambda r: r.transition(S.ROLLING_BACK, "backup saved"))
 
 

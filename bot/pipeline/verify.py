@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from bot.checks import run_until_passing
 from bot.errors import PermanentError
+from bot.pipeline import schema
 from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
 from bot.records import RollbackRecord, RollbackState
 from bot.rollout import rollout_state
 from bot.store import Job
+from bot.strategies import OwnWorkload
+from bot.strategies import get as get_strategy
 
 S = RollbackState
 
@@ -27,22 +30,18 @@ def target_version(images: tuple[str, ...], container: str | None) -> str | None
 
 def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
     """SUCCEEDED if healthy; a PermanentError saying what is not, otherwise."""
-    states = [
-        rollout_state(p.kube.get_deployment(record.namespace, name)) for name in record.deployments
-    ]
-    short = [
-        f"{name} {st.available}/{st.desired}"
-        for name, st in zip(record.deployments, states, strict=True)
-        if st.available < st.desired
-    ]
+    counts = readiness(p, record)
+    short = [f"{name} {have}/{want}" for name, (have, want) in counts.items() if have < want]
     if short:
         raise PermanentError(
             "rolled back but unhealthy: not all replicas are available: " + ", ".join(short)
         )
-    available = sum(st.available for st in states)
-    summary = f"{available}/{sum(st.desired for st in states)} replicas available"
+    available = sum(have for have, _ in counts.values())
+    summary = f"{available}/{sum(want for _, want in counts.values())} replicas available"
     if not record.verify_checks:
         return _succeed(p, record, f"done: {summary}")
+    if (database := schema.check_database(p, record)) is not None:
+        summary += f", {database}"
     entry = p.entry(record)
     checks = [*entry.health_checks, *entry.smoke_tests] if entry else []
     if entry is not None and entry.version_check is not None:
@@ -65,6 +64,19 @@ def verify(p: Pipeline, record: RollbackRecord) -> RollbackRecord:
         p.sink.milestone(record, f"Verified (attempt {attempts}):\n{lines}")
         summary += f", {len(results)} checks passing"
     return _succeed(p, record, f"healthy: {summary}")
+
+
+def readiness(p: Pipeline, record: RollbackRecord) -> dict[str, tuple[int, int]]:
+    """(available, desired) of each workload the rollback touched."""
+    strategy = get_strategy(record.strategy)
+    if isinstance(strategy, OwnWorkload):  # not a Deployment: it counts its own kind
+        ctx = p.strategy_context()
+        return {record.workload: strategy.readiness(ctx, record.namespace, record.pins)}
+    states = {
+        name: rollout_state(p.kube.get_deployment(record.namespace, name))
+        for name in record.deployments
+    }
+    return {name: (st.available, st.desired) for name, st in states.items()}
 
 
 def _succeed(p: Pipeline, record: RollbackRecord, message: str) -> RollbackRecord:

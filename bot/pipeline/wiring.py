@@ -15,13 +15,16 @@ from bot.config import RollbotConfig, ServiceEntry
 from bot.gitops.planning import GitOpsKube
 from bot.progress import ProgressSink
 from bot.records import RollbackRecord, RollbackState
+from bot.schema_jobs import JobKube
 from bot.store import JobQueue, RollbackStore
 from bot.strategies import Context, HelmSettings, StrategyKube
 
 S = RollbackState
 
 
-class WorkerKube(StrategyKube, AssessmentSource, BackupSource, WatchSource, GitOpsKube, Protocol):
+class WorkerKube(
+    StrategyKube, AssessmentSource, BackupSource, WatchSource, GitOpsKube, JobKube, Protocol
+):
     """Everything the worker reads and writes in the cluster."""
 
 

@@ -14,6 +14,7 @@ from bot.config import RollbotConfig
 from bot.strategies.base import (
     Context,
     HelmSettings,
+    OwnWorkload,
     Plan,
     Progress,
     Request,
@@ -26,6 +27,7 @@ from bot.strategies.base import (
 __all__ = [
     "Context",
     "HelmSettings",
+    "OwnWorkload",
     "Plan",
     "Progress",
     "Request",
@@ -46,6 +48,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "components": ("bot.strategies.components", "ComponentsStrategy"),
     "helm": ("bot.strategies.helm", "HelmStrategy"),
     "blue-green": ("bot.strategies.bluegreen", "BlueGreenStrategy"),
+    "argo-rollouts": ("bot.strategies.argo", "ArgoRolloutsStrategy"),
     "restore": ("bot.strategies.restore", "RestoreStrategy"),
     "flag": ("bot.strategies.flag", "FlagStrategy"),
     "scale": ("bot.strategies.scale", "ScaleStrategy"),
@@ -63,7 +66,9 @@ def resolve(config: RollbotConfig, service: str, asked: str = "") -> str:
         return asked
     chosen = asked or (entry.strategy if entry else "undo")
     if chosen not in NAMES:
-        raise StrategyError(f"unknown strategy {chosen!r}: use one of undo, helm, blue-green")
+        raise StrategyError(
+            f"unknown strategy {chosen!r}: use one of undo, helm, blue-green, argo-rollouts"
+        )
     if chosen == "undo" and entry is not None and entry.deployments:
         return "components"
     return chosen

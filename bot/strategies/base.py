@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from bot.assessment import AssessmentSummary
 from bot.bodies import Body
 from bot.config import RollbotConfig, ServiceEntry
 from bot.engine import KubeApi
@@ -112,6 +113,9 @@ class Plan:
     from_revision: int | None = None
     target_revision: int | None = None
     target_replica_set: str | None = None
+    #: The assessment of a workload that is not a Deployment (an Argo Rollout's own
+    #: signals), made by the strategy; None: its Deployments are assessed.
+    assessment: AssessmentSummary | None = None
 
 
 class Strategy(Protocol):
@@ -123,6 +127,20 @@ class Strategy(Protocol):
         self, ctx: Context, namespace: str, pins: Mapping[str, str], cause: str, progress: Progress
     ) -> str:
         """Change the cluster and wait for it; a one-line summary of what was done."""
+        ...
+
+
+@runtime_checkable
+class OwnWorkload(Protocol):
+    """A strategy whose workload is not a Deployment (an Argo Rollout): it says itself
+    what the backup before it keeps and how ready its workload is after it."""
+
+    def backup(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> Body:
+        """The bundle the store keeps; its `saved` lists what is in it ("rollout/web")."""
+        ...
+
+    def readiness(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> tuple[int, int]:
+        """(available, desired) replicas of the workload now."""
         ...
 
 

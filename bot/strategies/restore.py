@@ -41,6 +41,12 @@ def bundles_of(bundle: Body) -> dict[str, Body]:
     """Deployment → its backup, whether one Deployment was backed up or several."""
     if "components" in bundle:
         return dict(bundle["components"])
+    if "deployment" not in bundle:  # an Argo Rollout's backup: its own strategy undoes it
+        kept = ", ".join(bundle.get("saved") or ()) or "no Deployment"
+        raise StrategyError(
+            f"that backup holds {kept}, not a Deployment: roll an Argo Rollout back with "
+            "its own strategy (--to-revision N)"
+        )
     return {bundle["deployment"]["metadata"]["name"]: bundle}
 
 

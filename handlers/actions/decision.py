@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.errors import RollbotError
-from bot.policy import approvals_needed, check_may_approve
+from bot.policy import count_approval, still_needed
 from bot.records import RollbackRecord, RollbackState
 from bot.store import Job
 from handlers.after_ack import tell, update
@@ -50,17 +50,8 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
             raise _Answer(f"This rollback is already {state_label(current.state)}.")
         if current.expired():
             raise _Expired
-        # Checked inside the transaction: a concurrent click may have counted.
-        check_may_approve(services.config, current, user, services.groups_of)
-        needed = approvals_needed(services.config, current)
-        approvals = (*current.approvals, user)
-        if len(approvals) < needed:
-            return current.note(
-                f"approved by {user} ({len(approvals)} of {needed})", user
-            ).model_copy(update={"approvals": approvals})
-        return current.transition(
-            S.APPROVED, f"approved by {user}", actor=user, approved_by=user, approvals=approvals
-        )
+        # Counted inside the transaction: a concurrent click may have counted.
+        return count_approval(services.config, current, user, services.groups_of)
 
     def execute(changed: RollbackRecord) -> Job | None:
         return Job(kind="execute", record_id=record_id) if changed.state is S.APPROVED else None
@@ -82,11 +73,7 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
         return problem
     if updated.state is S.APPROVED:
         return None
-    needed = approvals_needed(services.config, updated)
-    return (
-        f"Your approval is recorded ({len(updated.approvals)} of {needed}); "
-        "it needs another approver."
-    )
+    return still_needed(services.config, updated)
 
 
 def handle_cancel_click(caller: Caller, record: RollbackRecord) -> RollbackRecord | str:

@@ -15,14 +15,17 @@ from bot.kube import Kube
 from bot.store import RollbackStore, connect
 from bot.strategies import HelmSettings
 from handlers.server import RollbotServer
+from testbed.argo_rollouts import ArgoRollouts
 from testbed.argocd import ArgoCd
 from testbed.binaries import BuildError
 from testbed.controlplane import ControlPlane, ControlPlaneError
 from testbed.flux import Flux, FluxError
 from testbed.git_http import GitServerError
+from testbed.postgres import PostgresError, PostgresServer
 from testbed.redis_server import RedisServer, RedisServerError
 from testbed.slack_api import FakeSlackApi
 from tests.conftest import unavailable
+from tests.integration.rollouts import Rollouts
 from tests.integration.slack_helpers import SECRET
 from tests.integration.workloads import Workloads
 
@@ -111,6 +114,30 @@ def api_client(kube: Kube) -> client.ApiClient:
 
 
 @pytest.fixture(scope="session")
+def argo_rollouts(control_plane: ControlPlane) -> Iterator[ArgoRollouts]:
+    """The real Argo Rollouts controller (built on first use), its CRDs and plugin,
+    and the `web` metric endpoint its analyses ask; one per session."""
+    argo = ArgoRollouts(control_plane)
+    try:
+        argo.start()
+    except (ControlPlaneError, BuildError, OSError) as err:
+        unavailable(f"the Argo Rollouts controller could not start: {err}")
+    yield argo
+    argo.stop()
+
+
+@pytest.fixture
+def rollouts(argo_rollouts: ArgoRollouts, kube: Kube, namespace: str) -> Rollouts:
+    return Rollouts(kube.api_client, namespace, argo_rollouts)
+
+
+@pytest.fixture
+def twin_rollouts(argo_rollouts: ArgoRollouts, kube: Kube, other_namespace: str) -> Rollouts:
+    """Rollouts in a second namespace: the twin a parity test hands to the plugin."""
+    return Rollouts(kube.api_client, other_namespace, argo_rollouts)
+
+
+@pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     try:
@@ -126,6 +153,25 @@ def redis_client(redis_server: RedisServer) -> redis.Redis:
     client = connect(redis_server.url)
     client.flushdb()
     return client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session: `.dsn`, `.create_database(name)`, `.tool("pg_dump")`."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except (PostgresError, OSError) as err:
+        unavailable(f"PostgreSQL could not start: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of its own for one test: its DSN (libpq URI)."""
+    hint = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    return postgres.create_database(f"t_{hint}_{secrets.token_hex(3)}")
 
 
 @pytest.fixture

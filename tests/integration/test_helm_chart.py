@@ -38,7 +38,7 @@ from bot.strategies import get as get_strategy
 from handlers.server import RollbotServer
 from testbed.controlplane import free_port
 from testbed.redis_server import RedisServer
-from tests.integration.strategy_helpers import rollback
+from tests.integration.strategy_helpers import Recorder, rollback
 from tests.integration.workloads import Workloads
 
 pytestmark = pytest.mark.cluster
@@ -67,6 +67,8 @@ ROLLBOT_NEEDS = {
     ("", "configmaps", "patch"),
     ("", "pods", "patch"),
 }
+#: The schema steps' Jobs, granted only when a service declares its migrations.
+MIGRATIONS_NEED = {("batch", "jobs", verb) for verb in ("create", "get", "delete")}
 #: What `helm rollback` does to helm's release Secrets (pkg/storage), granted only in
 #: the namespaces of the releases rollbot may roll back.
 HELM_STRATEGY_NEEDS = {
@@ -89,6 +91,13 @@ GITOPS_NEEDS = {
 }
 #: Of those, the verbs bound to the named releases' Secrets (resourceNames).
 HELM_BY_NAME = {"get", "update", "delete"}
+#: What the Argo Rollouts strategy does (bot/kube.py), with strategies.argoRollouts.enabled.
+ARGO_NEEDS = {
+    ("argoproj.io", "rollouts", "get"),
+    ("argoproj.io", "rollouts", "patch"),  # undo: spec.template
+    ("argoproj.io", "rollouts/status", "patch"),  # abort: status.abort
+    ("argoproj.io", "analysisruns", "list"),
+}
 #: Near misses of ROLLBOT_NEEDS and classic escalations: each must be refused.
 NEVER = [
     ("delete", "deployments"),
@@ -252,6 +261,7 @@ def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[s
         "redis": {"existingSecret": "rollbot-redis"},
         "rbac": {"clusterRole": False},
         "strategies": {
+            "argoRollouts": {"enabled": True},
             "helm": {
                 "enabled": helm_strategy,
                 "releases": [{"name": "todo-app", "namespace": listed}],
@@ -259,7 +269,7 @@ def full_values(listed: str, also_listed: str, *, helm_strategy: bool) -> dict[s
                 "extraRules": [
                     {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "patch"]}
                 ],
-            }
+            },
         },
     }
 
@@ -368,7 +378,7 @@ def test_full_values_render_objects_the_apiserver_accepts(
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted([namespace, other_namespace])
     assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
     for role in roles:
-        assert granted(role) == ROLLBOT_NEEDS
+        assert granted(role) == ROLLBOT_NEEDS | ARGO_NEEDS
     # The Helm strategy's own Role, where its releases are: release Secrets (the
     # releases' revisions by name) and the extra rules.
     helm_roles = {
@@ -479,6 +489,21 @@ def test_gitops_rights_only_when_enabled_and_only_where_the_owners_live(
         "--values", values_file(tmp_path, values), check=False,
     )  # fmt: skip
     assert result.returncode != 0 and "rbac.gitops.namespaces" in result.stderr
+
+
+def test_jobs_are_granted_only_when_a_service_declares_its_migrations(
+    tools, kube_version, namespace, tmp_path
+):
+    service = {"namespace": namespace, "deployment": "todo-backend"}
+    values: dict[str, Any] = {"config": {"namespaces": [namespace], "services": {"todo": service}}}
+    (role,) = of_kind(render(tools, kube_version, namespace, values_file(tmp_path, values)), "Role")
+    assert granted(role) == ROLLBOT_NEEDS
+
+    service["migrations"] = {"version_from": {"env": "SCHEMA_VERSION"}, "approvers": ["S0DBAS"]}
+    objects = render(tools, kube_version, namespace, values_file(tmp_path, values))
+    dry_run_on_server(tools, objects)
+    (role,) = of_kind(objects, "Role")
+    assert granted(role) == ROLLBOT_NEEDS | MIGRATIONS_NEED
 
 
 def test_socket_mode_needs_the_app_token_and_no_signing_secret(tools, kube_version, namespace):
@@ -789,6 +814,63 @@ def test_the_helm_strategy_grants_release_secrets_of_the_named_releases_only(
     assert got == asks
 
 
+def access_review(kube: Kube, release: Release, namespace: str, need: tuple[str, ...]) -> bool:
+    """The apiserver's own answer (a SubjectAccessReview): unlike `kubectl auth can-i`
+    it needs no discovery, so it answers for kinds whose CRDs are not installed."""
+    from kubernetes.client import AuthorizationV1Api
+
+    group, resource, verb = need
+    base, _, sub = resource.partition("/")
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": release.user,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{release.namespace}"],
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": verb,
+                "group": group,
+                "resource": base,
+                "subresource": sub,
+            },
+        },
+    }
+    answer = AuthorizationV1Api(kube.api_client).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+#: Near misses of ARGO_NEEDS: each must be refused.
+ARGO_NEVER = {
+    ("argoproj.io", "rollouts", "list"),
+    ("argoproj.io", "rollouts", "update"),
+    ("argoproj.io", "rollouts", "delete"),
+    ("argoproj.io", "rollouts", "create"),
+    ("argoproj.io", "rollouts/scale", "patch"),
+    ("argoproj.io", "rollouts/status", "update"),
+    ("argoproj.io", "analysisruns", "get"),
+    ("argoproj.io", "analysisruns", "create"),
+    ("argoproj.io", "analysisruns", "patch"),
+    ("argoproj.io", "analysistemplates", "patch"),
+    ("argoproj.io", "experiments", "create"),
+    ("apps", "replicasets", "patch"),
+}
+
+
+def test_the_argo_rollouts_strategy_grants_its_verbs_only_when_enabled(kube, install):
+    release = install(strategies={"argoRollouts": {"enabled": True}})
+    where = release.listed
+    assert [n for n in sorted(ARGO_NEEDS) if not access_review(kube, release, where, n)] == []
+    assert [n for n in sorted(ARGO_NEVER) if access_review(kube, release, where, n)] == []
+    elsewhere = release.namespace
+    assert [n for n in sorted(ARGO_NEEDS) if access_review(kube, release, elsewhere, n)] == []
+
+
+def test_without_the_argo_rollouts_flag_no_rollout_may_be_touched(kube, install):
+    release = install()
+    assert [n for n in ARGO_NEEDS if access_review(kube, release, release.listed, n)] == []
+
+
 # -- installed: rollbot itself, with the ServiceAccount's own token -------------------------------
 
 
@@ -836,7 +918,19 @@ def kube_calls(pod: str) -> dict[str, Callable[[Kube, str], Any]]:
         # Only with strategies.helm.enabled (below): release history from its Secrets.
         "list_secrets": lambda k, ns: k.list_secrets(ns, "owner=helm"),
         "probe": probed,
+        **ARGO_CALLS,
     }
+
+
+#: Only with strategies.argoRollouts.enabled: the Argo Rollouts strategy's calls.
+ARGO_CALLS: dict[str, Callable[[Kube, str], Any]] = {
+    "get_rollout": lambda k, ns: k.get_rollout(ns, "web"),
+    "json_patch_rollout": lambda k, ns: k.json_patch_rollout(
+        ns, "web", [{"op": "test", "path": "/metadata/name", "value": "web"}]
+    ),
+    "merge_patch_rollout_status": lambda k, ns: k.merge_patch_rollout_status(ns, "web", {}),
+    "list_analysis_runs": lambda k, ns: k.list_analysis_runs(ns),
+}
 
 
 def probed(kube: Kube, namespace: str) -> None:
@@ -878,7 +972,8 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     }
     assert methods == set(calls)
     assert {name: outcome(call, as_rollbot, release.listed) for name, call in calls.items()} == {
-        name: "forbidden" if name == "list_secrets" else "allowed" for name in calls
+        name: "forbidden" if name == "list_secrets" or name in ARGO_CALLS else "allowed"
+        for name in calls
     }
     assert {name: outcome(call, as_rollbot, release.namespace) for name, call in calls.items()} == {
         name: "forbidden" for name in calls
@@ -890,6 +985,31 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     with pytest.raises(Forbidden):
         rollback(as_rollbot, RollbotConfig(), release.namespace, "web")
     assert unlisted.images_of("web") == ["app:v2"]
+
+
+def test_the_argo_rollouts_strategy_works_as_the_service_account_where_listed_only(
+    tools, control_plane, kube, install, rollouts, tmp_path
+):
+    release = install(strategies={"argoRollouts": {"enabled": True}})
+    as_rollbot = service_account_kube(tools, control_plane, release, tmp_path)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    rollouts.create_canary("web", "app:v1", steps=steps, analysis=False)
+    rollouts.set_image("web", "app:v2")
+    rollouts.wait_phase("web", "Paused")
+
+    assert {n: outcome(call, as_rollbot, release.listed) for n, call in ARGO_CALLS.items()} == {
+        n: "allowed" for n in ARGO_CALLS
+    }
+    assert {n: outcome(call, as_rollbot, release.namespace) for n, call in ARGO_CALLS.items()} == {
+        n: "forbidden" for n in ARGO_CALLS
+    }
+    # A whole abort, as rollbot's pods would run it.
+    argo = get_strategy("argo-rollouts")
+    ctx = Context(kube=as_rollbot, config=RollbotConfig(), timeout=60)
+    planned = argo.plan(ctx, Request(release.listed, "web", "argo-rollouts"))
+    assert planned.pins["action"] == "abort"
+    argo.apply(ctx, release.listed, planned.pins, "rollbot: helm test", Recorder())
+    assert rollouts.get("web")["status"]["abort"] is True
 
 
 def forbidden(call: Callable[[], Any]) -> str:

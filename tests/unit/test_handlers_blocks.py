@@ -99,3 +99,26 @@ def test_a_finished_dry_run_keeps_its_plan_in_view():
         for b in as_dicts(outcome_blocks(record.model_copy(update={"dry_run": False})))
     ]
     assert "rollback_changes" not in plain_ids
+
+
+def test_a_confirmation_across_an_incompatible_migration_calls_its_dbas_until_one_approved():
+    from bot.migrations import SchemaCrossing
+
+    crossing = SchemaCrossing(
+        current_label="revision 2",
+        target_label="revision 1",
+        current="0042",
+        target="0041",
+        source="env var SCHEMA_VERSION",
+        compatible=False,
+        approvers=("S0DBAS", "U0DBA", "<!channel>"),
+    )
+    record = hostile_record().transition(S.AWAITING_APPROVAL, "asked", migration=crossing)
+    shown = rendered(confirmation_blocks(record))
+    assert "<!subteam^S0DBAS>, <@U0DBA>, &lt;!channel&gt; must approve it too" in shown
+    approved = record.model_copy(update={"schema_approved_by": "U0DBA"})
+    assert "must approve it too" not in rendered(confirmation_blocks(approved))
+    compatible = record.model_copy(
+        update={"migration": crossing.model_copy(update={"compatible": True})}
+    )
+    assert "must approve it too" not in rendered(confirmation_blocks(compatible))

@@ -89,7 +89,7 @@ SAME_REFUSALS = [
     ({"flag": "FEATURE_X"}, "--flag takes NAME=VALUE"),
     ({"traffic": "maybe"}, "--traffic takes off"),
     ({"traffic": "OFF"}, "--traffic takes off"),
-    ({"strategy": "canary"}, "unknown strategy 'canary': use undo, helm or blue-green"),
+    ({"strategy": "canary"}, "unknown strategy 'canary': use undo, helm, blue-green or argo-"),
     ({"to_tag": "v1 rc"}, "--to-tag takes an image tag"),
     ({"to_tag": ".hidden"}, "--to-tag takes an image tag"),
     ({"to_tag": "v" * 129}, "--to-tag takes an image tag"),
@@ -246,7 +246,7 @@ def test_env_var_names_are_what_the_api_accepts():
 
 def test_the_strategy_names_are_the_configs():
     assert RollbotConfig.model_validate({"services": {"a": {"strategy": "blue-green"}}})
-    assert STRATEGY_NAMES == ("undo", "helm", "blue-green")
+    assert STRATEGY_NAMES == ("undo", "helm", "blue-green", "argo-rollouts")
 
 
 def test_an_error_quotes_a_pasted_page_shortly():

@@ -147,6 +147,38 @@ releases are.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list]
+{{- if include "rollbot.migrationsEnabled" . }}
+# Schema steps (a service's migrations:): the backup, downgrade and check Jobs are
+# created, followed (their pods listed, their logs read: above), and deleted when
+# they did not end in time (so that a downgrade cannot start after rollbot gave up).
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, get, delete]
+{{- end }}
+{{- if .Values.strategies.argoRollouts.enabled }}
+# Argo Rollouts: read a Rollout and undo its spec (patch), abort it (the status
+# subresource, as `kubectl argo rollouts abort`), read its AnalysisRuns' results.
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, patch]
+- apiGroups: [argoproj.io]
+  resources: [rollouts/status]
+  verbs: [patch]
+- apiGroups: [argoproj.io]
+  resources: [analysisruns]
+  verbs: [list]
+{{- end }}
+{{- end -}}
+
+{{/* "true" when a service of the catalog declares its database migrations. */}}
+{{- define "rollbot.migrationsEnabled" -}}
+{{- $on := false -}}
+{{- range $_, $entry := .Values.config.services | default dict -}}
+{{- if ($entry | default dict).migrations -}}
+{{- $on = true -}}
+{{- end -}}
+{{- end -}}
+{{- if $on -}}true{{- end -}}
 {{- end -}}
 
 {{/* Pod settings the bot and worker share. */}}
