@@ -16,8 +16,11 @@ from bot.store import RollbackStore, connect
 from bot.strategies import HelmSettings
 from handlers.server import RollbotServer
 from testbed.argo_rollouts import ArgoRollouts
+from testbed.argocd import ArgoCd
 from testbed.binaries import BuildError
 from testbed.controlplane import ControlPlane, ControlPlaneError
+from testbed.flux import Flux, FluxError
+from testbed.git_http import GitServerError
 from testbed.postgres import PostgresError, PostgresServer
 from testbed.redis_server import RedisServer, RedisServerError
 from testbed.slack_api import FakeSlackApi
@@ -25,6 +28,9 @@ from tests.conftest import unavailable
 from tests.integration.rollouts import Rollouts
 from tests.integration.slack_helpers import SECRET
 from tests.integration.workloads import Workloads
+
+#: The password the `flux` fixture's Git server takes for a push (any user name).
+FLUX_GIT_TOKEN = "testbed-git-token"  # noqa: S105 - a test server's, on loopback
 
 
 def running_control_plane() -> Iterator[ControlPlane]:
@@ -41,6 +47,34 @@ def running_control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     yield from running_control_plane()
+
+
+@pytest.fixture(scope="session")
+def flux(control_plane: ControlPlane) -> Iterator[Flux]:
+    """Flux's source- and kustomize-controller on the control plane, with a Git server
+    (pushes need basic auth with FLUX_GIT_TOKEN as the password); see testbed/flux.py."""
+    assert control_plane.bin_dir is not None
+    handle = Flux(
+        control_plane.kubeconfig, control_plane.bin_dir / "kubectl", git_push_token=FLUX_GIT_TOKEN
+    )
+    try:
+        handle.start()
+    except (FluxError, GitServerError, BuildError, OSError) as err:
+        unavailable(f"Flux could not start: {err}")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def argocd(control_plane: ControlPlane) -> ArgoCd:
+    """Argo CD's Application CRD installed (no controller); see testbed/argocd.py."""
+    assert control_plane.bin_dir is not None
+    handle = ArgoCd(control_plane.kubeconfig, control_plane.bin_dir / "kubectl")
+    try:
+        return handle.start()
+    except (FluxError, BuildError, OSError) as err:
+        unavailable(f"Argo CD's CRDs could not be installed: {err}")
+        raise
 
 
 @pytest.fixture(scope="session")
