@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.bodies import Body
 from bot.config import RollbotConfig, load_config
@@ -55,15 +55,28 @@ EXIT_OK, EXIT_ROLLOUT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as rollbot's exit code 2 with a clear line."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: `--config` must never be read as `--config-from`.
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+def _global_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """Options every command takes, before or after its name."""
+    parser.add_argument("--config", default=default, help="config file (default: $ROLLBOT_CONFIG)")
+    parser.add_argument(
+        "--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG)"
+    )
+    parser.add_argument("--context", default=default, help="kubeconfig context")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rollbot", description="Roll Kubernetes workloads back, safely.")
-    parser.add_argument("--config", help="config file (default: $ROLLBOT_CONFIG)")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
-    parser.add_argument("--context", help="kubeconfig context")
+    _global_options(parser)
+    after_name = _Parser(add_help=False)
+    _global_options(after_name, default=argparse.SUPPRESS)  # keeps one given before the name
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def workload(sub: argparse.ArgumentParser, what: str = "Deployment name") -> None:
@@ -72,11 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
             "-n", "--namespace", help="namespace (default: the catalog's, else the context's)"
         )
 
-    history = commands.add_parser("history", help="what a Deployment or service can go back to")
+    history = commands.add_parser(
+        "history", parents=[after_name], help="what a Deployment or service can go back to"
+    )
     workload(history, "Deployment, or a service of the catalog")
     history.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
-    rollback = commands.add_parser("rollback", help="roll a Deployment or a service back")
+    rollback = commands.add_parser(
+        "rollback", parents=[after_name], help="roll a Deployment or a service back"
+    )
     workload(rollback, "Deployment, or a service of the catalog")
     rollback.add_argument(
         "--to-revision",
@@ -117,25 +134,31 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default="", help="why: recorded in the change-cause")
     rollback.add_argument("--actor", default="", help="who (default: $ROLLBOT_ACTOR or $USER)")
 
-    status = commands.add_parser("status", help="show (and follow) a Deployment's rollout")
+    status = commands.add_parser(
+        "status", parents=[after_name], help="show (and follow) a Deployment's rollout"
+    )
     workload(status)
     status.add_argument("--no-watch", action="store_true", help="print once, do not follow")
     status.add_argument("--timeout", default="5m")
 
-    stats = commands.add_parser("stats", help="rollbacks, success rate, MTTR over a window")
+    stats = commands.add_parser(
+        "stats", parents=[after_name], help="rollbacks, success rate, MTTR over a window"
+    )
     stats.add_argument("service", nargs="?", help="one Deployment or service (default: all)")
     stats.add_argument("--since", default="30d", help="the window: 12h, 30d, 8w (default 30d)")
     stats.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
     stats.add_argument("--chart", metavar="FILE.png", help="also write the trend as a chart")
 
     resume = commands.add_parser(
-        "resume", help="resume the GitOps reconciliation a rollback holds (after a question)"
+        "resume",
+        parents=[after_name],
+        help="resume the GitOps reconciliation a rollback holds (after a question)",
     )
     resume.add_argument("record_id", metavar="ID", help="the rollback, e.g. rb-1a2b3c4d")
     resume.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     resume.add_argument("--actor", default="", help="who (default: $ROLLBOT_ACTOR or $USER)")
 
-    check = commands.add_parser("check-config", help="validate a config file")
+    check = commands.add_parser("check-config", parents=[after_name], help="validate a config file")
     check.add_argument("file", nargs="?", help="config file (default: $ROLLBOT_CONFIG)")
     return parser
 

@@ -39,8 +39,8 @@ fi
 
 echo "[setup] Kubernetes test bed"
 scripts/build-testbed.sh >/dev/null
-echo "[setup] Flux's controllers and Argo CD's CRD (the GitOps tests)"
-scripts/build-flux.sh >/dev/null
 echo "[setup] Argo Rollouts controller and plugin"
 scripts/build-argo-rollouts.sh >/dev/null
+echo "[setup] Flux's controllers and Argo CD's CRD (the GitOps tests)"
+scripts/build-flux.sh >/dev/null
 echo "[setup] ready"

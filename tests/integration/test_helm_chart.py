@@ -919,8 +919,16 @@ def kube_calls(pod: str) -> dict[str, Callable[[Kube, str], Any]]:
         "list_secrets": lambda k, ns: k.list_secrets(ns, "owner=helm"),
         "probe": probed,
         **ARGO_CALLS,
+        **JOB_CALLS,
     }
 
+
+#: Only when a service declares its migrations: the schema steps' Jobs.
+JOB_CALLS: dict[str, Callable[[Kube, str], Any]] = {
+    "create_job": lambda k, ns: k.create_job(ns, {"metadata": {"name": "web-schema"}, "spec": {}}),
+    "get_job": lambda k, ns: k.get_job(ns, "web-schema"),
+    "delete_job": lambda k, ns: k.delete_job(ns, "web-schema"),
+}
 
 #: Only with strategies.argoRollouts.enabled: the Argo Rollouts strategy's calls.
 ARGO_CALLS: dict[str, Callable[[Kube, str], Any]] = {
@@ -972,7 +980,9 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     }
     assert methods == set(calls)
     assert {name: outcome(call, as_rollbot, release.listed) for name, call in calls.items()} == {
-        name: "forbidden" if name == "list_secrets" or name in ARGO_CALLS else "allowed"
+        name: "forbidden"
+        if name == "list_secrets" or name in {**ARGO_CALLS, **JOB_CALLS}
+        else "allowed"
         for name in calls
     }
     assert {name: outcome(call, as_rollbot, release.namespace) for name, call in calls.items()} == {
