@@ -49,7 +49,11 @@ def test_a_worker_killed_after_creating_a_schema_job_is_replaced_and_the_job_run
     assert schema_version(app) == "0041"
     for step in ("backup", "downgrade"):
         assert len(pods_of(workloads, f"rollbot-{record_id}-{step}")) == 1, step
-    texts = [m.text for m in slack.messages(CHANNEL)]
-    assert any(
-        f"Job rollbot-{record_id}-backup exists already (a previous attempt)" in t for t in texts
+    # The thread's lines reach Slack through the outbox, at Slack's pace (about one
+    # a second per channel): they may still be on their way when the record ends.
+    followed = f"Job rollbot-{record_id}-backup exists already (a previous attempt)"
+    wait_until(
+        "the thread saying the Job was followed",
+        lambda: any(followed in m.text for m in slack.messages(CHANNEL)) or None,
+        timeout=60,
     )
