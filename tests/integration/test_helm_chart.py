@@ -920,8 +920,18 @@ def kube_calls(pod: str) -> dict[str, Callable[[Kube, str], Any]]:
         "probe": probed,
         **ARGO_CALLS,
         **JOB_CALLS,
+        **GITOPS_CALLS,
     }
 
+
+#: Only with rbac.gitops.enabled, where the owners live: a GitOps hold's calls.
+KUSTOMIZATIONS = ("apis/kustomize.toolkit.fluxcd.io/v1", "kustomizations")
+GITOPS_CALLS: dict[str, Callable[[Kube, str], Any]] = {
+    "get_custom": lambda k, ns: k.get_custom(KUSTOMIZATIONS[0], ns, KUSTOMIZATIONS[1], "web"),
+    "json_patch_custom": lambda k, ns: k.json_patch_custom(
+        KUSTOMIZATIONS[0], ns, KUSTOMIZATIONS[1], "web", [], dry_run=True
+    ),
+}
 
 #: Only when a service declares its migrations: the schema steps' Jobs.
 JOB_CALLS: dict[str, Callable[[Kube, str], Any]] = {
@@ -981,7 +991,7 @@ def test_rollbot_works_as_the_service_account_in_listed_namespaces_only(
     assert methods == set(calls)
     assert {name: outcome(call, as_rollbot, release.listed) for name, call in calls.items()} == {
         name: "forbidden"
-        if name == "list_secrets" or name in {**ARGO_CALLS, **JOB_CALLS}
+        if name == "list_secrets" or name in {**ARGO_CALLS, **JOB_CALLS, **GITOPS_CALLS}
         else "allowed"
         for name in calls
     }
