@@ -7,8 +7,9 @@ Exit codes a CI job can rely on:
   2  bad input or a refusal: nothing was changed
   3  the Kubernetes API could not be reached: nothing was changed
 
-A little over 400 lines: one function per command and its arguments, which read
-best side by side.
+About 460 lines: one function per command and its arguments (history, rollback,
+resume, status, stats, check-config), which read best side by side; each command's
+work lives in its own module.
 """
 
 from __future__ import annotations
