@@ -95,6 +95,11 @@ def resume_from_thread(bot, slack, record: RollbackRecord) -> str:
     question = next(t for t in thread_texts(slack, ts) if "Resume reconciliation held" in t)
     SlackUser(bot.url, BOB).click(ActionId.RESUME_CONFIRM, record.id, confirm["ts"])
     wait_for("the resume", lambda: not bot.store.get(record.id).holding)
+    # The record is written before its thread line is queued: wait for the line itself.
+    wait_for(
+        "the thread's resume line",
+        lambda: any("Reconciliation resumed by" in t for t in thread_texts(slack, ts)),
+    )
     delivered(bot.store)
     return question
 
