@@ -13,14 +13,20 @@ here, so a pod faced with Slack directly holds up on its own:
 * **the body size**, refused from the `Content-Length` before a byte of the body
   is read (413), capped while reading a chunked one, and read whole within
   BODY_TIMEOUT_SECONDS (408) before the app sees it;
-* **the request head is read in the worker's poller**, not in a thread: gunicorn's
+* **the request is read in the worker's poller**, not in a thread: gunicorn's
   gthread worker hands a new connection to a pool thread at once (to wait up to
   5 s for data, then read the head with no time limit), so idle or trickling
   sockets would hold every thread and queue real requests behind them. Here a
-  connection gets a thread only once its head has arrived, and is closed if that
-  takes over IDLE_TIMEOUT_SECONDS; every later read or write times out too
+  connection gets a thread only once its head and a Slack-sized body
+  (POLLER_BODY_BYTES) have arrived, and is closed if that takes over
+  IDLE_TIMEOUT_SECONDS; a larger or chunked body is read by the thread within
+  BODY_TIMEOUT_SECONDS, and every later read or write times out too
   (`SO_RCVTIMEO`/`SO_SNDTIMEO`). Connections are not kept alive: each request is a
   new connection and goes through that check.
+
+Since a thread only ever gets a request that has arrived, its work is the app's
+own (CPU and Redis), and a few threads per process are enough: more only take
+turns at the GIL (THREADS).
 """
 
 from __future__ import annotations
@@ -60,8 +66,17 @@ IO_TIMEOUT_SECONDS = 10
 #: A head (request line and headers) larger than this goes to gunicorn's parser,
 #: whose limits answer it.
 MAX_HEAD_BYTES = 64 * 1024
-#: Threads per HTTP process: Bolt's ack is CPU-bound, so more only add GIL contention.
-THREADS = 8
+#: A body declared up to this size is read in the poller before a thread is given
+#: (Slack's commands are ~1 KB, clicks carry their message: tens of KB); a larger one
+#: is read by the thread.
+POLLER_BODY_BYTES = 128 * 1024
+#: What the poller of one process holds at most across its waiting connections; past
+#: it, a connection goes to a thread with what it has (read on there, in time).
+POLLER_BUDGET_BYTES = 16 * 1024 * 1024
+#: Threads per HTTP process. Each gets a request that has arrived whole, so its work
+#: is CPU and Redis round trips: two keep a core busy across a round trip, more only
+#: take turns at the GIL (bench/README.md, "Slack ack latency").
+THREADS = 2
 
 
 def answer(start_response: StartResponse, status: str, text: str) -> list[bytes]:
@@ -160,7 +175,7 @@ class RollbotHttpWorker(ThreadWorker):  # type: ignore[misc]
             data = b""
         if data:
             conn.head += data
-            if b"\r\n\r\n" not in conn.head and len(conn.head) < MAX_HEAD_BYTES:
+            if not _arrived(conn.head) and not self._over_budget(conn):
                 return  # more to come, before the connection's deadline
         self.poller.unregister(conn.sock)
         self.pending_conns.remove(conn)
@@ -172,6 +187,14 @@ class RollbotHttpWorker(ThreadWorker):  # type: ignore[misc]
         conn.parser.unreader.unread(conn.head)
         conn.data_ready = True
         super().enqueue_req(conn)
+
+    def _over_budget(self, conn: TConn) -> bool:
+        """Whether the waiting connections hold more than POLLER_BUDGET_BYTES (counted
+        only once this one holds more than a head usually is)."""
+        if len(conn.head) < 16 * 1024:
+            return False
+        waiting = sum(len(getattr(c, "head", b"")) for c in self.pending_conns)
+        return waiting > POLLER_BUDGET_BYTES
 
     def finish_request(self, conn: TConn, fs: Future[Any]) -> None:
         """gunicorn closes a connection it does not keep alive with a linger: it half-
@@ -188,6 +211,25 @@ class RollbotHttpWorker(ThreadWorker):  # type: ignore[misc]
             conn.close()
             return
         super().finish_request(conn, fs)
+
+
+def _arrived(received: bytes) -> bool:
+    """Whether the poller has read what it waits for: the head, and the body when its
+    declared length is at most POLLER_BODY_BYTES. A head too large, a body sent
+    chunked, larger or with a length that is no number go to the thread as they are
+    (gunicorn's parser and `limit_body` answer them)."""
+    end = received.find(b"\r\n\r\n")
+    if end < 0:
+        return len(received) >= MAX_HEAD_BYTES
+    declared = [
+        line.split(b":", 1)[1].strip()
+        for line in received[:end].split(b"\r\n")[1:]
+        if line[:15].lower() == b"content-length:"
+    ]
+    if len(declared) != 1 or not declared[0].isdigit():
+        return True
+    length = int(declared[0])
+    return length > POLLER_BODY_BYTES or len(received) >= end + 4 + length
 
 
 def _nothing_unread(sock: socket.socket) -> bool:

@@ -310,6 +310,26 @@ def test_idle_and_trickling_sockets_do_not_keep_a_request_from_an_answer(environ
             sock.close()
 
 
+def test_bodies_that_trickle_in_do_not_keep_a_request_from_an_answer(environment, start):
+    server = start(environment, "serve", "--no-worker")
+    head = b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    trickling = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+    try:
+        for sock in trickling:  # a head, then a tenth of the body it announced
+            sock.sendall(head + b"x" * 10)
+        time.sleep(0.5)
+        started = time.monotonic()
+        answer = SlackUser(f"{server.base}/slack/events", ALICE).command("help")
+        assert answer.status_code == 200
+        assert time.monotonic() - started < 2, "answered at once, not after the slow bodies"
+        for sock in trickling:  # and each is closed once it has waited too long
+            sock.settimeout(30)
+            assert sock.recv(1) == b""
+    finally:
+        for sock in trickling:
+            sock.close()
+
+
 @pytest.mark.parametrize(
     ("command", "change", "says"),
     [

@@ -5,7 +5,15 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from handlers.wsgi import MAX_BODY_BYTES, limit_body
+import pytest
+
+from handlers.wsgi import (
+    MAX_BODY_BYTES,
+    MAX_HEAD_BYTES,
+    POLLER_BODY_BYTES,
+    _arrived,
+    limit_body,
+)
 
 
 class Unread(io.BytesIO):
@@ -62,3 +70,43 @@ def test_a_body_within_the_limit_reaches_the_app_whole():
 def test_a_malformed_content_length_is_a_bad_request():
     status, _, seen = call({"CONTENT_LENGTH": "-1", "wsgi.input": io.BytesIO(b"")})
     assert status.startswith("400") and seen == []
+
+
+# -- what the poller waits for before a request gets a thread ------------------------------
+
+HEAD = b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+
+
+def test_a_request_has_arrived_once_its_declared_body_is_there():
+    assert not _arrived(HEAD[:20])
+    assert not _arrived(HEAD)
+    assert not _arrived(HEAD + b"x" * 9)
+    assert _arrived(HEAD + b"x" * 10)
+
+
+def test_a_request_without_a_body_has_arrived_with_its_head():
+    assert _arrived(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def test_the_length_header_is_found_in_any_case():
+    assert not _arrived(HEAD.replace(b"Content-Length", b"content-LENGTH"))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (POLLER_BODY_BYTES + 1),
+    ],
+    ids=["chunked", "not-a-number", "twice", "larger-than-the-poller-reads"],
+)
+def test_a_body_the_poller_does_not_read_goes_to_a_thread_with_the_head(head):
+    assert _arrived(head)
+
+
+def test_a_head_that_never_ends_goes_to_the_parser_at_its_limit():
+    endless = b"GET / HTTP/1.1\r\nX: " + b"y" * MAX_HEAD_BYTES
+    assert not _arrived(endless[: MAX_HEAD_BYTES - 1])
+    assert _arrived(endless[:MAX_HEAD_BYTES])
