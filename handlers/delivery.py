@@ -262,10 +262,14 @@ class OutboxDeliverer:
                 self._join(record)
             thread = sink.confirmation(record)
             if thread and not record.thread_ts:
-                self.store.update(
+                posted = self.store.update(
                     record.id,
                     lambda r: r if r.thread_ts else r.model_copy(update={"thread_ts": thread}),
                 )
+                if posted.state.terminal and not record.state.terminal:
+                    # Ended (a cancel by command) while the question was on its way: the
+                    # cancel found no message to edit, so the question says it here.
+                    sink.finished(posted)
         elif message.call == "milestone":
             sink.milestone(record, args["text"], Tone(args["tone"]), args.get("alert"))
         elif message.call == "reassessed":

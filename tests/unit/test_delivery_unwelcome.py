@@ -3,11 +3,15 @@ the rollback is not held up, and the person who asked hears why and what to do."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from slack_sdk import WebClient
+from slack_sdk.web import SlackResponse
 
 from bot.outbox import Outbox, OutboxSink
 from bot.records import RollbackRecord, RollbackState, requested
@@ -245,3 +249,38 @@ def test_an_answer_for_a_channel_rollbot_is_not_in_reaches_the_person_directly(
     OutboxSink(Outbox(store.redis)).tell("G0SECRET", ALICE, "History of web: …")
     deliver_all(store, slack)
     assert [(m.channel, m.text) for m in slack.messages()] == [(f"D{ALICE}", "History of web: …")]
+
+
+class CancelledWhilePosting(WebClient):
+    """Slack's answer to the question arrives after the requester cancelled by command
+    (which found no message to edit yet)."""
+
+    def __init__(self, store: RollbackStore, record_id: str, base_url: str) -> None:
+        super().__init__(token="xoxb-test", base_url=base_url)
+        self.store, self.record_id = store, record_id
+
+    def chat_postMessage(self, **kwargs: Any) -> SlackResponse:  # noqa: N802 (Slack's name)
+        answer = super().chat_postMessage(**kwargs)
+        if self.store.get(self.record_id).state.terminal:
+            return answer
+        self.store.update(
+            self.record_id,
+            lambda r: r.transition(RollbackState.CANCELLED, f"cancelled by {ALICE}", actor=ALICE),
+        )
+        return answer
+
+
+def test_a_question_cancelled_while_it_was_being_posted_loses_its_buttons(
+    store: RollbackStore, slack: FakeSlackApi
+) -> None:
+    record = asked(store)
+    OutboxSink(Outbox(store.redis)).confirmation(record)
+    deliverer = OutboxDeliverer(
+        Outbox(store.redis), store, CancelledWhilePosting(store, record.id, slack.base_url)
+    )
+    deliverer.deliver_next()
+    ended = store.get(record.id)
+    assert ended.state is RollbackState.CANCELLED and ended.thread_ts
+    root = slack.versions(CHANNEL, ended.thread_ts)[-1]
+    assert "Approve" not in json.dumps(root.blocks)
+    assert f"cancelled by <@{ALICE}>" in json.dumps(root.blocks)
