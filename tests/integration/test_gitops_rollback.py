@@ -166,11 +166,15 @@ def test_with_the_git_commit_made_flux_keeps_the_good_version_after_resuming(
     committed = wait_for("the commit", lambda: bot.store.get(record.id).holds[0].git_commit)
     assert app.repo.head() == committed
     assert f"image: {GOOD}" in app.repo.read(app.manifest_path)
-    delivered(bot.store)
     ts = record.thread_ts
     assert ts is not None
+    # The commit is written on the record, then its line queued: wait for the line.
+    wait_for(
+        "the commit's line",
+        lambda: any(f"committed as {committed[:12]}" in t for t in thread_texts(slack, ts)),
+    )
+    delivered(bot.store)
     texts = thread_texts(slack, ts)
-    assert any(f"committed as {committed[:12]}" in t for t in texts)
     assert not any(FLUX_GIT_TOKEN in t for t in texts)
     assert FLUX_GIT_TOKEN not in bot.store.get(record.id).model_dump_json()
 

@@ -454,7 +454,7 @@ def test_follow_ups_survive_a_restart_and_raise_the_alarm_when_it_breaks_again(
         config = catalog(
             workloads.namespace,
             service.url,
-        ).model_copy(update={"follow_up_minutes": [0.03, 0.12, 0.2]})
+        ).model_copy(update={"follow_up_minutes": [0.03, 0.12, 0.4]})
         first = make_bot(config)
         SlackUser(first.url, ALICE).command("family-assistant")
         record_id, ts = confirmation(slack)
@@ -473,9 +473,11 @@ def test_follow_ups_survive_a_restart_and_raise_the_alarm_when_it_breaks_again(
         wait_for("the first follow-up", lambda: follow_ups())
         assert follow_ups()[0].startswith("Follow-up +0.03 min: healthy (2/2 available, 1 checks")
         service.mode = "failing"
-        wait_for("the last follow-up", lambda: len(follow_ups()) >= 3, timeout=30)
+        # The last is due 24 s after the success: time for the outcome and the report to
+        # reach Slack, the restart and the first follow-up before the service breaks.
+        wait_for("the last follow-up", lambda: len(follow_ups()) >= 3, timeout=60)
     alarm = follow_ups()[-1]
-    assert alarm.startswith(":warning: Follow-up +0.2 min: unhealthy again")
+    assert alarm.startswith(":warning: Follow-up +0.4 min: unhealthy again")
     assert "<@U0ALICE>" in alarm, "the requester is alerted"
     assert "HTTP 500" in alarm
     notes = [e.message for e in second.store.get(record_id).timeline]
