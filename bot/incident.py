@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal, NotRequired, TypedDict, cast
 
+from bot.migrations import Order
 from bot.records import RollbackRecord, RollbackState
 from bot.redaction import redact
+from bot.schema_jobs import job_name
 
 #: No names known: every person is shown by id.
 NO_NAMES: Mapping[str, str] = MappingProxyType({})
@@ -51,6 +53,46 @@ class HealthCheck(TypedDict):
     name: str
     ok: bool
     detail: NotRequired[str | None]  # what it saw: "HTTP 503", "3/3 ready"
+
+
+class SchemaJob(TypedDict):
+    """One Job of a schema step (backup, downgrade, check)."""
+
+    #: The Job's name in the rollback's namespace, e.g. "rollbot-rb-1a2b3c4d-backup".
+    job: str
+    #: "not run": not reached (an earlier step failed), or the catalog has no such Job.
+    outcome: Literal["succeeded", "failed", "not run"]
+
+
+class DatabaseFacts(TypedDict):
+    """A rollback across a database migration, and what rollbot did to the schema.
+    Every key is present; a fact not known is None."""
+
+    #: The schema version of the revision rolled back from (e.g. "0042_add_memory_store")
+    #: and the one the target expects ("0041"); None when it could not be read.
+    from_schema: str | None
+    to_schema: str | None
+    #: Where the versions were read, in words: "env var SCHEMA_VERSION".
+    source: str
+    #: Whether the catalog declares the older code runs on the newer schema (then the
+    #: schema is left as it is and no DBA approves).
+    compatible: bool
+    #: The DBA who approved, by name (else their id); None when none did.
+    dba_approved_by: str | None
+    #: Whether rollbot rolls the schema back before or after the app; None when it does
+    #: not roll it back (compatible, or no downgrade Job in the catalog).
+    order: Order | None
+    #: The backup and downgrade Jobs; None when rollbot does not roll the schema back.
+    backup: SchemaJob | None
+    downgrade: SchemaJob | None
+    #: Where the backup went (credentials in it redacted); None when none was taken.
+    backup_location: str | None
+    #: The database check after the rollback (its outcome "not run" if none).
+    check: SchemaJob
+    #: When a schema Job failed, or the rollback failed after the schema was rolled
+    #: back: the rollback's failure text, which says the state the app and the schema
+    #: are in (and the failed Job's last log lines), redacted.
+    state: str | None
 
 
 class _RequiredFacts(TypedDict):
@@ -126,6 +168,9 @@ class ReportContext(_RequiredFacts, total=False):
     thread_url: str | None
     #: Follow-up actions; when empty the renderer supplies the runbooks' defaults.
     next_steps: list[str]
+    #: The database migration the rollback crossed and the schema steps done; None
+    #: when it crossed none (or none is known).
+    database: DatabaseFacts | None
 
 
 _OUTCOMES: dict[RollbackState, Outcome] = {
@@ -145,6 +190,7 @@ def people(record: RollbackRecord) -> set[str]:
     """The ids a report of `record` names: whose names the caller should look up."""
     ids = {record.requested_by, *record.approvals}
     ids |= {record.approved_by} if record.approved_by else set()
+    ids |= {record.schema_approved_by} if record.schema_approved_by else set()
     for entry in record.timeline:
         ids |= {entry.actor} if entry.actor else set()
         ids |= set(_MENTION.findall(entry.message))
@@ -200,5 +246,44 @@ def report_context(record: RollbackRecord, names: Mapping[str, str] = NO_NAMES) 
         "backup_files": [f"{record.id}-backup.json"]
         if record.state.terminal and record.approved_by
         else [],
+        "database": database_facts(record, names),
     }
     return context
+
+
+def database_facts(
+    record: RollbackRecord, names: Mapping[str, str] = NO_NAMES
+) -> DatabaseFacts | None:
+    """The record's migration crossing and schema steps as the reports say them; None
+    when the rollback crossed no migration."""
+    crossing = record.migration
+    if crossing is None or not crossing.crossed:
+        return None
+
+    def job(step: str) -> SchemaJob:
+        done = step in record.schema_steps
+        failed = record.schema_failed == step
+        outcome: Literal["succeeded", "failed", "not run"] = (
+            "succeeded" if done else "failed" if failed else "not run"
+        )
+        return {"job": job_name(record.id, step), "outcome": outcome}
+
+    touched = "downgrade" in record.schema_steps or record.schema_failed is not None
+    steps = crossing.runs_downgrade
+    return {
+        "from_schema": crossing.current,
+        "to_schema": crossing.target,
+        "source": crossing.source,
+        "compatible": crossing.compatible,
+        "dba_approved_by": person(record.schema_approved_by, names)
+        if record.schema_approved_by
+        else None,
+        "order": crossing.order if steps else None,
+        "backup": job("backup") if steps else None,
+        "downgrade": job("downgrade") if steps else None,
+        "backup_location": redact(record.schema_backup) if record.schema_backup else None,
+        "check": job("check"),
+        "state": redact(record.error)
+        if record.state is RollbackState.FAILED and record.error and touched
+        else None,
+    }

@@ -151,6 +151,9 @@ class RollbackRecord(BaseModel):
     #: that takes over does not do one twice; and where the backup went.
     schema_steps: tuple[str, ...] = ()
     schema_backup: str | None = None
+    #: The schema step whose Job failed or could not be run (it stopped the rollback),
+    #: for the reports: a step neither done nor failed was never reached.
+    schema_failed: str | None = None
     emergency: bool = False
     #: "manual" (Slack), "cli", "automatic" (rollbot saw the new revision fail),
     #: "drill" (a rollback drill) or "drill-forward" (the drill's way back).

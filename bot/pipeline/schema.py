@@ -153,24 +153,29 @@ def _run(
     template: JobTemplate,
     location: str | None = None,
 ) -> RollbackRecord:
-    """One Job to its end, its log in the thread; the step written on the record."""
-    body = job_body(
-        template,
-        record_id=record.id,
-        step=step,
-        namespace=record.namespace,
-        variables=variables(record, location),
-    )
-    outcome = run_job(
-        p.kube,
-        record.namespace,
-        body,
-        lambda text: p.sink.milestone(record, text),
-        template.timeout_seconds + GRACE_SECONDS,
-    )
-    if not outcome.succeeded:
-        last = "\n".join(outcome.tail[-5:]) or "(no log)"
-        raise JobFailed(f"the {step} Job {outcome.name} failed; its last lines:\n{last}")
+    """One Job to its end, its log in the thread; the step written on the record, done
+    or (for the reports) failed: a Job that failed, or that could not be made or run."""
+    try:
+        body = job_body(
+            template,
+            record_id=record.id,
+            step=step,
+            namespace=record.namespace,
+            variables=variables(record, location),
+        )
+        outcome = run_job(
+            p.kube,
+            record.namespace,
+            body,
+            lambda text: p.sink.milestone(record, text),
+            template.timeout_seconds + GRACE_SECONDS,
+        )
+        if not outcome.succeeded:
+            last = "\n".join(outcome.tail[-5:]) or "(no log)"
+            raise JobFailed(f"the {step} Job {outcome.name} failed; its last lines:\n{last}")
+    except PermanentError:
+        p.store.update(record.id, lambda r: r.model_copy(update={"schema_failed": step}))
+        raise
     p.sink.milestone(record, f"The {step} Job {outcome.name} succeeded", Tone.GOOD)
     update: dict[str, object] = {}
     if location is not None:

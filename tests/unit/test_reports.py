@@ -66,6 +66,19 @@ def full_context() -> ReportContext:
         "backup_files": ["deployment.yaml", "service.yaml", "configmaps.yaml"],
         "thread_url": "https://acme.slack.com/archives/C1/p1705502160",
         "next_steps": ["Fix the cache key bug (JIRA-1234)"],
+        "database": {
+            "from_schema": "0042_add_memory_store",
+            "to_schema": "0041",
+            "source": "env var SCHEMA_VERSION",
+            "compatible": False,
+            "dba_approved_by": "Dana Bell",
+            "order": "schema-first",
+            "backup": {"job": "rollbot-rb-20240117-web-backup", "outcome": "succeeded"},
+            "downgrade": {"job": "rollbot-rb-20240117-web-downgrade", "outcome": "succeeded"},
+            "backup_location": "s3://dumps/rb-20240117-web.sql.gz",
+            "check": {"job": "rollbot-rb-20240117-web-check", "outcome": "succeeded"},
+            "state": None,
+        },
     }
 
 
