@@ -113,10 +113,22 @@ def shown(slack, ts: str) -> str:
     return json.dumps([m.blocks or m.text for m in slack.thread("C0INCIDENT", ts)])
 
 
+def database_section(slack, record_id: str) -> str:
+    """The Database section of the incident report posted in the thread."""
+    name = f"{record_id}-incident-report.md"
+    report: str = wait_for(
+        "the incident report",
+        lambda: next((f.content.decode() for f in slack.files() if f.filename == name), None),
+    )
+    start = report.index("## Database\n")
+    return report[start : report.index("\n## ", start)]
+
+
 def test_an_incompatible_migration_waits_for_a_dba_then_backup_downgrade_and_app_roll_back(
     make_bot, slack, workloads, app, postgres, tmp_path
 ):
     slack.add_usergroup(DBAS, [DBA])
+    slack.add_user(DBA, name="dana", real_name="Dana Bell")
     bot = make_bot(config(workloads.namespace, postgres, tmp_path))
     SlackUser(bot.url, ALICE).command(f'web -n {workloads.namespace} --reason "memory bug"')
     record_id, root_ts = confirmation(slack)
@@ -153,6 +165,15 @@ def test_an_incompatible_migration_waits_for_a_dba_then_backup_downgrade_and_app
     assert backup_at < downgrade_at < thread.index("Rollback applied")
     assert "Running downgrade 0042 -&gt; 0041" in thread  # alembic's own log line
     assert "database check passing" in record.timeline[-1].message
+    assert database_section(slack, record_id).splitlines() == [
+        "## Database",
+        "- Schema: 0042 → 0041 (read from the env var SCHEMA_VERSION)",
+        "- Declared compatible: no, the older code cannot run on the newer schema",
+        "- DBA approval: Dana Bell",
+        f"- Backup: Job rollbot-{record_id}-backup succeeded; the dump is at {dump}",
+        f"- Downgrade (before the app rollback): Job rollbot-{record_id}-downgrade succeeded",
+        f"- Check: Job rollbot-{record_id}-check succeeded",
+    ]
 
 
 def test_a_failing_downgrade_stops_the_rollback_with_the_app_untouched(
@@ -189,6 +210,9 @@ def test_a_failing_downgrade_stops_the_rollback_with_the_app_untouched(
     assert schema_version(app) == "0042"
     assert record.schema_steps == ("backup",)
     assert "Roll back further" not in shown(slack, root_ts)  # nothing changed to recover
+    database = database_section(slack, record_id)
+    assert f"Job rollbot-{record_id}-downgrade failed" in database
+    assert "  > the schema downgrade failed, so the app was not touched" in database
 
 
 def test_a_compatible_migration_passes_with_only_a_note(
