@@ -7,7 +7,8 @@ rolling back or out to its end (see `RollbackStore.update`), and queued in a
 Redis list in that same transaction: a rollback is never told twice or
 forgotten, whichever process crashes. A deliverer sends them on, in order.
 A dry run, and a confirmation cancelled or left to expire, changed nothing:
-no event.
+no event. A rollback drill (and its way back) is an exercise, not an incident:
+no event either; its report says nothing was sent to anyone.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class ChangeEvent(BaseModel):
 
 def change_event(before: RollbackRecord, after: RollbackRecord) -> ChangeEvent | None:
     """The event a write from `before` to `after` makes, if it makes one."""
-    if after.dry_run or after.state is before.state:
+    if after.dry_run or after.drill or after.state is before.state:
         return None
     if after.state is S.ROLLING_BACK:
         kind: Literal["started", "finished"] = "started"

@@ -45,3 +45,12 @@ def test_what_changed_nothing_is_not_told(pipeline: Pipeline) -> None:
     stored(pipeline, web_request(), S.FAILED)  # refused at the assessment
     stored(pipeline, web_request(dry_run=True), *TO_ROLLOUT, S.VERIFYING, S.SUCCEEDED)
     assert queued(pipeline) == []
+
+
+def test_a_drill_and_its_way_back_are_not_told(pipeline: Pipeline) -> None:
+    # A drill says "nothing here was sent to anyone": no page, no webhook, no status page.
+    drill = stored(pipeline, web_request(trigger="drill"), *TO_ROLLOUT, S.VERIFYING)
+    pipeline.store.update(drill.id, lambda r: r.transition(S.SUCCEEDED, "healthy"))
+    forward = stored(pipeline, web_request(trigger="drill-forward"), *TO_ROLLOUT)
+    pipeline.store.update(forward.id, lambda r: r.transition(S.FAILED, "no", error="deadline"))
+    assert queued(pipeline) == []
