@@ -13,7 +13,8 @@ wrapping the object, `{"incident": {...}}`.
 
 The page is public: its text comes from its own template, not from the
 runbooks' internal notices (people, Slack links, images, namespaces, reasons,
-errors stay inside); an override in `templates_dir` replaces it.
+errors stay inside); an override in `templates_dir` replaces it. A drill never
+opens an incident, even when `notify.include_drills` tells the others of it.
 
 The incident's id is kept in Redis per record, so the end updates the incident
 the start opened, whichever process delivers it.
@@ -105,8 +106,8 @@ class Statuspage:
         return "/".join([self.settings.base_url, "pages", self.settings.page_id, *parts])
 
     def deliver(self, event: ChangeEvent, context: EventContext) -> None:
-        if context.environment not in self.settings.environments:
-            return  # this environment's rollbacks are not the page's business
+        if event.drill or context.environment not in self.settings.environments:
+            return  # a drill, or an environment that is not the page's business
         key = f"{INCIDENTS}:{event.record_id}"
         incident = self.redis.get(key)
         if event.kind == "started" and incident:

@@ -225,6 +225,28 @@ def test_the_status_page_tells_only_the_environments_it_lists(store, config, pag
     assert len(pagerduty.events) == 2
 
 
+def test_drills_told_by_choice_reach_pagerduty_and_webhooks_marked_never_the_status_page(
+    store, config, pagerduty, webhook, statuspage
+):
+    # Drills run in an environment marked for them; the page is listed for it here
+    # too, so only the drill mark can keep it quiet.
+    data = config.model_dump(mode="json")
+    data["notify"]["statuspage"]["environments"] = ["production", "staging"]
+    data["notify"]["include_drills"] = True
+    telling = RollbackStore(store.redis, tell_drills=True)
+    rollback(telling, namespace="staging", trigger="drill")
+    drain(deliverer(store, RollbotConfig.model_validate(data)))
+    assert [e["payload"]["summary"][:38] for e in pagerduty.events] == [
+        "DRILL — Rollback of staging/web starte",
+        "DRILL — Rollback of staging/web succee",
+    ]
+    assert [(e["type"], e["drill"]) for e in webhook.events] == [
+        ("rollback.started", True),
+        ("rollback.finished", True),
+    ]
+    assert statuspage.incidents == {} and statuspage.requests == []
+
+
 def test_a_wrong_statuspage_key_is_refused_and_logged_not_retried(
     store, config, statuspage, webhook, caplog
 ):

@@ -57,6 +57,19 @@ def test_the_summary_says_what_is_rolled_back_from_and_to_who_asked_and_why():
     )
 
 
+def test_a_drill_told_to_pagerduty_and_webhooks_is_marked_as_one():
+    drill = event(trigger="drill", drill=True)
+    assert change_summary(drill).startswith("DRILL — Rollback of prod/web started")
+    finished = event(kind="finished", state="succeeded", drill=True)
+    assert change_summary(finished).startswith("DRILL — Rollback of prod/web succeeded")
+    assert (
+        change_event_errors(change_event_body(drill, ROUTING_KEY, EventContext()), {ROUTING_KEY})
+        == []
+    )
+    assert json.loads(webhook_body(drill, EventContext()))["drill"] is True
+    assert json.loads(webhook_body(event(), EventContext()))["drill"] is False
+
+
 def test_a_long_reason_is_cut_to_pagerdutys_1024_characters():
     summary = change_summary(event(reason="x" * 5000))
     assert len(summary) == SUMMARY_LIMIT and summary.endswith("…")
