@@ -7,7 +7,9 @@ rolling back or out to its end (see `RollbackStore.update`), and queued in a
 Redis list in that same transaction: a rollback is never told twice or
 forgotten, whichever process crashes. A deliverer sends them on, in order.
 A dry run, and a confirmation cancelled or left to expire, changed nothing:
-no event.
+no event. A rollback drill (and its way back) is an exercise, not an incident:
+no event either, as its report says, unless the config asks for drills too
+(`notify.include_drills`): then their events are marked `drill`.
 """
 
 from __future__ import annotations
@@ -44,11 +46,15 @@ class ChangeEvent(BaseModel):
     error: str | None
     at: datetime
     emergency: bool
+    #: A rollback drill or its way back (made only with `notify.include_drills`).
+    drill: bool = False
 
 
-def change_event(before: RollbackRecord, after: RollbackRecord) -> ChangeEvent | None:
+def change_event(
+    before: RollbackRecord, after: RollbackRecord, *, include_drills: bool = False
+) -> ChangeEvent | None:
     """The event a write from `before` to `after` makes, if it makes one."""
-    if after.dry_run or after.state is before.state:
+    if after.dry_run or (after.drill and not include_drills) or after.state is before.state:
         return None
     if after.state is S.ROLLING_BACK:
         kind: Literal["started", "finished"] = "started"
@@ -73,4 +79,5 @@ def change_event(before: RollbackRecord, after: RollbackRecord) -> ChangeEvent |
         error=after.error,
         at=after.timeline[-1].at if after.timeline else after.created_at,
         emergency=after.emergency,
+        drill=after.drill,
     )

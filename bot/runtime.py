@@ -73,7 +73,8 @@ def runtime_from_environment(
         client.ping()
     except (redis.RedisError, OSError) as err:
         raise StartupError(f"Redis ({where}) cannot be reached: {err}", exit_code=3) from err
-    return Runtime(config, RollbackStore(client), kube, helm_from_environment(kubeconfig))
+    store = RollbackStore(client, tell_drills=config.notify.include_drills)
+    return Runtime(config, store, kube, helm_from_environment(kubeconfig))
 
 
 def not_ready(store: RollbackStore, kube: object, config: RollbotConfig) -> str | None:

@@ -93,10 +93,13 @@ LOCK_TTL = 300.0
 
 class RollbackStore:
     def __init__(
-        self, client: redis.Redis, fence: Fence | None = None, key: bytes | None = None
-    ) -> None:
+        self, client: redis.Redis, fence: Fence | None = None, key: bytes | None = None,
+        *, tell_drills: bool = False,
+    ) -> None:  # fmt: skip
         self.redis = client
         self.fence = fence
+        #: Drills make change events too (`notify.include_drills`); else they make none.
+        self.tell_drills = tell_drills
         #: Records and backups are sealed with it (bot/integrity.py); None: plain JSON.
         self.key = key if key is not None else store_key()
         self._open = client.register_script(_OPEN)  # EVALSHA: the script is sent once
@@ -104,7 +107,7 @@ class RollbackStore:
     def fenced(self, fence: Fence) -> RollbackStore:
         """The same store, whose writes to records and backups go through only while
         `fence` holds (see bot/leases.py); otherwise they raise LeaseLost."""
-        return RollbackStore(self.redis, fence, self.key)
+        return RollbackStore(self.redis, fence, self.key, tell_drills=self.tell_drills)
 
     def _seal(self, key: str, record: RollbackRecord) -> str:
         return seal(self.key, key, record.model_dump_json())
@@ -221,7 +224,8 @@ class RollbackStore:
                     jobs = [made] if isinstance(made, Job) else list(made or ())
                     pipe.multi()
                     pipe.set(key, self._seal(key, changed))
-                    if (event := change_event(current, changed)) is not None:
+                    event = change_event(current, changed, include_drills=self.tell_drills)
+                    if event is not None:
                         pipe.rpush(CHANGES, event.model_dump_json())
                     if counted(changed) and not current.state.terminal:
                         outcome = Outcome.of(changed)

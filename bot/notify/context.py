@@ -58,6 +58,7 @@ def facts(event: ChangeEvent, context: EventContext) -> dict[str, Any]:
         "state": event.state,
         "error": redact(event.error) if event.error else None,
         "emergency": event.emergency,
+        "drill": event.drill,
         "at": event.at.isoformat(),
         "thread_url": context.thread_url,
     }

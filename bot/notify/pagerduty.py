@@ -23,7 +23,8 @@ SUMMARY_LIMIT = 1024
 
 
 def change_summary(event: ChangeEvent) -> str:
-    """ "Rollback of prod/web started: revision 42 → revision 41 (requested by U…, reason …)"."""
+    """ "Rollback of prod/web started: revision 42 → revision 41 (requested by U…, reason …)";
+    a drill's starts with "DRILL — "."""
     where = f"{event.namespace}/{event.service}"
     change = f"{event.current} → {event.target}"
     if event.kind == "started":
@@ -35,6 +36,8 @@ def change_summary(event: ChangeEvent) -> str:
     else:
         error = f": {redact(event.error)}" if event.error else ""
         text = f"Rollback of {where} {event.state}{error} ({change})"
+    if event.drill:
+        text = f"DRILL — {text}"
     text = " ".join(text.split())
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
 

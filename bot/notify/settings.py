@@ -87,6 +87,9 @@ class NotifySettings(BaseModel):
     slack_workspace_url: HttpUrl | None = None
     #: Each call to a destination gives up after this long (and is tried again).
     timeout_seconds: float = Field(default=10, gt=0, le=120)
+    #: Tell PagerDuty and the webhooks of rollback drills too, marked DRILL (the
+    #: status page never hears of them). Off: a drill is sent to no one.
+    include_drills: bool = False
 
     @property
     def any(self) -> bool:

@@ -5,11 +5,16 @@ API (developer.statuspage.io): `Authorization: OAuth API_KEY`, JSON bodies
 wrapping the object, `{"incident": {...}}`.
 
 - started: POST /pages/{page_id}/incidents with a name, status "identified",
-  the body of the "incident notification" template, and the service's component
+  the text of `statuspage_incident.txt.j2`, and the service's component
   (`notify.statuspage.components`) set to `component_status`;
 - finished: PATCH /pages/{page_id}/incidents/{incident_id}: succeeded → status
   "resolved" and the component "operational"; failed → the incident stays open
-  ("identified") with the "rollback complete" text and the error.
+  ("identified") with that template's "still affected" text.
+
+The page is public: its text comes from its own template, not from the
+runbooks' internal notices (people, Slack links, images, namespaces, reasons,
+errors stay inside); an override in `templates_dir` replaces it. A drill never
+opens an incident, even when `notify.include_drills` tells the others of it.
 
 The incident's id is kept in Redis per record, so the end updates the incident
 the start opened, whichever process delivers it.
@@ -17,13 +22,13 @@ the start opened, whichever process delivers it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import redis
 
 from bot.change_events import ChangeEvent
-from bot.incident import report_context
+from bot.incident import ReportContext, Trigger, report_context
 from bot.notify.context import EventContext
 from bot.notify.sending import Refused, call
 from bot.notify.settings import StatuspageSettings
@@ -34,24 +39,31 @@ INCIDENTS = "rollbot:changes:statuspage"
 REMEMBER_SECONDS = 30 * 86400
 
 
+#: The incident's text, as customers read it (an override in `templates_dir` wins).
+PUBLIC_TEMPLATE = "statuspage_incident.txt.j2"
+
+
 def incident_text(event: ChangeEvent, context: EventContext, renderer: TemplateRenderer) -> str:
-    """The communication template's text: the todo-app runbook's "incident
-    notification" when it starts, its "rollback complete" when it ends."""
-    error = f"\nError: {redact(event.error)}" if event.error else ""
-    if context.record is None:  # retention deleted it: say what the event knows
-        return (
-            f"Rollback of {event.service}: {event.current} → {event.target}, {event.state}.{error}"
-        )
-    facts = report_context(context.record)
+    """The incident's public text for this event: the service by the catalog's name,
+    and whether it is being rolled back, restored, or still affected."""
+    facts: ReportContext
+    if context.record is not None:
+        facts = report_context(context.record)
+    else:  # retention deleted it: what the event knows
+        facts = {
+            "rollback_id": event.record_id, "service": event.service,
+            "namespace": event.namespace, "workloads": [], "requested_by": event.requested_by,
+            "reason": redact(event.reason), "trigger": cast(Trigger, event.trigger),
+            "outcome": "in progress",
+        }  # fmt: skip
+    facts["service"] = context.catalog_name or event.service
     facts["environment"] = context.environment
-    facts["thread_url"] = context.thread_url
+    # Told as the event was, whatever the record has become since.
     if event.kind == "started":
-        # The record may have moved on since: the start is told as it was then.
-        facts["outcome"] = "in progress"
-        facts["finished_at"] = None
-        return renderer.render("incident_notification.txt.j2", facts).strip()
-    facts["outcome"] = "succeeded" if event.state == "succeeded" else "failed"
-    return renderer.render("rollback_complete.txt.j2", facts).strip() + error
+        facts["outcome"], facts["finished_at"] = "in progress", None
+    else:
+        facts["outcome"] = "succeeded" if event.state == "succeeded" else "failed"
+    return renderer.render(PUBLIC_TEMPLATE, facts).strip()
 
 
 def incident_fields(
@@ -71,8 +83,9 @@ def incident_fields(
 
 
 def incident_name(event: ChangeEvent, context: EventContext) -> str:
+    """Public too: the service and its environment, never the revisions or images."""
     where = f" ({context.environment})" if context.environment else ""
-    return f"{event.service}{where}: rolling back to {event.target}"
+    return f"{context.catalog_name or event.service}{where}: rolling back a recent change"
 
 
 class Statuspage:
@@ -93,8 +106,8 @@ class Statuspage:
         return "/".join([self.settings.base_url, "pages", self.settings.page_id, *parts])
 
     def deliver(self, event: ChangeEvent, context: EventContext) -> None:
-        if context.environment not in self.settings.environments:
-            return  # this environment's rollbacks are not the page's business
+        if event.drill or context.environment not in self.settings.environments:
+            return  # a drill, or an environment that is not the page's business
         key = f"{INCIDENTS}:{event.record_id}"
         incident = self.redis.get(key)
         if event.kind == "started" and incident:

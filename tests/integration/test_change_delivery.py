@@ -135,12 +135,14 @@ def test_a_rollbacks_start_and_end_reach_every_destination_once(
     assert webhook.events[1]["state"] == "succeeded" and webhook.events[1]["thread_url"] == thread
 
     (incident,) = statuspage.incidents.values()
-    assert incident["name"] == "web (production): rolling back to revision 41"
+    assert incident["name"] == "web (production): rolling back a recent change"
     assert incident["status"] == "resolved" and incident["resolved_at"]
     opened, resolved = reversed(incident["incident_updates"])
-    assert opened["body"].startswith("INCIDENT: Production deployment rollback initiated")
+    assert opened["body"].startswith("web: a recent change is being rolled back")
     assert opened["affected_components"][0]["new_status"] == "major_outage"
-    assert resolved["body"].startswith("RESOLVED: Production rollback completed successfully")
+    assert resolved["body"].startswith("web: resolved")
+    for update in (opened, resolved):  # the page is public: nothing from inside
+        assert not any(inside in update["body"] for inside in ("U0ALICE", "slack.com", "prod/"))
     assert statuspage.components["cmp0web"]["status"] == "operational"
     assert [(m, status) for m, _, status in statuspage.requests] == [("POST", 201), ("PATCH", 200)]
 
@@ -205,14 +207,14 @@ def test_a_refused_event_is_dropped_for_that_destination_with_a_log_and_the_next
     assert "PagerDuty answered 400" in line
 
 
-def test_a_failed_rollback_keeps_the_incident_open_with_its_error(store, config, statuspage):
+def test_a_failed_rollback_keeps_the_incident_open_without_its_error(store, config, statuspage):
     rollback(store, outcome=S.FAILED)
     drain(deliverer(store, config))
     (incident,) = statuspage.incidents.values()
     assert incident["status"] == "identified" and incident["resolved_at"] is None
     latest = incident["incident_updates"][0]["body"]
-    assert latest.startswith("NOT RESOLVED: Production rollback failed")
-    assert latest.endswith("Error: still crash-looping")
+    assert latest.startswith("web: still affected")
+    assert "crash-looping" not in latest  # the error is the team's, not the public's
     assert statuspage.components["cmp0web"]["status"] == "major_outage"
 
 
@@ -221,6 +223,28 @@ def test_the_status_page_tells_only_the_environments_it_lists(store, config, pag
     drain(deliverer(store, config))
     assert statuspage.incidents == {} and statuspage.requests == []
     assert len(pagerduty.events) == 2
+
+
+def test_drills_told_by_choice_reach_pagerduty_and_webhooks_marked_never_the_status_page(
+    store, config, pagerduty, webhook, statuspage
+):
+    # Drills run in an environment marked for them; the page is listed for it here
+    # too, so only the drill mark can keep it quiet.
+    data = config.model_dump(mode="json")
+    data["notify"]["statuspage"]["environments"] = ["production", "staging"]
+    data["notify"]["include_drills"] = True
+    telling = RollbackStore(store.redis, tell_drills=True)
+    rollback(telling, namespace="staging", trigger="drill")
+    drain(deliverer(store, RollbotConfig.model_validate(data)))
+    assert [e["payload"]["summary"][:38] for e in pagerduty.events] == [
+        "DRILL — Rollback of staging/web starte",
+        "DRILL — Rollback of staging/web succee",
+    ]
+    assert [(e["type"], e["drill"]) for e in webhook.events] == [
+        ("rollback.started", True),
+        ("rollback.finished", True),
+    ]
+    assert statuspage.incidents == {} and statuspage.requests == []
 
 
 def test_a_wrong_statuspage_key_is_refused_and_logged_not_retried(

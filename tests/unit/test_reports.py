@@ -14,7 +14,7 @@ from bot.reports import (
     template_variables,
 )
 
-BUILTIN = [
+RUNBOOKS = [
     "email.txt.j2",
     "incident_notification.txt.j2",
     "incident_report.md.j2",
@@ -22,6 +22,8 @@ BUILTIN = [
     "rollback_report.md.j2",
     "slack_alert.txt.j2",
 ]
+#: The runbooks' six, and the status page's public text (which says no "unknown").
+BUILTIN = sorted([*RUNBOOKS, "statuspage_incident.txt.j2"])
 PLACEHOLDER = TO_BE_FILLED_IN.format(who="the incident lead")
 CHANGES = [
     "container app: image: ghcr.io/acme/web:v3 → ghcr.io/acme/web:v2",
@@ -100,7 +102,7 @@ def renderer() -> TemplateRenderer:
     return TemplateRenderer()
 
 
-def test_the_builtin_templates_are_the_runbooks_six(renderer):
+def test_the_builtin_templates_are_the_runbooks_six_and_the_status_pages(renderer):
     assert renderer.builtin_names() == BUILTIN
     assert sorted(renderer.render_all(minimal_context())) == BUILTIN
 
@@ -126,7 +128,7 @@ def test_every_template_renders_a_minimal_context_for_every_outcome(renderer, na
     assert "None" not in text
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", RUNBOOKS)
 def test_optional_facts_given_as_none_or_empty_render_as_unknown(renderer, name):
     context = minimal_context()
     for key in ("environment", "approved_by", "from_revision", "severity", "pods_after"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from bot.change_events import ChangeEvent
 from bot.notify.context import EventContext, facts, thread_url
 from bot.notify.pagerduty import SUMMARY_LIMIT, change_event_body, change_summary
 from bot.notify.settings import StatuspageSettings
-from bot.notify.statuspage import incident_fields, incident_name, incident_text
+from bot.notify.statuspage import PUBLIC_TEMPLATE, incident_fields, incident_name, incident_text
 from bot.notify.webhook import (
     EVENT_ID,
     SIGNATURE,
@@ -25,7 +26,7 @@ from bot.notify.webhook import (
     signed_headers,
     webhook_body,
 )
-from bot.records import RollbackState, requested
+from bot.records import RollbackRecord, RollbackState, requested
 from bot.reports import TemplateRenderer
 from testbed.pagerduty import ROUTING_KEY, change_event_errors
 
@@ -54,6 +55,19 @@ def test_the_summary_says_what_is_rolled_back_from_and_to_who_asked_and_why():
     assert change_summary(failed) == (
         "Rollback of prod/web failed: progress deadline exceeded (revision 42 → revision 41)"
     )
+
+
+def test_a_drill_told_to_pagerduty_and_webhooks_is_marked_as_one():
+    drill = event(trigger="drill", drill=True)
+    assert change_summary(drill).startswith("DRILL — Rollback of prod/web started")
+    finished = event(kind="finished", state="succeeded", drill=True)
+    assert change_summary(finished).startswith("DRILL — Rollback of prod/web succeeded")
+    assert (
+        change_event_errors(change_event_body(drill, ROUTING_KEY, EventContext()), {ROUTING_KEY})
+        == []
+    )
+    assert json.loads(webhook_body(drill, EventContext()))["drill"] is True
+    assert json.loads(webhook_body(event(), EventContext()))["drill"] is False
 
 
 def test_a_long_reason_is_cut_to_pagerdutys_1024_characters():
@@ -152,30 +166,64 @@ def test_the_incident_opens_with_the_component_down_and_resolves_it_operational(
     by_catalog = incident_fields(event(service="web-v2-deploy"), PAGE, "text", "web")
     assert by_catalog["component_ids"] == ["cmp1"]
     assert incident_name(event(), EventContext(environment="production")) == (
-        "web (production): rolling back to revision 41"
+        "web (production): rolling back a recent change"
+    )
+    named = EventContext(environment="production", catalog_name="shop")
+    assert incident_name(event(), named) == "shop (production): rolling back a recent change"
+
+
+def inside_record() -> RollbackRecord:
+    """A record full of what only the team may read: people, a reason, images, a thread."""
+    record = requested("payments-ns", "web", "U0ALICE", channel="C0OPS", reason="crash loop")
+    return record.model_copy(
+        update={
+            # The record has moved on by the time the start is told: the text follows the event.
+            "state": RollbackState.SUCCEEDED,
+            "approved_by": "U0BOB",
+            "thread_ts": "1700000000.000100",
+            "from_images": ("app=ghcr.io/acme/web:v3",),
+            "to_images": ("app=ghcr.io/acme/web:v2",),
+            "from_revision": 42,
+            "target_revision": 41,
+        }
     )
 
 
 @pytest.mark.parametrize(
     ("kind", "state", "expected"),
     [
-        ("started", "rolling_back", "INCIDENT: Production deployment rollback initiated"),
-        ("finished", "succeeded", "RESOLVED: Production rollback completed successfully"),
-        ("finished", "failed", "NOT RESOLVED: Production rollback failed"),
+        ("started", "rolling_back", "shop: a recent change is being rolled back"),
+        ("finished", "succeeded", "shop: resolved"),
+        ("finished", "failed", "shop: still affected"),
     ],
 )
-def test_the_incident_text_is_the_runbooks_communication_template(kind, state, expected):
-    record = requested("prod", "web", "U0ALICE", reason="crash loop")
-    # The record has moved on by the time the start is told: the text follows the event.
-    record = record.model_copy(update={"state": RollbackState.SUCCEEDED})
-    error = "deadline exceeded" if state == "failed" else None
-    text = incident_text(
-        event(kind=kind, state=state, error=error),
-        EventContext(environment="production", record=record),
-        TemplateRenderer(),
+@pytest.mark.parametrize("with_record", [True, False])
+def test_the_public_incident_text_says_what_customers_need_and_nothing_from_inside(
+    kind, state, expected, with_record
+):
+    record = inside_record()
+    context = EventContext(
+        environment="production",
+        thread_url=thread_url("https://acme.slack.com", record),
+        record=record if with_record else None,  # None: retention deleted it
+        catalog_name="shop",
     )
+    error = "pod web-7f9 deadline exceeded" if state == "failed" else None
+    told = event(kind=kind, state=state, error=error, namespace="payments-ns", service="web")
+    text = incident_text(told, context, TemplateRenderer())
     assert text.splitlines()[0] == expected
-    if state == "failed":
-        assert text.endswith("Error: deadline exceeded")
-    if kind == "started":
-        assert "Status: In Progress" in text and "Reason: crash loop" in text
+    assert re.search(r"\bU0[A-Z0-9]+", text) is None  # no Slack user ids
+    for inside in (
+        "slack.com", "archives", "to be filled in", "ghcr.io", "web:v", "payments-ns",
+        "crash loop", "deadline", "revision", "rolling_back", "C0OPS", "alice",
+    ):  # fmt: skip
+        assert inside not in text.lower(), inside
+
+
+def test_the_public_incident_template_can_be_overridden(tmp_path):
+    (tmp_path / PUBLIC_TEMPLATE).write_text("{{ service }} is {{ outcome }}\n")
+    context = EventContext(environment="production", record=inside_record(), catalog_name="shop")
+    text = incident_text(event(), context, TemplateRenderer(tmp_path))
+    assert text == "shop is in progress"
+    finished = event(kind="finished", state="succeeded")
+    assert incident_text(finished, context, TemplateRenderer(tmp_path)) == "shop is succeeded"
