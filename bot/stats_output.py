@@ -52,10 +52,14 @@ def headline(stats: Stats) -> str:
     if not total.rollbacks and not total.not_run:
         return f"No rollbacks from {window}."
     return (
-        f"{total.rollbacks} rollbacks from {window}: {_rate(total)} succeeded, "
+        f"{_plural(total.rollbacks, 'rollback')} from {window}: {_rate(total)} succeeded, "
         f"MTTR {human(total.time_to_restore.median)} (p90 {human(total.time_to_restore.p90)}), "
         f"{total.not_run} asked for and not run"
     )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def table_lines(stats: Stats) -> list[str]:
@@ -85,7 +89,8 @@ def _drill_line(stats: Stats) -> list[str]:
     if not drills.rollbacks:
         return []
     return [
-        f"Drills (not counted above): {drills.rollbacks} steps, {_rate(drills)} succeeded, "
+        f"Drills (not counted above): {_plural(drills.rollbacks, 'step')}, "
+        f"{_rate(drills)} succeeded, "
         f"time to restore {human(drills.time_to_restore.median)}"
     ]
 
