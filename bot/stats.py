@@ -121,10 +121,12 @@ def approval_wait(record: RollbackRecord) -> float | None:
     return (approved - asked).total_seconds()
 
 
+#: Every trigger a record has (bot/records.py), with how the stats name it.
 TRIGGERS = {
     "manual": "person (Slack)",
     "cli": "person (terminal)",
     "automatic": "automatic",
+    "follow-up": "follow-up",
     "drill": "drill",
     "drill-forward": "drill, forward step",
 }
