@@ -23,7 +23,7 @@ NO_NAMES: Mapping[str, str] = MappingProxyType({})
 #: A Slack mention, `<@U123>` or `<@U123|alice>`, as older records' messages hold them.
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 
-Trigger = Literal["manual", "automatic", "cli"]
+Trigger = Literal["manual", "cli", "automatic", "follow-up", "drill", "drill-forward"]
 Outcome = Literal[
     "succeeded", "failed", "cancelled", "expired", "rolled back but unhealthy", "in progress"
 ]
@@ -110,7 +110,9 @@ class _RequiredFacts(TypedDict):
     requested_by: str
     #: Why, in the requester's words; may be "".
     reason: str
-    #: How it was started: from Slack ("manual"), by an alert ("automatic") or by `rollbot` CLI.
+    #: How it was started: from Slack ("manual"), by the `rollbot` CLI ("cli"), by rollbot
+    #: seeing a new revision fail ("automatic"), from a recovery button of a rollback that
+    #: failed ("follow-up"), or as a rollback drill ("drill", and "drill-forward" its way back).
     trigger: Trigger
     #: Where it stands now.
     outcome: Outcome

@@ -7,7 +7,7 @@ rollback (aggregate with `max`, not `sum`, across replicas).
 * `rollbot_rollbacks_total{service,namespace,environment,strategy,outcome,trigger}`
   and the histograms `rollbot_time_to_restore_seconds`,
   `rollbot_time_to_detection_seconds`, `rollbot_approval_wait_seconds`
-  {service,namespace,environment}: counters in Redis that each finished
+  {service,namespace,environment,trigger}: counters in Redis that each finished
   rollback adds to once, in the write that ends it (bot/stats.increments), so
   they only grow, across restarts and replicas alike;
 * `rollbot_rollbacks{state}`, `rollbot_dry_runs` and
@@ -83,7 +83,7 @@ class _Scrape(Collector):
             "Finished rollbacks (dry runs aside), by how they ended.",
             labels=["service", "namespace", "environment", "strategy", "outcome", "trigger"],
         )
-        series: dict[str, dict[tuple[str, str], dict[str, float]]] = defaultdict(
+        series: dict[str, dict[tuple[str, str, str], dict[str, float]]] = defaultdict(
             lambda: defaultdict(dict)
         )
         for field, value in sorted(counters.items()):
@@ -95,21 +95,23 @@ class _Scrape(Collector):
                 service, namespace, strategy, outcome, trigger = parts[1:]
                 labels = [service, namespace, self._environment(namespace)]
                 total.add_metric([*labels, strategy, outcome, trigger], value)
-            elif parts[0] in HISTOGRAMS and len(parts) == 4:
-                series[parts[0]][(parts[1], parts[2])][parts[3]] = value
+            elif parts[0] in HISTOGRAMS and len(parts) == 5:
+                series[parts[0]][(parts[1], parts[2], parts[3])][parts[4]] = value
+            elif parts[0] in HISTOGRAMS and len(parts) == 4:  # kept before the trigger was
+                series[parts[0]][(parts[1], parts[2], "")][parts[3]] = value
         yield total
         for measure, documentation in HISTOGRAMS.items():
             histogram = HistogramMetricFamily(
                 f"rollbot_{measure}_seconds",
                 documentation,
-                labels=["service", "namespace", "environment"],
+                labels=["service", "namespace", "environment", "trigger"],
             )
-            for (service, namespace), values in sorted(series[measure].items()):
+            for (service, namespace, trigger), values in sorted(series[measure].items()):
                 # Each rollback added 1 to every bucket its duration fits: cumulative.
                 buckets = [(str(b), values.get(str(b), 0.0)) for b in BUCKETS]
                 buckets.append(("+Inf", values.get("+Inf", 0.0)))
                 histogram.add_metric(
-                    [service, namespace, self._environment(namespace)],
+                    [service, namespace, self._environment(namespace), trigger],
                     buckets,
                     values.get("sum", 0.0),
                 )

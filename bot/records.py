@@ -156,7 +156,8 @@ class RollbackRecord(BaseModel):
     schema_failed: str | None = None
     emergency: bool = False
     #: "manual" (Slack), "cli", "automatic" (rollbot saw the new revision fail),
-    #: "drill" (a rollback drill) or "drill-forward" (the drill's way back).
+    #: "follow-up" (a recovery button of a rollback that failed), "drill" (a
+    #: rollback drill) or "drill-forward" (the drill's way back).
     trigger: str = "manual"
     #: For a drill's forward step: the drill it completes.
     drill_of: str | None = None

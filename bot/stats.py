@@ -121,10 +121,12 @@ def approval_wait(record: RollbackRecord) -> float | None:
     return (approved - asked).total_seconds()
 
 
+#: Every trigger a record has (bot/records.py), with how the stats name it.
 TRIGGERS = {
     "manual": "person (Slack)",
     "cli": "person (terminal)",
     "automatic": "automatic",
+    "follow-up": "follow-up",
     "drill": "drill",
     "drill-forward": "drill, forward step",
 }
@@ -178,22 +180,35 @@ class Outcome:
 BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
 #: The durations kept as histograms, by the name of their Outcome field.
 MEASURES = ("time_to_restore", "time_to_detection", "approval_wait")
+#: The one duration a confirmation that never ran still has: the wait for approvals.
+OF_ANY_OUTCOME = frozenset({"approval_wait"})
+
+
+def measured(outcome: Outcome, measure: str) -> float | None:
+    """One of the MEASURES of an outcome, if the figures count it: the same rule for
+    the stats and the histograms, so the dashboard agrees with /rollback stats."""
+    if outcome.ran or measure in OF_ANY_OUTCOME:
+        value: float | None = getattr(outcome, measure)
+        return value
+    return None
 
 
 def increments(outcome: Outcome) -> dict[str, float]:
     """What one finished rollback adds to the counters /metrics exposes, by field:
     kept in Redis and only ever added to, so every replica shows the same
     monotonic figures. A field is a JSON list: the total's labels, or a
-    histogram's measure, service, namespace and bucket ("sum", "+Inf" or a bound)."""
+    histogram's measure, service, namespace, trigger and bucket ("sum", "+Inf" or
+    a bound). The trigger lets a dashboard leave drills out, as the stats do."""
     labels = [outcome.service, outcome.namespace]
     added = {json.dumps(["total", *labels, outcome.strategy, outcome.state, outcome.trigger]): 1.0}
     for measure in MEASURES:
-        value = getattr(outcome, measure)
+        value = measured(outcome, measure)
         if value is None:
             continue
-        added[json.dumps([measure, *labels, "sum"])] = value
+        series = [measure, *labels, outcome.trigger]
+        added[json.dumps([*series, "sum"])] = value
         for bound in [*(b for b in BUCKETS if value <= b), "+Inf"]:
-            added[json.dumps([measure, *labels, str(bound)])] = 1.0
+            added[json.dumps([*series, str(bound)])] = 1.0
     return added
 
 
@@ -211,16 +226,16 @@ def _row(service: str, environment: str, outcomes: Sequence[Outcome]) -> Row:
         succeeded=sum(o.state == S.SUCCEEDED for o in ran),
         failed=sum(o.state == S.FAILED for o in ran),
         not_run=len(outcomes) - len(ran),
-        time_to_restore=Durations.of(_measured(o.time_to_restore for o in ran)),
-        time_to_detection=Durations.of(_measured(o.time_to_detection for o in ran)),
-        approval_wait=Durations.of(_measured(o.approval_wait for o in outcomes)),
+        time_to_restore=Durations.of(_measured(outcomes, "time_to_restore")),
+        time_to_detection=Durations.of(_measured(outcomes, "time_to_detection")),
+        approval_wait=Durations.of(_measured(outcomes, "approval_wait")),
         by_strategy=dict(Counter(o.strategy for o in ran).most_common()),
         by_trigger=dict(Counter(TRIGGERS.get(o.trigger, o.trigger) for o in ran).most_common()),
     )
 
 
-def _measured(values: Iterable[float | None]) -> list[float]:
-    return [v for v in values if v is not None]
+def _measured(outcomes: Iterable[Outcome], measure: str) -> list[float]:
+    return [v for o in outcomes if (v := measured(o, measure)) is not None]
 
 
 def compute(
@@ -276,6 +291,6 @@ def _trend(
             buckets[min(count - 1, int((outcome.created_at - start) // step))].append(outcome)
     points = []
     for i, bucket in enumerate(buckets):
-        restore = Durations.of(_measured(o.time_to_restore for o in bucket))
+        restore = Durations.of(_measured(bucket, "time_to_restore"))
         points.append(TrendPoint(since + i * period, len(bucket), restore.median))
     return tuple(points)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from bot.stats import Durations, Row, Stats
+from bot.records import DRILL_TRIGGERS
+from bot.stats import TRIGGERS, Durations, Row, Stats
+from bot.strategies import NAMES as STRATEGIES
 
 COLUMNS = ("service", "environment", "rollbacks", "success", "MTTR", "p90", "detect", "approve")
 
@@ -52,10 +55,14 @@ def headline(stats: Stats) -> str:
     if not total.rollbacks and not total.not_run:
         return f"No rollbacks from {window}."
     return (
-        f"{total.rollbacks} rollbacks from {window}: {_rate(total)} succeeded, "
+        f"{_plural(total.rollbacks, 'rollback')} from {window}: {_rate(total)} succeeded, "
         f"MTTR {human(total.time_to_restore.median)} (p90 {human(total.time_to_restore.p90)}), "
         f"{total.not_run} asked for and not run"
     )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def table_lines(stats: Stats) -> list[str]:
@@ -72,7 +79,9 @@ def table_lines(stats: Stats) -> list[str]:
     ]
     lines.append("")
     lines.append("By strategy: " + _counts(stats.total.by_strategy))
+    lines += _per_row(stats.rows, lambda row: row.by_strategy)
     lines.append("By trigger: " + _counts(stats.total.by_trigger))
+    lines += _per_row(stats.rows, lambda row: row.by_trigger)
     lines += _drill_line(stats)
     lines.append(
         "MTTR: request to healthy; detect: bad rollout to request; approve: wait for a click"
@@ -80,12 +89,26 @@ def table_lines(stats: Stats) -> list[str]:
     return lines
 
 
+def _per_row(rows: tuple[Row, ...], counts: Callable[[Row], dict[str, int]]) -> list[str]:
+    """Under a total, each row's own counts, one indented line per row (as extra
+    columns they would make the table too wide for Slack); none for one row."""
+    if len(rows) < 2:
+        return []
+    names = [f"{row.service} {row.environment}" for row in rows]
+    width = max(len(name) for name in names)
+    return [
+        f"  {name.ljust(width)}  {_counts(counts(row))}"
+        for name, row in zip(names, rows, strict=True)
+    ]
+
+
 def _drill_line(stats: Stats) -> list[str]:
     drills = stats.drills
     if not drills.rollbacks:
         return []
     return [
-        f"Drills (not counted above): {drills.rollbacks} steps, {_rate(drills)} succeeded, "
+        f"Drills (not counted above): {_plural(drills.rollbacks, 'step')}, "
+        f"{_rate(drills)} succeeded, "
         f"time to restore {human(drills.time_to_restore.median)}"
     ]
 
@@ -111,11 +134,24 @@ def as_json(stats: Stats) -> str:
     return json.dumps(body, indent=2)
 
 
+#: The triggers a row's rollbacks can have (drills are counted apart), by name.
+ROW_TRIGGERS = tuple(t for t in TRIGGERS if t not in DRILL_TRIGGERS)
+
+
 def as_csv(stats: Stats) -> str:
-    """One line per service and environment, the durations in seconds."""
+    """One line per service and environment, the durations in seconds, then a
+    count column per strategy and per trigger: numbers a spreadsheet sums and
+    pivots, where "undo=3;helm=1" cells would need parsing first. Every strategy
+    and trigger rollbot has gets its column, used or not, so lines written on
+    different days (the runbooks append them to a log) line up; one it no longer
+    has, still in old records, is added at the end."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     measures = ("time_to_restore", "time_to_detection", "approval_wait")
+    strategies = _columns(STRATEGIES, (s for row in stats.rows for s in row.by_strategy))
+    labels = {label: name for name, label in TRIGGERS.items()}
+    by_trigger = [{labels.get(k, k): n for k, n in row.by_trigger.items()} for row in stats.rows]
+    triggers = _columns(ROW_TRIGGERS, (t for counts in by_trigger for t in counts))
     writer.writerow(
         [
             "service",
@@ -126,9 +162,11 @@ def as_csv(stats: Stats) -> str:
             "not_run",
             "success_rate",
             *(f"{m}_{part}" for m in measures for part in ("median", "p90")),
+            *(f"strategy_{name}" for name in strategies),
+            *(f"trigger_{name}" for name in triggers),
         ]
     )
-    for row in stats.rows:
+    for row, row_triggers in zip(stats.rows, by_trigger, strict=True):
         durations: list[Durations] = [getattr(row, m) for m in measures]
         writer.writerow(
             [
@@ -140,9 +178,17 @@ def as_csv(stats: Stats) -> str:
                 row.not_run,
                 "" if row.success_rate is None else f"{row.success_rate:.4f}",
                 *(_seconds(v) for d in durations for v in (d.median, d.p90)),
+                *(row.by_strategy.get(name, 0) for name in strategies),
+                *(row_triggers.get(name, 0) for name in triggers),
             ]
         )
     return out.getvalue()
+
+
+def _columns(known: Iterable[str], seen: Iterable[str]) -> list[str]:
+    """The known names in their order, then any other seen, sorted."""
+    columns = list(known)
+    return columns + sorted(set(seen) - set(columns))
 
 
 def _seconds(value: float | None) -> str:

@@ -35,7 +35,9 @@ def _follow_up(caller: Caller, failed: RollbackRecord, kind: str) -> str:
             return f"{code(failed.id)} is {state_label(failed.state)}: nothing to recover."
         if not store.claim_once(f"{kind}:{failed.id}", ttl=3600):
             return f"A follow-up of {code(failed.id)} was already asked for: see its confirmation."
-        record = store.create(_request(failed, kind, user, config.confirmation_ttl_seconds))
+        record = store.create(
+            follow_up_request(failed, kind, user, config.confirmation_ttl_seconds)
+        )
         store.update(failed.id, lambda r: r.note(f"{kind} asked by {user}: {record.id}", user))
         services.queue.enqueue(Job(kind="assess", record_id=record.id))
         return f"Assessing {code(record.id)}: a confirmation will be posted here."
@@ -43,7 +45,9 @@ def _follow_up(caller: Caller, failed: RollbackRecord, kind: str) -> str:
         return f":warning: {untrusted(str(err))}"
 
 
-def _request(failed: RollbackRecord, kind: str, user: str, ttl: float) -> RollbackRecord:
+def follow_up_request(failed: RollbackRecord, kind: str, user: str, ttl: float) -> RollbackRecord:
+    """The rollback a recovery button opens: asked for by the clicker, counted in the
+    stats as a follow-up (not as a first request) of the rollback that failed."""
     if kind == "again":  # the same rollback, asked for again after a re-assessment
         how: dict[str, Any] = {
             "reason": f"re-assessed after {failed.id}: it got worse",
@@ -69,6 +73,7 @@ def _request(failed: RollbackRecord, kind: str, user: str, ttl: float) -> Rollba
         user,
         channel=failed.channel,
         ttl=timedelta(seconds=ttl),
+        trigger="follow-up",
         **how,
     )
 

@@ -41,7 +41,7 @@ def test_stats_after_a_rollback_show_it_and_post_the_chart(make_bot, slack, work
     body = answer.json()
     assert body["response_type"] == "ephemeral"
     text = body["text"]
-    assert text.startswith("*1 rollbacks from ") and "100% succeeded" in text
+    assert text.startswith("*1 rollback from ") and "100% succeeded" in text
     row = next(line for line in text.splitlines() if line.startswith("web "))
     assert row.split()[:4] == ["web", "staging", "1", "100%"]
     chart = wait_for(

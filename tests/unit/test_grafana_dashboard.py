@@ -1,5 +1,6 @@
 """The Grafana dashboard the chart ships asks only for what rollbot's /metrics
-exports: every metric and every label its queries name."""
+exports: every metric and every label its queries name; and it counts what
+/rollback stats counts: rollbacks that ran, drills apart."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import render
-from bot.records import RollbackState
-from bot.stats import Outcome, increments
+from bot.records import DRILL_TRIGGERS, RollbackState
+from bot.stats import TRIGGERS, Outcome, increments
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "helm/rollbot/dashboards/rollbot.json"
 METRIC = re.compile(r"\brollbot_[a-z_]+\b")
@@ -80,3 +81,69 @@ def test_a_rollback_state_in_a_query_is_one_rollbot_has() -> None:
     for query in DASHBOARD_QUERIES:
         for alternatives in re.findall(r'state=~"([^"]+)"', query):
             assert set(alternatives.split("|")) <= states, query
+
+
+#: A metric and its selector, e.g. ("rollbot_rollbacks_total", 'service=~"$service", …').
+SELECTED = re.compile(r"\b(rollbot_[a-z_]+)\{([^}]*)\}")
+MATCHER = re.compile(r'([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+#: The metrics a rollback adds to when it ends, each labelled with its trigger.
+PER_ROLLBACK = re.compile(r"rollbot_(rollbacks_total|[a-z_]+_seconds_bucket)$")
+RAN = {"succeeded", "failed"}
+
+
+def panels() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(DASHBOARD.read_text())["panels"]
+    return found
+
+
+def selectors(panel: dict[str, Any]) -> list[tuple[str, str, dict[str, tuple[str, str]]]]:
+    """Each per-rollback metric a panel asks for: (query, metric, {label: (op, value)})."""
+    return [
+        (query, metric, {label: (op, value) for label, op, value in MATCHER.findall(selector)})
+        for query in queries(panel)
+        for metric, selector in SELECTED.findall(query)
+        if PER_ROLLBACK.match(metric)
+    ]
+
+
+def is_drills(panel: dict[str, Any]) -> bool:
+    return bool(panel["title"].startswith("Drills"))
+
+
+def test_the_drill_pattern_matches_the_drill_triggers_and_no_other() -> None:
+    assert {t for t in TRIGGERS if re.fullmatch("drill.*", t)} == DRILL_TRIGGERS
+
+
+def test_rollback_panels_leave_drills_out_as_the_stats_do() -> None:
+    chosen = [s for p in panels() if not is_drills(p) for s in selectors(p)]
+    assert len(chosen) >= 10
+    for query, metric, matchers in chosen:
+        assert matchers.get("trigger") == ("!~", "drill.*"), f"{metric} counts drills: {query!r}"
+
+
+def test_rollbacks_counted_are_those_that_ran_unless_split_by_outcome() -> None:
+    """/rollback stats counts a rollback that succeeded or failed; a confirmation
+    cancelled or left to expire is no rollback, except where a panel shows each outcome."""
+    for panel in panels():
+        for query, metric, matchers in selectors(panel):
+            if metric != "rollbot_rollbacks_total" or "by (outcome)" in query:
+                continue
+            op, value = matchers.get("outcome", ("", ""))
+            assert op in ("=", "=~") and set(value.split("|")) <= RAN, (panel["title"], query)
+
+
+def test_outcomes_named_are_states_a_rollback_ends_in() -> None:
+    ends = {s.value for s in RollbackState if s.terminal}
+    for panel in panels():
+        for query, _, matchers in selectors(panel):
+            if "outcome" in matchers:
+                assert set(matchers["outcome"][1].split("|")) <= ends, query
+
+
+def test_a_drills_panel_counts_drill_steps_apart() -> None:
+    (drills,) = [p for p in panels() if is_drills(p)]
+    chosen = selectors(drills)
+    assert chosen
+    for query, metric, matchers in chosen:
+        assert metric == "rollbot_rollbacks_total", query
+        assert matchers.get("trigger") == ("=~", "drill.*"), query

@@ -4,6 +4,7 @@ import pytest
 
 from bot.pipeline.verify import target_version
 from bot.records import RollbackState, requested
+from handlers.actions.recovery import follow_up_request
 from handlers.blocks import recovery_buttons
 from handlers.ids import ActionId
 
@@ -44,6 +45,12 @@ def test_strategies_without_revision_numbers_offer_only_the_restore(strategy):
 @pytest.mark.parametrize("strategy", ["scale", "divert", "flag"])
 def test_operations_offer_no_restore_of_a_rollback_state(strategy):
     assert actions(failed_after(S.VERIFYING, strategy=strategy)) == []
+
+
+@pytest.mark.parametrize("kind", ["further", "again", "restore"])
+def test_a_recovery_button_opens_a_rollback_counted_as_a_follow_up(kind):
+    opened = follow_up_request(failed_after(S.VERIFYING), kind, "U2", ttl=900)
+    assert (opened.trigger, opened.requested_by) == ("follow-up", "U2")
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,14 @@ detection, approval wait, by strategy and trigger, and the trend."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 
 from bot.errors import InvalidInput
+from bot.incident import Trigger
 from bot.records import RollbackRecord, RollbackState, TimelineEntry
-from bot.stats import Durations, compute, parse_window, percentile
+from bot.stats import TRIGGERS, Durations, compute, parse_window, percentile
 
 S = RollbackState
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -114,6 +116,16 @@ def test_rows_per_service_and_environment_with_strategy_and_trigger_counts() -> 
     prod = stats.rows[1]
     assert prod.by_strategy == {"helm": 1, "undo": 1}
     assert prod.by_trigger == {"automatic": 1, "person (terminal)": 1}
+
+
+def test_follow_ups_of_a_failed_rollback_count_as_their_own_trigger() -> None:
+    records = [record(), record(trigger="follow-up"), record(trigger="follow-up", end=S.FAILED)]
+    total = compute(records, environments, since=T0, until=T0 + timedelta(days=1)).total
+    assert total.by_trigger == {"follow-up": 2, "person (Slack)": 1}
+
+
+def test_every_trigger_the_stats_name_is_one_a_report_may_say() -> None:
+    assert set(get_args(Trigger)) == set(TRIGGERS)
 
 
 def test_one_service_dry_runs_and_records_outside_the_window_are_left_out() -> None:
