@@ -2,8 +2,8 @@
 filtered to what the viewer may see) to the view.
 
 In progress (with links to their threads), the last outcomes, the workloads
-held by a lock, and reconciliation holds: the last is not something rollbot
-does yet, and the tab says so rather than listing nothing as if it had looked.
+held by a lock, and the Flux or Argo CD reconciliations rollbacks hold (rollbot
+never resumes one on its own: each waits for a person).
 """
 
 from __future__ import annotations
@@ -67,6 +67,16 @@ def held_line(workload: str, holder: str, records: Mapping[str, RollbackRecord])
     return f"{code(workload)}: by {thread_link(record) if record else code(holder)}"
 
 
+def reconciliation_lines(records: Sequence[RollbackRecord], now: datetime) -> list[str]:
+    """Each owner a rollback holds now, with the rollback's thread, where Resume is."""
+    return [
+        f"{code(r.workload_key)}: {untrusted(str(hold.ref))} held {age(hold.held_at, now)} "
+        f"by {thread_link(r)}"
+        for r in records
+        for hold in r.holding
+    ]
+
+
 def _section(block_id: BlockId, heading: str, lines: Sequence[str], empty: str) -> Block:
     body = "\n".join(lines) if lines else f"_{empty}_"
     return SectionBlock(
@@ -74,14 +84,8 @@ def _section(block_id: BlockId, heading: str, lines: Sequence[str], empty: str) 
     )
 
 
-def home_view(
-    records: Sequence[RollbackRecord],
-    held: Mapping[str, str],
-    now: datetime,
-    reconciliation_held: Sequence[str] | None = None,
-) -> View:
-    """`records`: newest first, those the viewer may see; `held`: workload → holder;
-    `reconciliation_held`: None while rollbot has no such holds to look at."""
+def home_view(records: Sequence[RollbackRecord], held: Mapping[str, str], now: datetime) -> View:
+    """`records`: newest first, those the viewer may see; `held`: workload → holder."""
     running = [r for r in records if not r.state.terminal]
     finished = [r for r in records if r.state.terminal][:OUTCOMES_SHOWN]
     by_id = {r.id: r for r in records}
@@ -106,28 +110,13 @@ def home_view(
             [held_line(w, h, by_id) for w, h in sorted(held.items())],
             "No workload is held: nothing is being rolled back.",
         ),
+        _section(
+            BlockId.HOME_RECONCILIATION,
+            "Reconciliation held",
+            reconciliation_lines(records, now),
+            "No service's reconciliation is held.",
+        ),
     ]
-    if reconciliation_held is None:
-        blocks.append(
-            ContextBlock(
-                block_id=BlockId.HOME_RECONCILIATION,
-                elements=[
-                    MarkdownTextObject(
-                        text="*Reconciliation held*: rollbot does not hold Flux or Argo CD "
-                        "reconciliation yet, so it has none to list."
-                    )
-                ],
-            )
-        )
-    else:
-        blocks.append(
-            _section(
-                BlockId.HOME_RECONCILIATION,
-                "Reconciliation held",
-                [code(name) for name in reconciliation_held],
-                "No service's reconciliation is held.",
-            )
-        )
     blocks.append(
         ContextBlock(
             elements=[

@@ -109,6 +109,20 @@ def not_announced(channel: str, error: str) -> str:
     )
 
 
+def chart_not_sent(error: str | None, needed: str | None = None) -> str:
+    """The `/rollback stats` chart did not reach the asker's direct message."""
+    if error == "missing_scope":
+        why = (
+            f"rollbot's Slack app lacks the {needed or 'im:write'} permission; "
+            "reinstall it from slack-app-manifest.yaml"
+        )
+    elif error is None or error in TRANSIENT_ERRORS:
+        why = "Slack did not take it; ask again in a minute"
+    else:
+        why = f"Slack answered {error}"
+    return f"The chart could not be sent to your direct messages with rollbot: {why}."
+
+
 def thread_gone(record_id: str) -> str:
     return (
         f"The confirmation of rollback {record_id} was deleted: "

@@ -72,6 +72,7 @@ MANIFEST_SCOPES = frozenset(
         "chat:write.public",
         "commands",
         "files:write",
+        "im:write",
         "usergroups:read",
         "users:read",
     }
@@ -125,10 +126,14 @@ class UploadedFile:
 class SlackError(Exception):
     """Ends a call the way Slack does: HTTP 200 with ok=false and an error code."""
 
-    def __init__(self, error: str, messages: list[str] | None = None) -> None:
+    def __init__(
+        self, error: str, messages: list[str] | None = None, *, needed: str | None = None
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.messages = messages or []
+        #: With missing_scope: the scope the method needs, as Slack names it.
+        self.needed = needed
 
 
 @dataclass
@@ -295,6 +300,7 @@ SLACK_LIMITS: dict[str, Limit] = {
     "usergroups.users.list": TIER_2,
     "conversations.info": TIER_3,
     "conversations.members": TIER_4,
+    "conversations.open": TIER_3,
     "views.open": TIER_4,
     "views.publish": TIER_4,
     "views.update": TIER_4,
@@ -338,6 +344,8 @@ def _json_reply(payload: Args, status: int = 200, headers: dict[str, str] | None
 
 def _error_payload(error: SlackError) -> Args:
     payload: Args = {"ok": False, "error": error.error}
+    if error.needed:
+        payload["needed"] = error.needed
     if error.messages:
         payload["response_metadata"] = {"messages": error.messages}
     return payload
@@ -367,6 +375,7 @@ class FakeSlackApi(ThreadedHttpService):
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
+            "conversations.open": self._conversations_open,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
@@ -922,7 +931,7 @@ class FakeSlackApi(ThreadedHttpService):
         """Join a public channel (scope channels:join); private ones and DMs take an
         invitation, as in Slack."""
         if "channels:join" not in self.scopes:
-            raise SlackError("missing_scope")
+            raise SlackError("missing_scope", needed="channels:join")
         channel_id = self._channel(args)
         channel = self._conversation(channel_id)
         if channel_id in self._missing or (
@@ -936,6 +945,23 @@ class FakeSlackApi(ThreadedHttpService):
         channel.member = True
         self._channels[channel_id] = channel
         return {"channel": channel.as_json()}
+
+    def _conversations_open(self, args: Args) -> Args:
+        """The app's direct message with one person (scope im:write): the D… id that
+        calls taking only a conversation id need (files); chat.postMessage alone takes
+        the user id. Group DMs (several users) are not modelled."""
+        if "im:write" not in self.scopes:
+            raise SlackError("missing_scope", needed="im:write")
+        users = str(args.get("users") or "")
+        if not users:
+            raise SlackError("users_list_not_supplied")
+        if "," in users:
+            raise SlackError("invalid_arguments", ["[ERROR] the local Slack opens 1:1 DMs only"])
+        if users == BOT_USER_ID:
+            raise SlackError("cannot_dm_bot")
+        if not _USER_ID.match(users):
+            raise SlackError("user_not_found")
+        return {"channel": {"id": "D" + users}}  # as chat.postMessage to the user lands
 
     def _views_open(self, args: Args) -> Args:
         trigger_id = args.get("trigger_id") or args.get("interactivity_pointer")
@@ -1026,6 +1052,15 @@ class FakeSlackApi(ThreadedHttpService):
         if not isinstance(entries, list) or not entries:
             raise SlackError("invalid_arguments", ["[ERROR] must be a non-empty array: files"])
         channel: str | None = None
+        if _USER_ID.match(str(args.get("channel_id") or "")):
+            # Unlike chat.postMessage, a user id is no channel here (conversations.open).
+            raise SlackError(
+                "invalid_arguments",
+                [
+                    "[ERROR] input must match regex pattern: ^[CGDZ][A-Z0-9]{8,}$ "
+                    "[json-pointer:/channel_id]"
+                ],
+            )
         if args.get("channel_id"):
             channel = self._channel(args, "channel_id")
         elif args.get("channels"):

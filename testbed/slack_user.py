@@ -2,6 +2,11 @@
 `/rollback …`, clicks a button, uses a shortcut, fills in a form or opens the
 Home tab, correctly signed (or not, when asked).
 
+A command's text is given as the person types it, with Slack's markup for what
+they pick from a list (`<@U123|alice>`, `<#C123|ops>`, `<!here>`, a link
+`<https://…|label>`); it is sent as Slack sends it, with every other `&`, `<` and
+`>` escaped (`as_slack_sends`).
+
 Given the local Slack API (`slack=`), trigger ids are ones it issued, so that
 views.open holds rollbot to Slack's rule: once, within three seconds. A form is
 filled in as Slack's client does it: the view's state carries each input's
@@ -10,6 +15,7 @@ initial value unless the person changed it."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 import urllib.parse
@@ -20,6 +26,32 @@ from slack_sdk.signature import SignatureVerifier
 
 from handlers.ids import ActionId
 from testbed.slack_api import FakeSlackApi
+
+#: Markup Slack makes of what a person picks or types: a person, a channel, a special
+#: mention (`<!here>`, `<!subteam^S1|@sre>`), a link; each with an optional `|label`.
+_MARKUP = re.compile(
+    r"<(?:@[UW][A-Z0-9]+|#[CG][A-Z0-9]+|![a-z][^<>|\s]*|(?:https?|mailto):[^<>|\s]+)"
+    r"(?:\|[^<>]*)?>"
+)
+
+
+def as_slack_sends(text: str, *, literal: bool = False) -> str:
+    """A slash command's text as Slack sends it: `&`, `<` and `>` escaped as `&amp;`,
+    `&lt;` and `&gt;`, but for the brackets of Slack's own markup, which stays
+    (an `&` in it escaped too, as Slack does in a link). `literal`: the person typed
+    every `<` and `>` as a character — `<!channel>` spelled out is text, not markup."""
+
+    def escaped(typed: str) -> str:
+        return typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    if literal:
+        return escaped(text)
+    sent, start = [], 0
+    for markup in _MARKUP.finditer(text):
+        sent += [escaped(text[start : markup.start()]), markup.group().replace("&", "&amp;")]
+        start = markup.end()
+    return "".join([*sent, escaped(text[start:])])
+
 
 #: What a person chose in a form, by action_id: an option's value, typed text, the
 #: values of ticked checkboxes, or a conversation id.
@@ -70,14 +102,16 @@ class SlackUser:
         *,
         response_url: str = "http://127.0.0.1:9/unused",
         form: dict[str, str] | None = None,
+        literal: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """`response_url`: one the local Slack handed out (`FakeSlackApi.response_url`);
+        """`text` as the person types it (see `as_slack_sends`, and `literal` there);
+        `response_url`: one the local Slack handed out (`FakeSlackApi.response_url`);
         `form`: more fields, as an Enterprise Grid workspace sends (`enterprise_id`…)."""
         return self._post(
             {
                 "command": "/rollback",
-                "text": text,
+                "text": as_slack_sends(text, literal=literal),
                 "user_id": self.user,
                 "user_name": self.user,
                 "channel_id": self.channel,

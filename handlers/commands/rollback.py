@@ -141,7 +141,8 @@ def register(app: App, services: Services) -> None:
             elif command.action == "stats":
                 figures = stats.figures(caller, command)
                 ack(text=stats.answer(figures), response_type="ephemeral")
-                later.submit(stats.post_chart, client, caller, figures, command)  # drawn after
+                url = str(body.get("response_url") or "")
+                later.submit(stats.send_chart, client, caller, figures, command, url)
                 return
             elif command.action == "history":
                 text = history_answer(caller, command)

@@ -27,11 +27,7 @@ def home_for(caller: Caller, now: datetime) -> View:
         for workload, holder in services.store.held_workloads().items()
         if may_request(services.config, workload.split("/", 1)[0], caller.user, services.groups_of)
     }
-    # What the recent rollbacks hold (rollbot never resumes on its own: these wait for a person).
-    reconciliation = [
-        f"{r.workload_key}: {hold.ref} ({r.id})" for r in records for hold in r.holding
-    ]
-    return home_view(records, held, now, reconciliation)
+    return home_view(records, held, now)
 
 
 def register(app: App, services: Services) -> None:

@@ -130,24 +130,22 @@ AS_MARKUP_ESCAPED = "@\u2060channel https://evil.example &amp; [redacted]"
 
 
 @pytest.mark.parametrize(
-    ("typed", "stored", "escaped"),
+    ("literal", "stored", "escaped"),
     [
-        (HOSTILE, AS_MARKUP, AS_MARKUP_ESCAPED),
-        # What Slack sends for text typed: it entity-escapes & < > in it.
-        (
-            HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
-            HOSTILE.replace("xoxb-1234-5678-abcdefgh", "[redacted]"),
-            ESCAPED,
-        ),
+        (False, AS_MARKUP, AS_MARKUP_ESCAPED),
+        # Every < and > typed as a character: Slack sends them as entities, no markup.
+        (True, HOSTILE.replace("xoxb-1234-5678-abcdefgh", "[redacted]"), ESCAPED),
     ],
-    ids=["as-markup", "as-slack-sends-typed-text"],
+    ids=["as-markup", "spelled-out"],
 )
 def test_a_hostile_reason_is_shown_escaped_in_the_confirmation(
-    make_bot, slack, workloads, typed, stored, escaped
+    make_bot, slack, workloads, literal, stored, escaped
 ):
     workloads.create("web", ["app:v1", "app:v2"])
     bot = make_bot()
-    SlackUser(bot.url, ALICE).command(f"web -n {workloads.namespace} --reason '{typed}'")
+    SlackUser(bot.url, ALICE).command(
+        f"web -n {workloads.namespace} --reason '{HOSTILE}'", literal=literal
+    )
     record_id, ts = confirmation(slack)
     # Stored as the person typed it, but for the token, which is never stored.
     assert bot.store.get(record_id).reason == stored

@@ -60,9 +60,10 @@ def test_a_command_from_a_phone_reads_as_typed_and_its_reason_names_people(
     workloads.create("web", ["app:v1", "app:v2"])
     slack.add_user("U0CAROL", name="carol", real_name="Carol Danvers")
     bot = make_bot()
-    # Autocorrected dashes and quotes, Slack's entities, a person picked from the list.
+    # Autocorrected dashes and quotes, & < > (Slack sends them escaped), a person and a
+    # channel picked from the list.
     typed = (
-        f"web –n {workloads.namespace} —reason “5xx &amp; timeouts &lt;50%&gt;, "
+        f"web –n {workloads.namespace} —reason “5xx & timeouts <50%>, "
         "paged <@U0CAROL|carol> in <#C0OPS|ops>”"
     )
     answer = person(bot.url, ALICE).command(typed)

@@ -1,5 +1,5 @@
 """App Home's view (pure): what is running, with links to its thread, the last
-outcomes, the held workloads, and a labelled line for what rollbot cannot hold yet."""
+outcomes, the held workloads and the held reconciliations."""
 
 from __future__ import annotations
 
@@ -73,15 +73,11 @@ def test_held_workloads_name_their_holder_a_record_or_a_terminal():
     assert "`prod/api`: from a terminal, by alice" in held
 
 
-def test_an_empty_home_says_so_and_labels_what_rollbot_does_not_do_yet(slack, client):
+def test_an_empty_home_says_so(slack, client):
     view = published(slack, client, home_view([], {}, NOW))
     assert "No rollback is in progress" in section(view, BlockId.HOME_RUNNING)
     assert "No workload is held" in section(view, BlockId.HOME_HELD)
-    assert "does not hold Flux or Argo CD reconciliation yet" in section(
-        view, BlockId.HOME_RECONCILIATION
-    )
-    listed = home_view([], {}, NOW, reconciliation_held=["todo-app"]).to_dict()
-    assert "`todo-app`" in section(listed, BlockId.HOME_RECONCILIATION)
+    assert "No service's reconciliation is held" in section(view, BlockId.HOME_RECONCILIATION)
 
 
 def test_names_from_the_cluster_cannot_mention_or_link_in_the_home_tab():

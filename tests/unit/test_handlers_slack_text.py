@@ -17,6 +17,7 @@ from bot.requests import RollbackRequest
 from handlers.blocks import requester_line
 from handlers.people import with_names
 from handlers.slack_text import command_text, plain_punctuation
+from testbed.slack_user import as_slack_sends
 
 # -- examples a person meets -------------------------------------------------------------
 
@@ -148,7 +149,7 @@ def _as_slack_sends(draw: st.DrawFn, words: list[str]) -> str:
             channel = next(c for c, n in CHANNELS.items() if n == word[1:])
             sent.append(f"<#{channel}|{word[1:]}>")
             continue
-        escaped = word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        escaped = as_slack_sends(word, literal=True)
         sent.append(escaped.replace("'", "’"))
     quote = draw(st.sampled_from(["double", "single"] if "'" not in "".join(words) else ["double"]))
     opening, closing = ("“", "”") if quote == "double" else ("‘", "’")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.config import RollbotConfig
 from bot.errors import RollbotError
+from bot.gitops.holds import ReconciliationHold
 from bot.history import Target, Targets
 from bot.records import RollbackRecord
 from handlers.app import create_app
@@ -250,3 +251,48 @@ def test_the_home_tab_shows_each_person_what_they_may_see(slack):
     assert record.id in alice and "prod/web" in alice
     assert record.id not in mallory and "prod/web" not in mallory, "prod is not hers to see"
     assert "staging/api" in mallory
+
+
+def test_the_home_tab_lists_the_reconciliations_a_rollback_holds(slack):
+    held_at = datetime.now(UTC) - timedelta(hours=2)
+    holding = waiting("prod").model_copy(
+        update={
+            "thread_ts": "1700000000.000100",
+            "holds": (
+                ReconciliationHold(
+                    kind="Kustomization",
+                    namespace="flux-system",
+                    name="apps",
+                    previous='{"suspend": null}',
+                    held_at=held_at,
+                ),
+                # Resumed by a person already: no longer held, not listed.
+                ReconciliationHold(
+                    kind="Application",
+                    namespace="argocd",
+                    name="web",
+                    previous='{"automated": {}}',
+                    held_at=held_at,
+                    resumed_at=datetime.now(UTC),
+                    resumed_by=ALICE,
+                ),
+            ),
+        }
+    )
+    app = make_app(slack, HomeStore(holding))
+    event = {
+        "type": "event_callback",
+        "team_id": "T0TEAM",
+        "api_app_id": "A0APP",
+        "event": {"type": "app_home_opened", "user": ALICE, "tab": "home"},
+        "event_id": "EvHOLDS",
+        "event_time": int(time.time()),
+    }
+    assert app.dispatch(signed_json(event)).status == 200
+    home = until("Alice's home", lambda: slack.home(ALICE))
+    [section] = [b for b in home["blocks"] if b.get("block_id") == BlockId.HOME_RECONCILIATION]
+    listed = section["text"]["text"]
+    assert "Flux Kustomization flux-system/apps" in listed and "`prod/web`" in listed
+    assert "held 2h ago" in listed and holding.id in listed
+    assert f"/archives/{CHANNEL}/p1700000000000100" in listed, "linked to the rollback's thread"
+    assert "argocd/web" not in listed and "yet" not in listed

@@ -157,3 +157,29 @@ def test_a_response_url_takes_five_posts_and_expires(slack: FakeSlackApi) -> Non
     slack.expire_response_urls()
     answer = httpx.post(fresh, json={"text": "late"})
     assert (answer.status_code, answer.text) == (404, "expired_url")
+
+
+def test_a_file_reaches_a_person_through_the_dm_conversations_open_gives(
+    slack: FakeSlackApi, client: WebClient
+) -> None:
+    # As in Slack: files take a conversation id, never a user id…
+    to_user = lambda: client.files_upload_v2(channel="U0ALICE", content="x", filename="a.png")  # noqa: E731
+    assert error_of(to_user) == "invalid_arguments"
+    # …which conversations.open gives, for the DM chat.postMessage(channel=user) lands in.
+    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    assert dm == client.chat_postMessage(channel="U0ALICE", text="hi")["channel"]
+    client.files_upload_v2(channel=dm, content="chart", filename="a.png")
+    [shared] = slack.files()
+    assert (shared.channel, shared.content) == (dm, b"chart")
+
+
+def test_opening_a_dm_needs_im_write_and_a_person(slack: FakeSlackApi, client: WebClient) -> None:
+    assert error_of(lambda: client.conversations_open(users="U0ROLLBOT1")) == "cannot_dm_bot"
+    assert error_of(lambda: client.conversations_open(users="nobody")) == "user_not_found"
+    slack.scopes.discard("im:write")
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_open(users="U0ALICE")
+    assert (refused.value.response["error"], refused.value.response["needed"]) == (
+        "missing_scope",
+        "im:write",
+    )

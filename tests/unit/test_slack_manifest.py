@@ -40,3 +40,14 @@ def test_every_request_url_is_the_one_bolt_answers():
         interactivity["message_menu_options_url"],
     ]
     assert all(url.endswith("/slack/events") for url in urls)
+
+
+def test_the_messages_tab_shows_rollbots_direct_messages_and_takes_none():
+    """rollbot falls back to a direct message where it cannot answer in the channel:
+    Slack shows those in the app's Messages tab, which must be on; nobody is meant
+    to type there (rollbot listens to no message event)."""
+    app = manifest()
+    home = app["features"]["app_home"]
+    assert home["messages_tab_enabled"] is True
+    assert home["messages_tab_read_only_enabled"] is True
+    assert "message.im" not in app["settings"]["event_subscriptions"]["bot_events"]
