@@ -43,12 +43,21 @@ from bot.errors import (
 from bot.names import check_namespace, check_object_name
 from bot.requests import RollbackRequest
 from bot.rollout import RolloutPhase, rollout_state, watch_rollout
-from bot.strategies import Context, HelmSettings, Plan, Request, change_cause, resolve
+from bot.strategies import (
+    Context,
+    HelmSettings,
+    Plan,
+    Request,
+    change_cause,
+    resolve,
+    workloads_now,
+)
 from bot.strategies import get as get_strategy
 from bot.terminal import CliProgress, Terminal, UsageError, print_history_table, print_plan
 
 if TYPE_CHECKING:
     from bot.kube import Kube
+    from bot.records import RollbackRecord
 
 EXIT_OK, EXIT_ROLLOUT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -279,7 +288,8 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
     print_plan(out, plan)
     from bot.gitops.terminal import check_gitops
 
-    check_gitops(kube, config, request.namespace, plan.workloads, out)
+    changed = workloads_now(ctx, strategy, request.namespace, plan.workloads, plan.pins)
+    check_gitops(kube, config, request.namespace, changed, out)
     _check_schema(ctx, config, request, plan, out, args.dry_run)
     if args.dry_run:
         out.say("dry run: nothing was changed")
@@ -314,7 +324,14 @@ def cmd_resume(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -
     from bot.gitops.terminal import resume_from_terminal
 
     actor = args.actor or os.environ.get("ROLLBOT_ACTOR") or getpass.getuser()
-    resumed = resume_from_terminal(connect(args), args.record_id, actor, args.yes, out)
+    kube = connect(args)
+    ctx = Context(kube=kube, config=config, timeout=config.rollout_timeout_seconds)
+
+    def running(record: RollbackRecord) -> list[Body]:
+        strategy = get_strategy(record.strategy)
+        return workloads_now(ctx, strategy, record.namespace, record.deployments, record.pins)
+
+    resumed = resume_from_terminal(kube, args.record_id, actor, args.yes, out, running)
     return EXIT_OK if resumed else EXIT_BAD_INPUT
 
 

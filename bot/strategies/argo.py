@@ -216,6 +216,10 @@ class ArgoRolloutsStrategy:
         status = read_status(self._current(kube_of(ctx), namespace, pins))
         return status.available, status.desired
 
+    def workload(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> Body:
+        """The Rollout itself: Flux and Argo CD mark it as they mark a Deployment."""
+        return self._current(kube_of(ctx), namespace, pins)
+
     @staticmethod
     def _current(kube: RolloutKube, namespace: str, pins: Mapping[str, str]) -> Body:
         rollout = read_rollout(kube, namespace, pins["rollout"])
