@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--traffic", choices=["off", "on"], help="take pods out of (off) or into the Service"
     )
     rollback.add_argument(
+        "--permanent",
+        action="store_true",
+        help="an Argo Rollout: abort the update, then undo the spec to the stable revision",
+    )
+    rollback.add_argument(
         "--helm", help="the helm binary (strategy helm; default: $ROLLBOT_HELM, else helm)"
     )
     rollback.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -258,6 +263,7 @@ def rollback_request(args: argparse.Namespace, config: RollbotConfig) -> Request
         scale=args.scale,
         traffic=args.traffic,
         dry_run=args.dry_run,
+        permanent=args.permanent,
         reason=args.reason,
     )
     strategy, _ = asked.resolved(config)
