@@ -1,12 +1,14 @@
 """An Argo Rollout that Flux reconciles from Git, rolled back from Slack against
 the real Argo Rollouts and Flux controllers: Flux marks the Rollout as it marks a
-Deployment, so the same assessment line, hold step and Resume apply — and
-without the hold, Flux would put the bad template back within an interval."""
+Deployment, so the same assessment line, hold step and Resume apply (and the
+same refusal from a terminal) — and without the hold, Flux would put the bad
+template back within an interval."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +20,8 @@ from testbed.flux import Flux
 from testbed.git_http import GitRepo
 from tests.integration.rollouts import Rollouts, is_healthy, rollout
 from tests.integration.slack_helpers import ALICE, BOB, CHANNEL, SlackUser, confirmation, final
+from tests.integration.test_cli import rollbot
+from tests.integration.test_cli_strategies import catalog
 from tests.integration.test_gitops_rollback import resume_from_thread, thread_texts
 
 pytestmark = pytest.mark.cluster
@@ -61,7 +65,7 @@ def stays(rollouts: Rollouts, image: str, seconds: float) -> None:
 
 
 def test_a_rollout_flux_reconciles_is_held_first_and_resumed_exactly(
-    flux: Flux, rollouts: Rollouts, make_bot, slack
+    flux: Flux, rollouts: Rollouts, make_bot, slack, control_plane, tmp_path: Path
 ) -> None:
     released_bad_rollout(flux, rollouts)
     namespace = rollouts.namespace
@@ -75,6 +79,13 @@ def test_a_rollout_flux_reconciles_is_held_first_and_resumed_exactly(
             }
         )
     )
+
+    # A terminal keeps no record to resume from: it names the owner and refuses.
+    config = catalog(tmp_path, namespace, web={"strategy": "argo-rollouts"})
+    refused = rollbot(control_plane, "--config", config, "rollback", "web", "--yes")
+    assert refused.returncode == 2, refused.stdout
+    assert f"Flux Kustomization {namespace}/web would revert this rollback" in refused.stderr
+    assert rollouts.images_of("web") == [BAD]
 
     SlackUser(bot.url, ALICE).command("web")
     record_id, ts = confirmation(slack)
