@@ -7,7 +7,7 @@ Exit codes a CI job can rely on:
   2  bad input or a refusal: nothing was changed
   3  the Kubernetes API could not be reached: nothing was changed
 
-About 460 lines: one function per command and its arguments (history, rollback,
+About 480 lines: one function per command and its arguments (history, rollback,
 resume, status, stats, check-config), which read best side by side; each command's
 work lives in its own module.
 """
