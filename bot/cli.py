@@ -7,7 +7,7 @@ Exit codes a CI job can rely on:
   2  bad input or a refusal: nothing was changed
   3  the Kubernetes API could not be reached: nothing was changed
 
-About 460 lines: one function per command and its arguments (history, rollback,
+About 480 lines: one function per command and its arguments (history, rollback,
 resume, status, stats, check-config), which read best side by side; each command's
 work lives in its own module.
 """
@@ -43,12 +43,21 @@ from bot.errors import (
 from bot.names import check_namespace, check_object_name
 from bot.requests import RollbackRequest
 from bot.rollout import RolloutPhase, rollout_state, watch_rollout
-from bot.strategies import Context, HelmSettings, Plan, Request, change_cause, resolve
+from bot.strategies import (
+    Context,
+    HelmSettings,
+    Plan,
+    Request,
+    change_cause,
+    resolve,
+    workloads_now,
+)
 from bot.strategies import get as get_strategy
 from bot.terminal import CliProgress, Terminal, UsageError, print_history_table, print_plan
 
 if TYPE_CHECKING:
     from bot.kube import Kube
+    from bot.records import RollbackRecord
 
 EXIT_OK, EXIT_ROLLOUT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -126,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     operations.add_argument("--scale", metavar="N", help="emergency scale (0, and back)")
     operations.add_argument(
         "--traffic", choices=["off", "on"], help="take pods out of (off) or into the Service"
+    )
+    rollback.add_argument(
+        "--permanent",
+        action="store_true",
+        help="an Argo Rollout: abort the update, then undo the spec to the stable revision",
     )
     rollback.add_argument(
         "--helm", help="the helm binary (strategy helm; default: $ROLLBOT_HELM, else helm)"
@@ -249,6 +263,7 @@ def rollback_request(args: argparse.Namespace, config: RollbotConfig) -> Request
         scale=args.scale,
         traffic=args.traffic,
         dry_run=args.dry_run,
+        permanent=args.permanent,
         reason=args.reason,
     )
     strategy, _ = asked.resolved(config)
@@ -279,7 +294,8 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
     print_plan(out, plan)
     from bot.gitops.terminal import check_gitops
 
-    check_gitops(kube, config, request.namespace, plan.workloads, out)
+    changed = workloads_now(ctx, strategy, request.namespace, plan.workloads, plan.pins)
+    check_gitops(kube, config, request.namespace, changed, out)
     _check_schema(ctx, config, request, plan, out, args.dry_run)
     if args.dry_run:
         out.say("dry run: nothing was changed")
@@ -314,7 +330,14 @@ def cmd_resume(args: argparse.Namespace, config: RollbotConfig, out: Terminal) -
     from bot.gitops.terminal import resume_from_terminal
 
     actor = args.actor or os.environ.get("ROLLBOT_ACTOR") or getpass.getuser()
-    resumed = resume_from_terminal(connect(args), args.record_id, actor, args.yes, out)
+    kube = connect(args)
+    ctx = Context(kube=kube, config=config, timeout=config.rollout_timeout_seconds)
+
+    def running(record: RollbackRecord) -> list[Body]:
+        strategy = get_strategy(record.strategy)
+        return workloads_now(ctx, strategy, record.namespace, record.deployments, record.pins)
+
+    resumed = resume_from_terminal(kube, args.record_id, actor, args.yes, out, running)
     return EXIT_OK if resumed else EXIT_BAD_INPUT
 
 

@@ -51,7 +51,7 @@ _VALUE_FLAGS = {
     "--scale": "scale",
     "--traffic": "traffic",
 }
-_SWITCHES = {"--dry-run": "dry_run", "--emergency": "emergency"}
+_SWITCHES = {"--dry-run": "dry_run", "--emergency": "emergency", "--permanent": "permanent"}
 # Phones and word processors turn "--" into a dash and quotes into curly ones.
 _DASHES = ("\u2014", "\u2013")
 _CURLY_DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"'})
@@ -59,6 +59,7 @@ _CURLY_DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"
 USAGE = f"""\
 /rollback SERVICE [-n NAMESPACE] [--to-revision N | --to-tag TAG [--container C]] [--dry-run]
           [--emergency] [--reason "why"] [--strategy {"|".join(STRATEGY_NAMES)}]
+/rollback SERVICE --permanent           (an Argo Rollout: abort, then undo the spec to stable)
 /rollback SERVICE --restore ID          (pre-rollback state from rollback ID's backup)
 /rollback SERVICE --config ID|latest    (ConfigMaps from a backup, then restart)
 /rollback SERVICE --flag NAME=VALUE     (feature flag via an env var)
@@ -189,6 +190,7 @@ def _parse_words(
         reason=values.get("reason"),
         dry_run=switches.get("dry_run", False),
         emergency=switches.get("emergency", False),
+        permanent=switches.get("permanent", False),
     )
 
 

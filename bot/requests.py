@@ -239,6 +239,8 @@ class RollbackRequest:
     serving: bool | None = None
     dry_run: bool = False
     emergency: bool = False
+    #: --permanent: an Argo Rollout's abort made permanent (the spec undone to stable).
+    permanent: bool = False
     reason: str = ""
     #: status / cancel: the rollback meant ("" for status: the recent ones).
     record_id: str = ""
@@ -290,6 +292,7 @@ class RollbackRequest:
                 self.operations_given(),
                 self.dry_run,
                 self.emergency,
+                self.permanent,
                 self.reason,
             )
         )
@@ -336,6 +339,7 @@ class RollbackRequest:
             or self.dry_run
             or self.reason
             or self.emergency
+            or self.permanent
             or self.asked_strategy
             or given
         ):
@@ -346,6 +350,13 @@ class RollbackRequest:
             raise UsageProblem("--strategy does not go with an operation flag")
         if given and (self.to_revision or self.to_tag is not None):
             raise UsageProblem("an operation flag does not go with --to-revision or --to-tag")
+        if self.permanent and given:
+            raise UsageProblem(f"--permanent goes with a rollback, not with {given[0]}")
+        if self.permanent and (self.to_revision or self.to_tag is not None):
+            raise UsageProblem(
+                "--permanent makes the abort of an update in progress permanent; "
+                "--to-revision and --to-tag go back to a target of their own: give one or the other"
+            )
         if self.to_tag is not None and self.to_revision:
             raise UsageProblem("--to-tag and --to-revision name two different targets: pick one")
         if self.container is not None and self.to_tag is None:
@@ -394,6 +405,8 @@ class RollbackRequest:
             options = {"serving": "true" if self.serving else "false"}
         if self.container is not None:
             options["container"] = self.container
+        if self.permanent:
+            options["permanent"] = "true"
         return options
 
     def resolved(self, config: ConfigLike) -> tuple[str, str]:
@@ -406,6 +419,11 @@ class RollbackRequest:
             )
         if self.force and strategy != "undo":
             raise UsageProblem(f"--force goes with a one-Deployment --to-tag, not with {strategy}")
+        if self.permanent and strategy != "argo-rollouts":
+            raise UsageProblem(
+                f"--permanent makes an Argo Rollout's abort permanent (strategy argo-rollouts): "
+                f"{self.service} rolls back with {strategy}, which has no abort"
+            )
         return strategy, self.workload if strategy == "undo" else self.service
 
     # -- the constructors ---------------------------------------------------------------
@@ -433,6 +451,7 @@ class RollbackRequest:
         traffic: str | None = None,
         dry_run: bool = False,
         emergency: bool = False,
+        permanent: bool = False,
         reason: str | None = None,
     ) -> RollbackRequest:
         """The request the flags ask for, every value read from its text here.
@@ -491,6 +510,7 @@ class RollbackRequest:
             serving=None if traffic is None else parse_traffic(traffic),
             dry_run=dry_run,
             emergency=emergency,
+            permanent=permanent,
             reason="" if reason is None else parse_reason(reason),
         )
 

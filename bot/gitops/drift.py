@@ -88,13 +88,14 @@ def argo_verdict(owner: Owner) -> str:
 def drift_lines(
     kube: OwnerSource,
     hold: ReconciliationHold,
-    deployments: Sequence[Body],
+    workloads: Sequence[Body],
     bad: Sequence[str],
     good: Sequence[str],
 ) -> list[str]:
-    """The confirmation's text for resuming one hold (plain text)."""
+    """The confirmation's text for resuming one hold (plain text); `workloads`
+    (Deployments, an Argo Rollout) say what runs by their pod templates."""
     owner = read_owner(kube, hold.ref)
-    templates = [(d.get("spec") or {}).get("template") or {} for d in deployments]
+    templates = [(w.get("spec") or {}).get("template") or {} for w in workloads]
     running = [image for template in templates for image in container_images(template)]
     since = f" since {hold.held_at:%Y-%m-%d %H:%M} UTC" if hold.held_at else ""
     lines = [f"{hold.ref}: held{since}; resuming restores {hold.previous_text()}"]

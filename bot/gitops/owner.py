@@ -1,4 +1,6 @@
-"""Who reconciles a workload from Git, read from the marks the tools leave on it.
+"""Who reconciles a workload from Git, read from the marks the tools leave on it
+— the same marks whatever its kind (a Deployment, an Argo Rollout), so only its
+metadata is read.
 
 Flux's kustomize-controller labels what it applies with
 `kustomize.toolkit.fluxcd.io/name|namespace`, helm-controller with

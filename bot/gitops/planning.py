@@ -1,4 +1,5 @@
-"""The GitOps step of a rollback's plan: who owns each workload, what that owner
+"""The GitOps step of a rollback's plan: who owns each workload it changes (its
+Deployments, or the strategy's own workload: an Argo Rollout), what that owner
 would do to the rollback, and — under the environment's `gitops` policy — the
 holds that become part of what a person approves, or the reason it is refused.
 

@@ -32,10 +32,6 @@ class RecordWriter(Protocol):
     def update(self, record_id: str, change: Change) -> RollbackRecord: ...
 
 
-class HoldKube(GitOpsKube, Protocol):
-    def get_deployment(self, namespace: str, name: str) -> Body: ...
-
-
 def _set_hold(index: int, note: str = "", actor: str | None = None, **fields: object) -> Change:
     """A record update that sets fields of its `index`th hold (and notes why)."""
 
@@ -92,12 +88,12 @@ def hold_owners(
     return record
 
 
-def resume_question(kube: HoldKube, record: RollbackRecord) -> str:
-    """What Git holds against what runs, for each hold in place (plain text)."""
-    deployments = [kube.get_deployment(record.namespace, d) for d in record.deployments]
+def resume_question(kube: GitOpsKube, record: RollbackRecord, running: Sequence[Body]) -> str:
+    """What Git holds against what runs (`running`: the workloads the rollback
+    changed, as they are now), for each hold in place (plain text)."""
     lines = [f"Resume reconciliation held by rollback {record.id}?"]
     for hold in record.holding:
-        lines += drift_lines(kube, hold, deployments, record.from_images, record.to_images)
+        lines += drift_lines(kube, hold, running, record.from_images, record.to_images)
     return "\n".join(lines)
 
 

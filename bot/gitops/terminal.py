@@ -5,12 +5,13 @@ holds, after the same question the thread asks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from bot.bodies import Body
 from bot.config import RollbotConfig
 from bot.errors import PermanentError
-from bot.gitops.planning import plan_gitops
-from bot.gitops.steps import HoldKube, resume_owners, resume_question
+from bot.gitops.planning import GitOpsKube, plan_gitops
+from bot.gitops.steps import resume_owners, resume_question
 from bot.progress import Tone
 from bot.records import RollbackRecord
 from bot.requests import parse_record_id
@@ -18,11 +19,15 @@ from bot.terminal import Terminal
 
 
 def check_gitops(
-    kube: HoldKube, config: RollbotConfig, namespace: str, workloads: Sequence[str], out: Terminal
+    kube: GitOpsKube,
+    config: RollbotConfig,
+    namespace: str,
+    workloads: Sequence[Body],
+    out: Terminal,
 ) -> None:
-    """Say who owns the workloads; refuse when one of them would revert the rollback."""
-    bodies = [kube.get_deployment(namespace, name) for name in workloads]
-    gitops = plan_gitops(kube, config, namespace, bodies)
+    """Say who owns the workloads (Deployments, an Argo Rollout: any kind); refuse
+    when one of them would revert the rollback."""
+    gitops = plan_gitops(kube, config, namespace, workloads)
     for fact in gitops.facts:
         if not fact.startswith("Plan:"):
             out.say(fact)
@@ -36,11 +41,17 @@ def check_gitops(
 
 
 def resume_from_terminal(
-    kube: HoldKube, record_id: str, actor: str, yes: bool, out: Terminal
+    kube: GitOpsKube,
+    record_id: str,
+    actor: str,
+    yes: bool,
+    out: Terminal,
+    running: Callable[[RollbackRecord], Sequence[Body]],
 ) -> bool:
     """The question, then the recorded settings put back; whether it was resumed (or
-    there was nothing to resume). The record is in the store rollbot's Slack side
-    uses (REDIS_URL), and so is its thread's outbox: the thread is told too."""
+    there was nothing to resume). `running`: the workloads a record changed, as they
+    are now. The record is in the store rollbot's Slack side uses (REDIS_URL), and
+    so is its thread's outbox: the thread is told too."""
     from bot.outbox import Outbox, OutboxSink
     from bot.store import RollbackStore, connect
 
@@ -50,7 +61,7 @@ def resume_from_terminal(
     if not record.holding:
         out.say(f"{record.id} holds no reconciliation now")
         return True
-    for line in resume_question(kube, record).splitlines():
+    for line in resume_question(kube, record, running(record)).splitlines():
         out.say(line)
     if not yes and not out.ask("Resume reconciliation? [y/N] "):
         out.say("kept held: nothing was changed")

@@ -23,7 +23,7 @@ from bot.records import RollbackRecord, RollbackState
 from bot.schema_versions import read_crossing
 from bot.signals import Thresholds
 from bot.store import Job
-from bot.strategies import Plan, Request
+from bot.strategies import Plan, Request, workloads_now
 from bot.strategies import get as get_strategy
 
 S = RollbackState
@@ -93,8 +93,9 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
     try:
         if options.get("backup") == "latest":
             options["backup"] = _latest_backup(p, record)
-        plan = get_strategy(record.strategy).plan(
-            p.strategy_context(),
+        strategy, ctx = get_strategy(record.strategy), p.strategy_context()
+        plan = strategy.plan(
+            ctx,
             Request(
                 record.namespace,
                 record.workload,
@@ -106,8 +107,8 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
         )
         if plan.nothing_to_do:
             raise PermanentError(f"nothing to do: {plan.nothing_to_do}")
-        workloads = [p.kube.get_deployment(record.namespace, name) for name in plan.workloads]
-        gitops = plan_gitops(p.kube, p.config, record.namespace, workloads)
+        changed = workloads_now(ctx, strategy, record.namespace, plan.workloads, plan.pins)
+        gitops = plan_gitops(p.kube, p.config, record.namespace, changed)
     except PermanentError as err:
         p.refuse(record, str(err))
         return

@@ -14,6 +14,8 @@ from bot.pipeline.wiring import Pipeline
 from bot.progress import Tone
 from bot.records import RollbackRecord
 from bot.store import Job
+from bot.strategies import get as get_strategy
+from bot.strategies import workloads_now
 
 __all__ = ["hold_reconciliation", "reminder_text", "resume", "schedule_reminder"]
 
@@ -37,7 +39,14 @@ def on_resume_check(p: Pipeline, job: Job) -> None:
         p.sink.tell(channel, user, f"Rollback {record.id} holds no reconciliation now.")
         return
     try:
-        text = resume_question(p.kube, record)
+        running = workloads_now(
+            p.strategy_context(),
+            get_strategy(record.strategy),
+            record.namespace,
+            record.deployments,
+            record.pins,
+        )
+        text = resume_question(p.kube, record, running)
     except PermanentError as err:
         p.sink.tell(channel, user, f"Cannot show what Git holds for {record.id}: {err}")
         return

@@ -22,6 +22,7 @@ from bot.strategies.base import (
     StrategyError,
     StrategyKube,
     change_cause,
+    workloads_now,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "change_cause",
     "get",
     "resolve",
+    "workloads_now",
 ]
 
 #: Strategies a person asks for by flag; the others come from the catalog.

@@ -1,7 +1,8 @@
 """An Argo Rollout rolled back the eli-maor way (strategy `argo-rollouts`,
 catalog `rollout: NAME`): an update in progress is aborted as
 `kubectl argo rollouts abort` does (traffic back to the stable ReplicaSet),
-made permanent on request by undoing the spec to the stable revision; otherwise
+made permanent on request (`--permanent`, or the catalog's `abort_permanently`)
+by undoing the spec to the stable revision, which the plan says; otherwise
 the spec is undone to the previous or a chosen revision exactly as
 `kubectl argo rollouts undo` does. The plan says whether the controller will
 skip the steps and the analysis (a fast rollback) or go through them.
@@ -81,6 +82,25 @@ def _label(revision: RolloutRevision | None) -> str:
     return f"revision {revision.number}" if revision else "revision ?"
 
 
+def _permanent_asked_in_vain(
+    asked: bool, action: str, updating: bool, target: RolloutRevision | None
+) -> list[str]:
+    """What --permanent does not do here, said rather than ignored."""
+    if not asked or action == "abort+undo":
+        return []
+    if action == "abort":
+        return [
+            "--permanent: the abort cannot be made permanent: no ReplicaSet of the stable "
+            "revision is left to undo the spec to"
+        ]
+    if not updating:
+        return [
+            f"--permanent: no update in progress to abort; the spec is undone to "
+            f"{_label(target)}, as any rollback of this Rollout does"
+        ]
+    return []
+
+
 class ArgoRolloutsStrategy:
     name = "argo-rollouts"
 
@@ -99,9 +119,8 @@ class ArgoRolloutsStrategy:
         current = next((r for r in revisions if r.pod_hash == status.current_hash), None)
         stable = next((r for r in revisions if r.stable), None)
         entry = entry_of(ctx, request)
-        permanent = request.options.get("permanent") == "true" or bool(
-            entry and entry.abort_permanently
-        )
+        asked = request.options.get("permanent") == "true"
+        permanent = asked or bool(entry and entry.abort_permanently)
 
         target: RolloutRevision | None
         if status.updating and not status.aborted and not request.revision:
@@ -135,8 +154,10 @@ class ArgoRolloutsStrategy:
             if action == "abort":
                 facts.append(
                     f"The spec still holds {_label(current)}: the Rollout stays Degraded "
-                    "(aborted) until it is undone (roll it back again) or the update is retried"
+                    "(aborted) until it is undone (roll it back again, or ask with --permanent "
+                    "to do both at once) or the update is retried"
                 )
+        facts += _permanent_asked_in_vain(asked, action, status.updating, target)
         nothing = None
         if target is not None:
             target_rs = next(rs for rs in owned if rs["metadata"]["name"] == target.replica_set)
@@ -144,9 +165,13 @@ class ArgoRolloutsStrategy:
                 nothing = (
                     f"skipped rollback (current template already matches revision {target.number})"
                 )
-            changes.append(
-                f"spec.template of rollout {name} → {_label(target)} ({target.replica_set})"
-            )
+            change = f"spec.template of rollout {name} → {_label(target)} ({target.replica_set})"
+            if action == "abort+undo":
+                why = "asked with --permanent" if asked else "abort_permanently in the catalog"
+                change = f"then make the abort permanent ({why}): {change}"
+            elif status.updating and status.aborted and not request.revision:
+                change = f"make the abort permanent (it was aborted already): {change}"
+            changes.append(change)
             fast, why = fast_rollback(rollout, revisions, target)
             facts.append(f"Fast rollback: {why}" if fast else f"Full rollout: {why}")
         facts.append("History:")
@@ -215,6 +240,10 @@ class ArgoRolloutsStrategy:
     def readiness(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> tuple[int, int]:
         status = read_status(self._current(kube_of(ctx), namespace, pins))
         return status.available, status.desired
+
+    def workload(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> Body:
+        """The Rollout itself: Flux and Argo CD mark it as they mark a Deployment."""
+        return self._current(kube_of(ctx), namespace, pins)
 
     @staticmethod
     def _current(kube: RolloutKube, namespace: str, pins: Mapping[str, str]) -> Body:

@@ -10,7 +10,7 @@ worker died half-way (it looks before it writes).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -142,6 +142,26 @@ class OwnWorkload(Protocol):
     def readiness(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> tuple[int, int]:
         """(available, desired) replicas of the workload now."""
         ...
+
+    def workload(self, ctx: Context, namespace: str, pins: Mapping[str, str]) -> Body:
+        """The workload as it is now: its marks say who reconciles it from Git, its
+        pod template what runs."""
+        ...
+
+
+def workloads_now(
+    ctx: Context,
+    strategy: Strategy,
+    namespace: str,
+    deployments: Sequence[str],
+    pins: Mapping[str, str],
+) -> list[Body]:
+    """What a rollback changes, as it is now, whatever its kind: the strategy's own
+    workload (an Argo Rollout), else its Deployments. The GitOps step reads their
+    owners from these, and the resume question what runs."""
+    if isinstance(strategy, OwnWorkload):
+        return [strategy.workload(ctx, namespace, pins)]
+    return [ctx.kube.get_deployment(namespace, name) for name in deployments]
 
 
 class StrategyError(InvalidInput):

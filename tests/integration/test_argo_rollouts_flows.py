@@ -1,6 +1,7 @@
 """The eli-maor runbook's Argo Rollouts canary rolled back end to end against the
 real controller: from Slack (confirmation with the Rollout's state and analysis,
-approval, backup, live thread, report) and from the CLI (`rollbot rollback --yes`)."""
+approval, backup, live thread, report) and from the CLI (`rollbot rollback --yes`,
+and `--permanent`: the abort made permanent)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,66 @@ def test_a_canary_paused_mid_way_is_aborted_from_the_cli(control_plane, rollouts
     assert done.returncode == 0, done.stderr
     assert "rollout eli-maor-backend aborted: traffic back to the stable revision" in done.stdout
     assert rollouts.get(name)["status"]["abort"] is True
+
+
+def test_permanent_aborts_a_paused_canary_and_undoes_its_spec_from_the_cli(
+    control_plane, rollouts, tmp_path
+):
+    name = "eli-maor-backend"
+    rollouts.create_canary(name, V1, steps=canary_steps(None, weight=50, pause=""), analysis=False)
+    rollouts.set_image(name, V2)
+    rollouts.wait_phase(name, "Paused")
+    config = catalog(
+        tmp_path,
+        rollouts.namespace,
+        **{"eli-maor": {"strategy": "argo-rollouts", "rollout": name}, "web": {}},
+    )
+    refused = rollbot(control_plane, "--config", config, "rollback", "web", "--permanent")
+    assert refused.returncode == 2
+    assert "web rolls back with undo, which has no abort" in refused.stderr
+
+    rollback = ("--config", config, "rollback", "eli-maor", "--permanent")
+    dry = rollbot(control_plane, *rollback, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        "then make the abort permanent (asked with --permanent): spec.template of rollout "
+        f"{name} → revision 1"
+    ) in dry.stdout
+    done = rollbot(control_plane, *rollback, "--yes")
+
+    assert done.returncode == 0, done.stderr
+    assert f"rollout {name} aborted: traffic back to the stable revision, then undone" in (
+        done.stdout
+    )
+    healthy = rollouts.wait_healthy(name)
+    assert rollouts.images_of(name) == [V1]
+    assert healthy["status"].get("abort") is not True  # not Degraded: the update is gone
+
+
+def test_permanent_from_slack_is_in_the_confirmation_and_refused_for_a_deployment(
+    make_bot, slack, rollouts
+):
+    name = "eli-maor-backend"
+    rollouts.create_canary(name, V1, steps=canary_steps(None, weight=50, pause=""), analysis=False)
+    rollouts.set_image(name, V2)
+    rollouts.wait_phase(name, "Paused")
+    entry = {"namespace": rollouts.namespace, "strategy": "argo-rollouts", "rollout": name}
+    bot = make_bot(
+        RollbotConfig.model_validate(
+            {"services": {"eli-maor": entry, "web": {"namespace": rollouts.namespace}}}
+        )
+    )
+
+    refused = SlackUser(bot.url, ALICE).command("web --permanent").json()["text"]
+    assert "web rolls back with undo, which has no abort" in refused
+    SlackUser(bot.url, ALICE).command("eli-maor --permanent")
+    record_id, ts = confirmation(slack)
+    shown = json.dumps(slack.thread(CHANNEL, ts)[0].blocks, ensure_ascii=False)
+    assert "then make the abort permanent (asked with --permanent)" in shown
+    SlackUser(bot.url, BOB).click(ActionId.APPROVE, record_id, ts)
+    record = final(bot.store, record_id)
+
+    assert record.state is RollbackState.SUCCEEDED, record.timeline
+    assert record.options == {"permanent": "true"}
+    rollouts.wait_healthy(name)
+    assert rollouts.images_of(name) == [V1]

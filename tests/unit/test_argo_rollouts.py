@@ -232,9 +232,34 @@ def test_a_permanent_abort_also_undoes_the_spec_to_the_stable_revision():
     assert any(f.startswith("Fast rollback: revision 3 is the stable one") for f in planned.facts)
 
 
+def test_the_plan_says_the_abort_is_made_permanent_and_why():
+    asked = plan(canary_in_progress(), permanent="true")
+    assert asked.changes == (
+        "abort the update to revision 4: traffic back to the stable revision 3",
+        "then make the abort permanent (asked with --permanent): spec.template of rollout "
+        "eli-maor-backend → revision 3 (eli-maor-backend-h3)",
+    )
+    assert not any("stays Degraded" in f for f in asked.facts)
+    entry = CATALOG.services["eli-maor"].model_copy(update={"abort_permanently": True})
+    by_catalog = RollbotConfig(services={"eli-maor": entry})
+    ctx = Context(kube=Cluster(canary_in_progress(), HISTORY, []), config=by_catalog, timeout=5)  # type: ignore[arg-type]
+    planned = get("argo-rollouts").plan(ctx, Request("production", "eli-maor", "argo-rollouts"))
+    assert "(abort_permanently in the catalog)" in planned.changes[1]
+
+
+def test_permanent_with_nothing_to_abort_says_what_it_does_instead():
+    planned = plan(healthy_on(4), permanent="true")
+    assert planned.pins["action"] == "undo"
+    assert (
+        "--permanent: no update in progress to abort; the spec is undone to revision 3, as any "
+        "rollback of this Rollout does"
+    ) in planned.facts
+
+
 def test_an_aborted_rollout_is_made_permanent_by_undoing_to_stable():
     planned = plan(canary_in_progress(phase="Degraded", abort=True, paused=()))
     assert planned.pins["action"] == "undo" and planned.pins["revision"] == "3"
+    assert planned.changes[0].startswith("make the abort permanent (it was aborted already)")
 
 
 def test_with_nothing_in_progress_it_undoes_to_the_previous_revision_and_says_if_fast():

@@ -62,6 +62,8 @@ SAME_REQUESTS = [
     {"traffic": "on"},
     {"strategy": "helm"},
     {"reason": "500s on /chat\n  since 14:02"},
+    {"permanent": True},
+    {"permanent": True, "strategy": "argo-rollouts", "dry_run": True},
 ]
 
 
@@ -100,6 +102,9 @@ SAME_REFUSALS = [
     ({"scale": "0", "traffic": "off"}, "one operation at a time: --scale with --traffic"),
     ({"flag": "A=1", "scale": "0"}, "one operation at a time: --flag with --scale"),
     ({"strategy": "helm", "scale": "0"}, "--strategy does not go with an operation flag"),
+    ({"permanent": True, "scale": "0"}, "--permanent goes with a rollback, not with --scale"),
+    ({"permanent": True, "to_revision": "2"}, "--permanent makes the abort of an update in"),
+    ({"permanent": True, "to_tag": "v1"}, "--to-revision and --to-tag go back to a target"),
     ({"namespace": "Prod"}, "'Prod' is not a valid namespace name"),
     ({"namespace": "prod\n"}, "'prod\\n' is not a valid namespace name"),
     ({"reason": "x" * (MAX_REASON_LENGTH + 1)}, "--reason is 501 characters long"),
@@ -173,11 +178,43 @@ def test_force_goes_with_a_tag_and_a_one_deployment_undo():
     assert tagged.options == {"container": "app"}
 
 
+def test_permanent_goes_with_an_argo_rollout_only_on_both_paths():
+    config = RollbotConfig.model_validate(
+        {
+            "services": {
+                "eli-canary": {"strategy": "argo-rollouts", "rollout": "eli-maor-backend"},
+                "todo-app": {"strategy": "helm"},
+            }
+        }
+    )
+    for asked in (slack({"permanent": True}, "eli-canary"), cli({"permanent": True}, "eli-canary")):
+        assert asked.resolved(config) == ("argo-rollouts", "eli-canary")
+        assert asked.options == {"permanent": "true"}
+    assert slack({}, "eli-canary").options == {}
+    # A Deployment asked to roll back as a Rollout: its strategy, so its flag.
+    as_rollout = slack({"permanent": True, "strategy": "argo-rollouts"})
+    assert as_rollout.resolved(config) == ("argo-rollouts", "web")
+    for service, strategy in (("web", "undo"), ("todo-app", "helm")):
+        for asked in (slack({"permanent": True}, service), cli({"permanent": True}, service)):
+            with pytest.raises(InvalidInput) as refused:
+                asked.resolved(config)
+            assert str(refused.value) == (
+                "--permanent makes an Argo Rollout's abort permanent (strategy argo-rollouts): "
+                f"{service} rolls back with {strategy}, which has no abort"
+            )
+
+
 def test_history_takes_only_a_service_and_a_namespace_on_both_paths():
     assert RollbackRequest.from_cli(
         "history", "web", default_namespace="d", namespace="prod"
     ) == parse_command("history web -n prod", "d")
-    for flags in ({"to_revision": "2"}, {"scale": "0"}, {"dry_run": True}, {"strategy": "helm"}):
+    for flags in (
+        {"to_revision": "2"},
+        {"scale": "0"},
+        {"dry_run": True},
+        {"strategy": "helm"},
+        {"permanent": True},
+    ):
         with pytest.raises(InvalidInput, match="history takes only a service"):
             RollbackRequest.from_cli("history", "web", default_namespace="d", **flags)
 

@@ -51,6 +51,7 @@ CONFIG = RollbotConfig.model_validate(
                 "blue_green": {"label": "color", "colours": {"blue": "j-blue", "green": "j-green"}},
             },
             "eli-maor": {"deployments": ["backend", "worker"]},
+            "eli-canary": {"strategy": "argo-rollouts", "rollout": "eli-maor-backend"},
         }
     }
 )
@@ -70,6 +71,7 @@ FLAGS = (
     "--traffic",
     "--dry-run",
     "--emergency",
+    "--permanent",
     "--force",
     "-",
     "--",
@@ -162,6 +164,7 @@ FLAG_VALUES = {
     "--traffic": st.sampled_from(("on", "off", "OFF", "maybe")),
     "--dry-run": st.none(),
     "--emergency": st.none(),
+    "--permanent": st.none(),
 }
 
 
@@ -251,6 +254,7 @@ cli_values = st.one_of(st.sampled_from(TRICKY_VALUES), cli_text)
             "scale": st.one_of(cli_values, st.integers()),
             "traffic": cli_values,
             "dry_run": st.booleans(),
+            "permanent": st.booleans(),
             "reason": cli_values,
         },
     ),
@@ -281,6 +285,7 @@ services = st.one_of(names, st.sampled_from(sorted(CONFIG.services)), shared_val
     st.dictionaries(st.sampled_from(SHARED), shared_values, max_size=4),
     st.sampled_from((None, "off", "on", "maybe")),
     st.booleans(),
+    st.booleans(),
     st.one_of(st.none(), shared_values),
 )
 def test_slack_and_the_cli_agree_on_any_flags(
@@ -288,6 +293,7 @@ def test_slack_and_the_cli_agree_on_any_flags(
     flags: dict[str, str],
     traffic: str | None,
     dry_run: bool,
+    permanent: bool,
     reason: str | None,
 ) -> None:
     given_flags: dict[str, Any] = dict(flags)
@@ -300,6 +306,8 @@ def test_slack_and_the_cli_agree_on_any_flags(
         words += ["-n" if name == "namespace" else "--" + name.replace("_", "-"), value]
     if dry_run:
         words.append("--dry-run")
+    if permanent:
+        words.append("--permanent")
 
     def from_slack() -> RollbackRequest:
         return parse_command(shlex.join(words), "default", CONFIG.catalog)
@@ -311,6 +319,7 @@ def test_slack_and_the_cli_agree_on_any_flags(
             default_namespace="default",
             catalog=CONFIG.catalog,
             dry_run=dry_run,
+            permanent=permanent,
             **given_flags,
         )
 

@@ -74,6 +74,19 @@ class GitOpsCluster:
     def get_deployment(self, namespace: str, name: str) -> Body:
         return self.deployments[(namespace, name)]
 
+    # An Argo Rollout and its ReplicaSets, as the argo-rollouts strategy reads them.
+    rollouts: dict[tuple[str, str], Body] = field(default_factory=dict)
+    replica_sets: list[Body] = field(default_factory=list)
+
+    def get_rollout(self, namespace: str, name: str) -> Body:
+        return copy.deepcopy(self.rollouts[(namespace, name)])
+
+    def list_replica_sets(self, namespace: str, label_selector: str) -> list[Body]:
+        return self.replica_sets
+
+    def list_analysis_runs(self, namespace: str, label_selector: str = "") -> list[Body]:
+        return []
+
 
 def kustomization(name: str = "apps", **spec: Any) -> Body:
     return {

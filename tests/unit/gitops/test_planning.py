@@ -6,7 +6,9 @@ import pytest
 
 from bot.config import RollbotConfig
 from bot.gitops.owner import APPLICATION, HELM_RELEASE, KUSTOMIZATION
-from bot.gitops.planning import GitOpsRefused, plan_gitops
+from bot.gitops.planning import GitOpsPlan, GitOpsRefused, plan_gitops
+from bot.strategies import Context, Request, get, workloads_now
+from tests.unit.argo_bodies import HISTORY
 from tests.unit.gitops.conftest import (
     FLUX_LABELS,
     GitOpsCluster,
@@ -14,6 +16,7 @@ from tests.unit.gitops.conftest import (
     deployment,
     kustomization,
 )
+from tests.unit.test_argo_rollouts import canary_in_progress
 
 
 def _config(policy: str = "hold") -> RollbotConfig:
@@ -125,3 +128,43 @@ def test_a_helm_release_is_held_and_the_confirmation_explains_why(
         "a rollback alone is reverted within 5m"
     )
     assert "leaves a helm rollback alone" in plan.facts[1]
+
+
+def _plan_rollout(cluster: GitOpsCluster, policy: str) -> GitOpsPlan:
+    """The argo-rollouts strategy's plan for the eli-maor canary in progress, then its
+    GitOps step over what that plan changes, as the assessment makes them."""
+    config = RollbotConfig.model_validate(
+        {
+            "services": {"eli-maor": {"strategy": "argo-rollouts", "rollout": "eli-maor-backend"}},
+            "environments": {"prod": {"namespaces": ["production"], "gitops": policy}},
+        }
+    )
+    ctx = Context(kube=cluster, config=config, timeout=5)  # type: ignore[arg-type]
+    strategy = get("argo-rollouts")
+    planned = strategy.plan(ctx, Request("production", "eli-maor", "argo-rollouts"))
+    changed = workloads_now(ctx, strategy, "production", planned.workloads, planned.pins)
+    return plan_gitops(cluster, config, "production", changed)
+
+
+def test_a_rollout_flux_applies_is_held_as_a_deployment_is(gitops_cluster: GitOpsCluster) -> None:
+    gitops_cluster.put(KUSTOMIZATION.api, KUSTOMIZATION.plural, kustomization())
+    canary = canary_in_progress()
+    canary["metadata"]["labels"] = FLUX_LABELS
+    gitops_cluster.rollouts[("production", "eli-maor-backend")] = canary
+    gitops_cluster.replica_sets = HISTORY
+
+    plan = _plan_rollout(gitops_cluster, "hold")
+    assert [(h.kind, h.namespace, h.name) for h in plan.holds] == [
+        ("Kustomization", "flux-system", "apps")
+    ]
+    assert plan.facts[0].startswith("GitOps: managed by Flux Kustomization flux-system/apps")
+    assert "first hold reconciliation" in plan.facts[1]
+    assert [dry for _, _, dry in gitops_cluster.patches] == [True]
+    with pytest.raises(GitOpsRefused, match=r"policy in prod forbids .*gitops: forbid"):
+        _plan_rollout(gitops_cluster, "forbid")
+
+
+def test_a_rollout_without_gitops_marks_plans_no_hold(gitops_cluster: GitOpsCluster) -> None:
+    gitops_cluster.rollouts[("production", "eli-maor-backend")] = canary_in_progress()
+    gitops_cluster.replica_sets = HISTORY
+    assert _plan_rollout(gitops_cluster, "require") == GitOpsPlan()

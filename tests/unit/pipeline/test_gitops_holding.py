@@ -20,8 +20,9 @@ from bot.pipeline.holding import (
     on_resume_check,
     resume,
 )
-from bot.records import RollbackRecord
+from bot.records import RollbackRecord, requested
 from bot.store import Job, JobQueue, RollbackStore
+from tests.unit.argo_bodies import UID, rollout
 from tests.unit.gitops.conftest import GitOpsCluster, deployment, kustomization
 from tests.unit.gitops.test_gitmatch import seeded_origin
 from tests.unit.pipeline.conftest import RecordingSink, S, stored, web_request
@@ -153,6 +154,35 @@ def test_the_resume_question_says_when_git_has_moved_on(
     (text,) = sink.of("resume_question")
     assert "Git has changed since the hold (main@sha1:bad0000 when held → main@sha1:f1xed00" in text
     assert "what runs is the rollback's target" in text
+
+
+def test_the_resume_question_of_a_rollout_shows_what_the_rollout_runs(
+    gitops_pipeline: Pipeline, flux: GitOpsCluster, sink: RecordingSink
+) -> None:
+    _source(flux, "main@sha1:bad0000")
+    flux.rollouts[("prod", "eli-maor-backend")] = rollout(
+        "ghcr.io/eli/backend:1.2", stable="h3", current="h3"
+    )
+    record = stored(
+        gitops_pipeline,
+        requested("prod", "eli-maor", "U0ALICE", channel="C0OPS", strategy="argo-rollouts"),
+        S.ASSESSED,
+        S.AWAITING_APPROVAL,
+        S.APPROVED,
+    )
+    hold = ReconciliationHold(kind="Kustomization", namespace="flux-system", name="apps")
+    planned = gitops_pipeline.store.update(
+        record.id,
+        lambda r: r.model_copy(
+            update={"holds": (hold,), "pins": {"rollout": "eli-maor-backend", "uid": UID}}
+        ),
+    )
+    held = hold_reconciliation(gitops_pipeline, planned)
+    on_resume_check(
+        gitops_pipeline, Job(kind="resume_check", record_id=held.id, args={"user": "U0C"})
+    )
+    (text,) = sink.of("resume_question")
+    assert "Running now: backend=ghcr.io/eli/backend:1.2" in text
 
 
 def test_nothing_held_nothing_to_ask(gitops_pipeline: Pipeline, sink: RecordingSink) -> None:
