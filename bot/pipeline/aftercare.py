@@ -4,9 +4,10 @@ a confirmation nobody answered."""
 
 from __future__ import annotations
 
-from bot.assessment import compared, worst_of
+from bot.assessment import compared
 from bot.checks import run_checks
-from bot.pipeline.assess import MAX_ASSESSED, assess_deployments, monitor_minutes
+from bot.errors import PermanentError
+from bot.pipeline.assess import assess_again, monitor_minutes
 from bot.pipeline.holding import reminder_text
 from bot.pipeline.verify import readiness
 from bot.pipeline.wiring import Pipeline
@@ -83,7 +84,13 @@ def follow_up(p: Pipeline, record: RollbackRecord, index: int) -> None:
 def reassess(p: Pipeline, record: RollbackRecord) -> None:
     """The runbook's "monitor for 5–10 minutes, roll back if it gets worse": the
     assessment again, compared with the first, posted in the thread."""
-    now = worst_of(assess_deployments(p, record, record.deployments[:MAX_ASSESSED]))
+    try:
+        now = assess_again(p, record)
+    except PermanentError as err:  # the workload gone meanwhile, say
+        text = f"Could not re-assess after {monitor_minutes(p, record) or 0:g} min: {err}"
+        p.store.update(record.id, lambda r: r.note(text))
+        p.sink.milestone(record, text, Tone.WARNING, record.requested_by)
+        return
     before = record.severity or "unknown"
     verdict = compared(record.severity, now.severity)
     minutes = monitor_minutes(p, record) or 0
@@ -91,7 +98,7 @@ def reassess(p: Pipeline, record: RollbackRecord) -> None:
         f"Re-assessed after {minutes:g} min: severity {before} → {now.severity} "
         f"({verdict}) — {now.recommendation}"
     )
-    lines = [text, *now.summary_lines()[1:]]
+    lines = [text, *now.facts]
     p.store.update(record.id, lambda r: r.note(text))
     waiting = record.state is S.AWAITING_APPROVAL
     if waiting:

@@ -86,6 +86,29 @@ def _latest_backup(p: Pipeline, record: RollbackRecord) -> str:
     )
 
 
+def _request(record: RollbackRecord, options: dict[str, str]) -> Request:
+    return Request(
+        record.namespace,
+        record.workload,
+        record.strategy,
+        record.requested_revision,
+        record.to_tag,
+        options,
+    )
+
+
+def assess_again(p: Pipeline, record: RollbackRecord) -> AssessmentSummary:
+    """The assessment as the confirmation had it, made again now: each Deployment
+    the plan touched or, for a strategy that assesses its own workload (a Rollout's
+    phase and analysis), that strategy's assessment of it."""
+    if record.workloads:
+        return _assess_names(p, record, record.workloads)
+    plan = get_strategy(record.strategy).plan(
+        p.strategy_context(), _request(record, dict(record.options))
+    )
+    return plan.assessment or _assess_names(p, record, record.deployments)
+
+
 def assess(p: Pipeline, record: RollbackRecord) -> None:
     """Plan the request with its strategy (the Deployment undo included) and assess
     the Deployments the plan touches."""
@@ -94,17 +117,7 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
         if options.get("backup") == "latest":
             options["backup"] = _latest_backup(p, record)
         strategy, ctx = get_strategy(record.strategy), p.strategy_context()
-        plan = strategy.plan(
-            ctx,
-            Request(
-                record.namespace,
-                record.workload,
-                record.strategy,
-                record.requested_revision,
-                record.to_tag,
-                options,
-            ),
-        )
+        plan = strategy.plan(ctx, _request(record, options))
         if plan.nothing_to_do:
             raise PermanentError(f"nothing to do: {plan.nothing_to_do}")
         changed = workloads_now(ctx, strategy, record.namespace, plan.workloads, plan.pins)
@@ -168,8 +181,12 @@ def _crossing(p: Pipeline, record: RollbackRecord, plan: Plan) -> SchemaCrossing
 
 
 def _assess_plan(p: Pipeline, record: RollbackRecord, plan: Plan) -> AssessmentSummary:
-    """The assessment of each Deployment a plan touches, at once; the worst severity wins."""
-    names = plan.workloads[:MAX_ASSESSED]
+    return _assess_names(p, record, plan.workloads)
+
+
+def _assess_names(p: Pipeline, record: RollbackRecord, names: tuple[str, ...]) -> AssessmentSummary:
+    """The assessment of each Deployment named, at once; the worst severity wins."""
+    names = names[:MAX_ASSESSED]
     return summarize(dict(zip(names, assess_deployments(p, record, names), strict=True)))
 
 
