@@ -25,8 +25,8 @@ here, so a pod faced with Slack directly holds up on its own:
   new connection and goes through that check.
 
 Since a thread only ever gets a request that has arrived, its work is the app's
-own (CPU and Redis), and a few threads per process are enough: more only take
-turns at the GIL (THREADS).
+own (CPU, Redis round trips, and the Slack calls a listener makes after its ack):
+no client can hold one (THREADS).
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ POLLER_BODY_BYTES = 128 * 1024
 #: What the poller of one process holds at most across its waiting connections; past
 #: it, a connection goes to a thread with what it has (read on there, in time).
 POLLER_BUDGET_BYTES = 16 * 1024 * 1024
-#: Threads per HTTP process. Each gets a request that has arrived whole, so its work
-#: is CPU and Redis round trips: two keep a core busy across a round trip, more only
-#: take turns at the GIL (bench/README.md, "Slack ack latency").
-THREADS = 2
+#: Threads per HTTP process. Each gets a request that has arrived whole. Two and
+#: eight measured alike under the ack bench, within its noise (bench/README.md,
+#: "Slack ack latency"); eight leave room for round trips that wait.
+THREADS = 8
 
 
 def answer(start_response: StartResponse, status: str, text: str) -> list[bytes]:
