@@ -5,8 +5,8 @@ that the person sees an error. This bench starts the Bolt app over HTTP from thi
 process (as `rollbot serve` runs it: gunicorn's master and workers forked from it),
 with a real redis-server and a local Slack Web API, no Kubernetes (no worker is
 started, so queued jobs wait in Redis), and fires
-correctly signed requests at it from a separate process with a pool of threads,
-timing each request client-side from send to the end of the response.
+correctly signed requests at it from a separate process (`--client`: one event
+loop over raw sockets, by default; a pool of threads as before), timing each request client-side from send to the end of the response.
 
 Measured in the same run, in this order:
 
@@ -161,8 +161,12 @@ async def _exchange(host: str, port: int, raw: bytes) -> Result:
             writer.close()
 
 
+#: Between two bursts (--pattern burst): the server idle again before the next.
+BURST_PAUSE_S = 0.3
+
+
 def fire_async(
-    base: str, secret: str, specs: list[Spec], concurrency: int
+    base: str, secret: str, specs: list[Spec], concurrency: int, burst: bool = False
 ) -> tuple[list[Result], float]:
     """As `fire`, with `concurrency` coroutines on one event loop over raw sockets and
     every request built and signed before the first is sent. The thread pool's client
@@ -185,11 +189,28 @@ def fire_async(
         shared = iter(range(len(raws)))  # each coroutine takes the next request
         await asyncio.gather(*(client(shared) for _ in range(concurrency)))
 
-    asyncio.run(everything())
+    async def bursts() -> None:
+        for first in range(0, len(raws), concurrency):
+            wave = range(first, min(first + concurrency, len(raws)))
+            answers = await asyncio.gather(*(_exchange(host, port, raws[i]) for i in wave))
+            for index, result in zip(wave, answers, strict=True):
+                results[index] = result
+            await asyncio.sleep(BURST_PAUSE_S)
+
+    asyncio.run(bursts() if burst else everything())
     return [r for r in results if r is not None], time.process_time() - cpu
 
 
-CLIENTS = {"asyncio": fire_async, "threads": fire}
+def fire_bursts(
+    base: str, secret: str, specs: list[Spec], concurrency: int
+) -> tuple[list[Result], float]:
+    """`concurrency` requests sent at once, all answered, a pause, the next ones: Slack's
+    traffic when a channel's people act together, rather than `concurrency` requests
+    in flight without end (which measures the server's throughput on these cores)."""
+    return fire_async(base, secret, specs, concurrency, burst=True)
+
+
+CLIENTS = {"asyncio": fire_async, "threads": fire, "bursts": fire_bursts}
 
 
 # -- what Slack sends --------------------------------------------------------------------
@@ -321,7 +342,9 @@ def main() -> None:
         "--client",
         choices=sorted(CLIENTS),
         default="asyncio",
-        help="load generator: one event loop over raw sockets, or urllib in a thread pool",
+        help="load generator: one event loop over raw sockets keeping --concurrency requests "
+        "in flight (asyncio), the same in waves of --concurrency at once (bursts), or urllib "
+        "in a thread pool (threads)",
     )
     args = parser.parse_args()
     n, warm, conc = args.requests, args.warmup, args.concurrency
