@@ -6,7 +6,8 @@ process (as `rollbot serve` runs it: gunicorn's master and workers forked from i
 with a real redis-server and a local Slack Web API, no Kubernetes (no worker is
 started, so queued jobs wait in Redis), and fires
 correctly signed requests at it from a separate process (`--client`: one event
-loop over raw sockets, by default; a pool of threads as before), timing each request client-side from send to the end of the response.
+loop over raw sockets, by default; a pool of threads as before), timing each
+request client-side from send to the end of the response.
 
 Measured in the same run, in this order:
 
