@@ -168,7 +168,11 @@ class RollbotServer:
 
     def start_http(self, port: int = 3000, host: str = "127.0.0.1") -> None:
         """Bind `host:port` here (0: any free port, see `url`) and fork gunicorn's
-        master to answer on it; call it before starting threads where you can."""
+        master to answer on it. Before the workers, never after: a fork copies the
+        locks the workers' threads hold at that instant (the apiserver's and Redis's
+        connection pools), held for good in the child, whose /readyz then hangs."""
+        if self.threads:
+            raise RuntimeError("start HTTP before the workers: a fork after them can deadlock")
         listener = socket.create_server((host, port), backlog=128)
         listener.set_inheritable(True)
         self.listener = listener

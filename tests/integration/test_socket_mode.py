@@ -87,8 +87,8 @@ def test_a_rollback_requested_and_approved_over_socket_mode(
         slack_api_url=slack.base_url,
         http_events=False,
     )
-    bot.start_workers()
     bot.start_http(port=0)  # probes and metrics only: Socket Mode is the only way in
+    bot.start_workers()  # after the fork, as `rollbot serve` does
     handler = SocketModeHandler(
         bot.app, app_token=APP_TOKEN, web_client=WebClient(base_url=socket_mode.base_url)
     )
@@ -138,3 +138,24 @@ def test_a_rollback_requested_and_approved_over_socket_mode(
         handler.close()
         bot.stop()
     socket_mode.wait_disconnected()
+
+
+def test_http_cannot_be_forked_after_the_workers_started(slack, redis_client, kube):
+    """A fork copies the locks the workers' threads hold at that instant; /readyz in
+    the child could then wait on one for good. Refused, so the mistake is loud."""
+    bot = RollbotServer(
+        RollbotConfig(),
+        RollbackStore(redis_client),
+        kube,
+        token="xoxb-test",
+        signing_secret="unused",
+        slack_api_url=slack.base_url,
+        http_events=False,
+    )
+    bot.start_workers()
+    try:
+        with pytest.raises(RuntimeError, match="start HTTP before the workers"):
+            bot.start_http(port=0)
+        assert bot.master is None, "nothing forked"
+    finally:
+        bot.stop()
