@@ -9,6 +9,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import redis
@@ -76,15 +77,53 @@ local holder = redis.call('get', KEYS[1])
 if holder then return {'held', holder} end
 if not redis.call('set', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then return {'duplicate', ''} end
 if not redis.call('set', KEYS[3], ARGV[2], 'NX') then return {'exists', ''} end
+if KEYS[6] then redis.call('set', KEYS[6], ARGV[6], 'PX', ARGV[7]) end
 redis.call('zadd', KEYS[4], ARGV[3], ARGV[1])
 redis.call('lpush', KEYS[5], ARGV[4])
 return {'created', ARGV[1]}
 """
 
+#: A record written only if it is still the one its writer read (and, for a fenced
+#: store, the fence still holds), with the writes that go with it: 1 when written,
+#: 0 when the record changed, -1 when the fence was lost. ARGV: the record read, the
+#: record to write, the fence's token, then each write as its length and its words.
+#: (rollbot's Redis is one server: the writes' keys need not be declared.)
+_WRITE_IF_UNCHANGED = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if KEYS[2] and redis.call('get', KEYS[2]) ~= ARGV[3] then return -1 end
+redis.call('set', KEYS[1], ARGV[2])
+local at = 4
+while at <= #ARGV do
+  local words = tonumber(ARGV[at])
+  redis.call(unpack(ARGV, at + 1, at + words))
+  at = at + words + 1
+end
+return 1
+"""
+
+#: One Redis command, as its words: what a change writes besides the record.
+_Write = tuple[str, ...]
+
+
+def _flat(writes: Sequence[_Write]) -> list[str]:
+    """Writes as `_WRITE_IF_UNCHANGED` reads them: each one's length, then its words."""
+    return [word for write in writes for word in (str(len(write)), *write)]
+
+
 _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+@dataclass(frozen=True)
+class Beside:
+    """A value kept next to a new record for `ttl` seconds, written with it (what
+    another layer keeps about the request, such as Slack's response_url)."""
+
+    key: str
+    value: str
+    ttl: float
 
 
 #: A workload lock outlives a worker that died by this much; a live one renews it.
@@ -103,6 +142,7 @@ class RollbackStore:
         #: Records and backups are sealed with it (bot/integrity.py); None: plain JSON.
         self.key = key if key is not None else store_key()
         self._open = client.register_script(_OPEN)  # EVALSHA: the script is sent once
+        self._write_if_unchanged = client.register_script(_WRITE_IF_UNCHANGED)
 
     def fenced(self, fence: Fence) -> RollbackStore:
         """The same store, whose writes to records and backups go through only while
@@ -138,28 +178,38 @@ class RollbackStore:
 
     @_guard
     def open(
-        self, record: RollbackRecord, *, claim: str, job: Job, queue: str, claim_ttl: float = 3600
+        self,
+        record: RollbackRecord,
+        *,
+        claim: str,
+        job: Job,
+        queue: str,
+        claim_ttl: float = 3600,
+        beside: Beside | None = None,
     ) -> tuple[str, str]:
         """Store a new request and queue its first job, in one round trip (Slack waits
         for the ack): ("created", id), ("held", holder of the workload's lock), or
-        ("duplicate", "") when `claim` was claimed before (a re-delivered command)."""
+        ("duplicate", "") when `claim` was claimed before (a re-delivered command).
+        `beside` is written with a created record, before its job is queued."""
         saved = record.model_copy(update={"version": 1})
-        outcome, detail = self._open(
-            keys=[
-                f"{PREFIX}lock:{record.workload_key}",
-                f"{PREFIX}once:{claim}",
-                self._key(record.id),
-                f"{PREFIX}records",
-                queue,
-            ],
-            args=[
-                record.id,
-                self._seal(self._key(record.id), saved),
-                record.created_at.timestamp(),
-                job.model_dump_json(),
-                int(claim_ttl * 1000),
-            ],
-        )
+        keys = [
+            f"{PREFIX}lock:{record.workload_key}",
+            f"{PREFIX}once:{claim}",
+            self._key(record.id),
+            f"{PREFIX}records",
+            queue,
+        ]
+        args: list[str | float | int] = [
+            record.id,
+            self._seal(self._key(record.id), saved),
+            record.created_at.timestamp(),
+            job.model_dump_json(),
+            int(claim_ttl * 1000),
+        ]
+        if beside is not None:
+            keys.append(beside.key)
+            args += [beside.value, max(1, int(beside.ttl * 1000))]
+        outcome, detail = self._open(keys=keys, args=args)
         if outcome == "exists":
             raise PermanentError(f"rollback {record.id} exists already")
         return str(outcome), str(detail)
@@ -204,12 +254,31 @@ class RollbackStore:
         *,
         then: Callable[[RollbackRecord], Job | Sequence[Job] | None] | None = None,
         queue: str = "",
+        seen: RollbackRecord | None = None,
     ) -> RollbackRecord:
         """Apply `change` to the stored record atomically (optimistic, retried); the jobs
         `then` makes of the changed record, if any, are queued in the same transaction
         (on `queue`, or kept until their `not_before`): a record never moves on without
-        the jobs that act on it."""
+        the jobs that act on it.
+
+        `seen` is the record as the caller has just read it: while it is still the
+        stored one, the change is written in one round trip (compared and set by a
+        script) instead of a read under WATCH and a transaction (Slack waits for a
+        click's ack); if it has changed since, the change is made as usual."""
         key = self._key(record_id)
+        if seen is not None:
+            changed, writes = self._changes(seen, change, then, queue)
+            expected = self._seal(key, seen)
+            fence = [] if self.fence is None else [self.fence.key]
+            token = "" if self.fence is None else self.fence.token
+            done = self._write_if_unchanged(
+                keys=[key, *fence],
+                args=[expected, self._seal(key, changed), token, *_flat(writes)],
+            )
+            if done == -1:
+                raise LeaseLost(record_id)
+            if done == 1:
+                return changed
         while True:
             with self.redis.pipeline() as pipe:
                 try:
@@ -219,28 +288,45 @@ class RollbackStore:
                     if raw is None:
                         raise RecordNotFound(record_id)
                     current = self._unseal(key, raw)
-                    changed = change(current).model_copy(update={"version": current.version + 1})
-                    made = then(changed) if then is not None else None
-                    jobs = [made] if isinstance(made, Job) else list(made or ())
+                    changed, writes = self._changes(current, change, then, queue)
                     pipe.multi()
                     pipe.set(key, self._seal(key, changed))
-                    event = change_event(current, changed, include_drills=self.tell_drills)
-                    if event is not None:
-                        pipe.rpush(CHANGES, event.model_dump_json())
-                    if counted(changed) and not current.state.terminal:
-                        outcome = Outcome.of(changed)
-                        pipe.zadd(OUTCOMES, {outcome.to_json(): outcome.created_at})
-                        for field, amount in increments(outcome).items():
-                            pipe.hincrbyfloat(COUNTERS, field, amount)
-                    for job in jobs:
-                        if job.not_before > time.time():
-                            pipe.zadd(JobQueue.DELAYED, {job.model_dump_json(): job.not_before})
-                        else:
-                            pipe.lpush(queue or JobQueue.QUEUE, job.model_dump_json())
+                    for write in writes:
+                        pipe.execute_command(*write)  # type: ignore[no-untyped-call]
                     pipe.execute()
                     return changed
                 except redis.WatchError:
                     continue
+
+    def _changes(
+        self,
+        current: RollbackRecord,
+        change: Callable[[RollbackRecord], RollbackRecord],
+        then: Callable[[RollbackRecord], Job | Sequence[Job] | None] | None,
+        queue: str,
+    ) -> tuple[RollbackRecord, list[_Write]]:
+        """The changed record, and what is written with it: its change event, its
+        outcome once it is counted, the jobs that act on it."""
+        changed = change(current).model_copy(update={"version": current.version + 1})
+        made = then(changed) if then is not None else None
+        jobs = [made] if isinstance(made, Job) else list(made or ())
+        writes: list[_Write] = []
+        event = change_event(current, changed, include_drills=self.tell_drills)
+        if event is not None:
+            writes.append(("RPUSH", CHANGES, event.model_dump_json()))
+        if counted(changed) and not current.state.terminal:
+            outcome = Outcome.of(changed)
+            writes.append(("ZADD", OUTCOMES, repr(outcome.created_at), outcome.to_json()))
+            for field, amount in increments(outcome).items():
+                writes.append(("HINCRBYFLOAT", COUNTERS, field, repr(amount)))
+        for job in jobs:
+            if job.not_before > time.time():
+                writes.append(
+                    ("ZADD", JobQueue.DELAYED, repr(job.not_before), job.model_dump_json())
+                )
+            else:
+                writes.append(("LPUSH", queue or JobQueue.QUEUE, job.model_dump_json()))
+        return changed, writes
 
     # -- locks, idempotency, backups ----------------------------------------------
 

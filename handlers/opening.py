@@ -45,15 +45,15 @@ def open_rollback(
         options=command.options,
         ttl=timedelta(seconds=config.confirmation_ttl_seconds),
     )
-    if response_url:  # kept first: the assessment may be done before this returns
-        ResponseUrls(store).keep(record.id, response_url)
     # One round trip: the lock looked at, the trigger claimed (Slack re-delivers a
-    # command it thinks timed out: act on each once), the record stored, the job queued.
+    # command it thinks timed out: act on each once), the record stored with the
+    # response_url beside it (before the assessment can want it), the job queued.
     outcome, holder = store.open(
         record,
         claim=f"command:{trigger}",
         job=Job(kind="assess", record_id=record.id),
         queue=services.queue.QUEUE,
+        beside=ResponseUrls.beside(record.id, response_url),
     )
     if outcome == "held" and holder.startswith("cli:"):
         # `rollbot rollback` from a terminal holds it (cli:ACTOR:PID).

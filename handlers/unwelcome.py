@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.store import RollbackStore
+from bot.store import Beside, RollbackStore
 
 log = logging.getLogger("rollbot.unwelcome")
 
@@ -141,8 +141,16 @@ class ResponseUrls:
         self.redis = store.redis
 
     def keep(self, record_id: str, url: str) -> None:
-        if url.startswith(("https://", "http://")):
-            self.redis.set(_RESPONSE_URL_KEY + record_id, url, ex=RESPONSE_URL_SECONDS)
+        if (kept := self.beside(record_id, url)) is not None:
+            self.redis.set(kept.key, kept.value, ex=RESPONSE_URL_SECONDS)
+
+    @staticmethod
+    def beside(record_id: str, url: str) -> Beside | None:
+        """The response_url as written with a new record (`RollbackStore.open`), if
+        it is one."""
+        if not url.startswith(("https://", "http://")):
+            return None
+        return Beside(_RESPONSE_URL_KEY + record_id, url, RESPONSE_URL_SECONDS)
 
     def get(self, record_id: str) -> str | None:
         url = self.redis.get(_RESPONSE_URL_KEY + record_id)

@@ -36,11 +36,15 @@ class _Expired(Exception):
     """The confirmation outlived its time."""
 
 
-def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None:
+def handle_approve_click(
+    services: Services, body: dict[str, Any], seen: RollbackRecord | None = None
+) -> str | None:
     """None when approved; otherwise what the clicker alone should read.
 
     One transaction (Slack waits for the ack): the state and policy checked, the
-    approval counted or the record approved, and the execute job queued with it.
+    approval counted or the record approved, and the execute job queued with it —
+    in one round trip while the record is still `seen`, the one the click's
+    authorization read.
     """
     record_id, user = _clicked(body)
     store = services.store
@@ -57,7 +61,9 @@ def handle_approve_click(services: Services, body: dict[str, Any]) -> str | None
         return Job(kind="execute", record_id=record_id) if changed.state is S.APPROVED else None
 
     try:
-        updated = store.update(record_id, approve, then=execute, queue=services.queue.QUEUE)
+        updated = store.update(
+            record_id, approve, then=execute, queue=services.queue.QUEUE, seen=seen
+        )
     except _Answer as answer:
         return str(answer)
     except _Expired:
@@ -82,6 +88,7 @@ def handle_cancel_click(caller: Caller, record: RollbackRecord) -> RollbackRecor
         return caller.services.store.update(
             record.id,
             lambda r: r.transition(S.CANCELLED, f"cancelled by {caller.user}", actor=caller.user),
+            seen=record,
         )
     except RollbotError as err:
         return str(err)
@@ -98,9 +105,11 @@ def register(app: App, services: Services) -> None:
     later = app.listener_runner.listener_executor
 
     @on_click(app, services, ActionId.APPROVE, approve_click, audit=True)
-    def approve_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def approve_clicked(
+        ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
         ack()
-        problem = handle_approve_click(services, body)
+        problem = handle_approve_click(services, body, context.get("record"))
         if problem:
             later.submit(_tell, client, body, problem)
 

@@ -3,14 +3,27 @@ embedded Redis that one process uses when REDIS_URL is unset."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 import redis
 
+from bot.change_events import CHANGES
 from bot.records import RollbackState, requested
-from bot.store import Job, JobQueue, RecordNotFound, RollbackStore, StoreUnavailable, connect
+from bot.store import (
+    OUTCOMES,
+    Beside,
+    Job,
+    JobQueue,
+    RecordNotFound,
+    RollbackStore,
+    StoreUnavailable,
+    connect,
+)
+
+S = RollbackState
 
 
 def test_a_record_round_trips_with_its_timeline(redis_client):
@@ -175,6 +188,28 @@ def test_a_request_is_opened_in_one_step_unless_its_workload_is_held_or_it_was_s
     assert queue.take(1) is None, "nor a job"
 
 
+def test_what_is_kept_beside_a_request_is_written_with_it_and_only_when_it_is_opened(
+    redis_client,
+):
+    store, queue = RollbackStore(redis_client), JobQueue(redis_client)
+    first = requested("prod", "web", "U1")
+    job = Job(kind="assess", record_id=first.id)
+    url = Beside("test:url:first", "https://hooks.example/1", 60)
+    assert store.open(first, claim="command:b1", job=job, queue=queue.QUEUE, beside=url)[0] == (
+        "created"
+    )
+    assert redis_client.get("test:url:first") == "https://hooks.example/1"
+    assert 0 < redis_client.pttl("test:url:first") <= 60_000
+
+    again = requested("prod", "web", "U1")
+    twice = Beside("test:url:again", "https://hooks.example/2", 60)
+    assert store.open(again, claim="command:b1", job=job, queue=queue.QUEUE, beside=twice) == (
+        "duplicate",
+        "",
+    )
+    assert redis_client.get("test:url:again") is None
+
+
 def test_an_update_queues_its_job_in_the_same_transaction(redis_client):
     store, queue = RollbackStore(redis_client), JobQueue(redis_client)
     record = store.create(requested("prod", "web", "U1"))
@@ -194,3 +229,79 @@ def test_an_update_queues_its_job_in_the_same_transaction(redis_client):
     )
     taken = queue.take(1)
     assert taken is not None and taken[0].kind == "execute"
+
+
+def test_a_change_to_the_record_just_read_is_written_in_one_round_trip_with_its_writes(
+    redis_client,
+):
+    store, queue = RollbackStore(redis_client), JobQueue(redis_client)
+    by_script = store.create(requested("prod", "web", "U1"))
+    by_transaction = store.create(requested("prod", "api", "U1"))
+    path = [S.ASSESSED, S.AWAITING_APPROVAL, S.APPROVED, S.BACKING_UP, S.ROLLING_BACK]
+    path += [S.VERIFYING, S.SUCCEEDED]
+
+    def walk(record_id: str, read_first: bool) -> None:
+        for state in path:
+            seen = store.get(record_id) if read_first else None
+            changed = store.update(
+                record_id,
+                lambda r, state=state: r.transition(state, f"now {state.value}", actor="U2"),
+                then=lambda r: (
+                    Job(kind="execute", record_id=r.id) if r.state is S.APPROVED else None
+                ),
+                queue=queue.QUEUE,
+                seen=seen,
+            )
+            assert store.get(record_id) == changed
+            assert seen is None or changed.version == seen.version + 1
+
+    redis_client.config_resetstat()
+    walk(by_script.id, read_first=True)
+    used = redis_client.info("commandstats")
+    assert not {"cmdstat_watch", "cmdstat_multi", "cmdstat_exec"} & set(used), "no transaction"
+    taken = queue.take(1)
+    assert taken is not None and taken[0].record_id == by_script.id
+    script_counters = store.counters()
+    assert script_counters, "the finished rollback is counted"
+
+    # The same changes through the transaction write exactly what the script wrote.
+    walk(by_transaction.id, read_first=False)
+    taken = queue.take(1)
+    assert taken is not None and taken[0].record_id == by_transaction.id
+    expected = dict(script_counters)  # the same counters, for the other service
+    for field, amount in script_counters.items():
+        theirs = field.replace('"web"', '"api"')
+        expected[theirs] = expected.get(theirs, 0) + amount
+    counters = store.counters()
+    assert set(counters) == set(expected)
+    timed = {f for f in expected if f.endswith('"sum"]')}  # durations: their own
+    assert {f: v for f, v in counters.items() if f not in timed} == {
+        f: v for f, v in expected.items() if f not in timed
+    }
+    assert redis_client.zcard(OUTCOMES) == 2
+    events = [json.loads(e) for e in redis_client.lrange(CHANGES, 0, -1)]
+    assert [(e["record_id"], e["kind"]) for e in events] == [
+        (by_script.id, "started"),
+        (by_script.id, "finished"),
+        (by_transaction.id, "started"),
+        (by_transaction.id, "finished"),
+    ]
+
+
+def test_a_change_to_a_record_read_before_someone_else_wrote_it_is_made_on_the_new_one(
+    redis_client,
+):
+    store = RollbackStore(redis_client)
+    record = store.create(requested("prod", "web", "U1"))
+    seen = store.get(record.id)
+    store.update(record.id, lambda r: r.note("written meanwhile"))
+
+    changed = store.update(record.id, lambda r: r.note("mine"), seen=seen)
+
+    messages = [entry.message for entry in store.get(record.id).timeline]
+    assert messages[-2:] == ["written meanwhile", "mine"], "nothing lost"
+    assert changed.version == seen.version + 2
+    with pytest.raises(RecordNotFound):
+        store.update(
+            "rb-gone", lambda r: r.note("x"), seen=seen.model_copy(update={"id": "rb-gone"})
+        )

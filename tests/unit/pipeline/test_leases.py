@@ -29,6 +29,8 @@ def test_a_fenced_write_after_the_lease_went_to_another_writes_nothing(
     assert theirs is not None
     with pytest.raises(LeaseLost):
         store.fenced(mine).update(record.id, lambda r: r.note("late write"))
+    with pytest.raises(LeaseLost):  # written by script, the fence is checked the same
+        store.fenced(mine).update(record.id, lambda r: r.note("late"), seen=store.get(record.id))
     with pytest.raises(LeaseLost):
         store.fenced(mine).save_backup(record.id, {"deployment": {}})
     assert store.get(record.id).timeline[-1].message.startswith("rollback of prod/web requested")
