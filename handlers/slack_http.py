@@ -8,6 +8,11 @@ payload that is not the shape Slack sends, raised in Bolt: a 500 and a traceback
 for anyone on the internet. Here such a request is refused first — 401 unless it
 is signed with the signing secret within five minutes, then 400 unless it is what
 Slack sends — and Bolt only ever sees a well-formed request from Slack.
+
+The body is parsed here, once, and Bolt is given what was parsed (`read_body`):
+Bolt's own parser takes any form with the letters "payload" anywhere in it for an
+interaction, so `/rollback web --reason "bad payload"` reached the listeners as an
+empty body and the person saw Slack's error instead of an answer.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import hmac
 import json
 import time
 import urllib.parse
-from typing import Any
+from typing import Any, cast
 
 #: Slack's own rule: a request older (or newer) than this may be a replay.
 MAX_CLOCK_SKEW_SECONDS = 300
@@ -36,20 +41,46 @@ def unsigned(body: bytes, timestamp: str, signature: str, secret: str) -> bool:
     return not hmac.compare_digest(expected.encode(), signature.encode(errors="replace"))
 
 
-def malformed(body: bytes) -> str | None:
-    """Why a signed body is not a request as Slack sends it; None when it is."""
+class Malformed(ValueError):
+    """A signed body that is not a request as Slack sends it."""
+
+
+def read_body(body: bytes, content_type: str = "") -> dict[str, Any]:
+    """What the listeners read of a signed request: a slash command's form fields,
+    an interaction's payload, or an event's JSON object. Raises Malformed (why) when
+    the body is not what Slack sends."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return "the body is not UTF-8"
-    if "payload=" not in text:
-        return None  # a slash command (or an event): form fields are strings
-    values = urllib.parse.parse_qs(text).get("payload") or [""]
+        raise Malformed("the body is not UTF-8") from None
+    if content_type == "application/json" or text.startswith("{"):
+        event = _json(text, "the body")  # the Events API (App Home)
+        if not isinstance(event, dict):
+            raise Malformed("the body is not a JSON object")
+        return event
+    fields = dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+    if "payload" not in fields:
+        return fields  # a slash command: form fields are strings
+    payload = _json(fields["payload"], "the payload")
+    if problem := _payload_problem(payload):
+        raise Malformed(problem)
+    return cast(dict[str, Any], payload)
+
+
+def malformed(body: bytes, content_type: str = "") -> str | None:
+    """Why a signed body is not a request as Slack sends it; None when it is."""
     try:
-        payload = json.loads(values[0])
+        read_body(body, content_type)
+    except Malformed as err:
+        return str(err)
+    return None
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
     except ValueError:
-        return "the payload is not JSON"
-    return _payload_problem(payload)
+        raise Malformed(f"{what} is not JSON") from None
 
 
 def _payload_problem(payload: Any) -> str | None:

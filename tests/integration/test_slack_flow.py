@@ -173,6 +173,19 @@ def test_bad_commands_get_a_clear_answer_and_record_nothing(make_bot, slack, tex
     assert bot.store.recent() == []
 
 
+def test_a_command_whose_text_says_payload_is_read_like_any_other(make_bot, slack, workloads):
+    # Bolt's own parser took any form with "payload" in it for a button's payload.
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot()
+    answer = SlackUser(bot.url, ALICE).command(
+        f'web -n {workloads.namespace} --reason "payload=1 broke the schema"'
+    )
+    assert answer.status_code == 200
+    assert "Assessing" in answer.json()["text"]
+    [record] = bot.store.recent()
+    assert record.reason == "payload=1 broke the schema"
+
+
 def test_an_unlisted_requester_is_refused(make_bot, slack):
     bot = make_bot(RollbotConfig(requesters=[BOB]))
     answer = SlackUser(bot.url, ALICE).command("web")

@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from handlers.slack_http import malformed, unsigned
+from handlers.slack_http import Malformed, malformed, read_body, unsigned
 
 SECRET = "unit-signing-secret"
 
@@ -97,3 +97,21 @@ def test_what_slack_sends_is_well_formed(body):
 )
 def test_a_body_bolt_would_trip_on_is_malformed(body):
     assert malformed(body)
+
+
+def test_a_command_is_read_as_its_form_fields_whatever_its_text_says():
+    body = b"command=%2Frollback&text=web+--reason+payload%3D1+broke&user_id=U0ALICE&x="
+    assert read_body(body) == {
+        "command": "/rollback",
+        "text": "web --reason payload=1 broke",
+        "user_id": "U0ALICE",
+        "x": "",
+    }
+
+
+def test_a_click_is_read_as_its_payload_and_an_event_as_its_json():
+    assert read_body(form(CLICK)) == CLICK
+    event = {"type": "event_callback", "event": {"type": "app_home_opened"}}
+    assert read_body(json.dumps(event).encode(), "application/json") == event
+    with pytest.raises(Malformed, match="not a JSON object"):
+        read_body(b"[1]", "application/json")
