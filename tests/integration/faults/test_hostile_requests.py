@@ -246,17 +246,25 @@ def assert_no_markup_of_theirs(text: str) -> None:
         assert re.fullmatch(r"<@U0(ALICE|BOB)>", markup), (markup, text[:500])
 
 
-def settled(bot: Bot, calls_before: int) -> dict[str, bytes | None]:
-    """Redis once the work after an ack is done: nothing changed for a while."""
+def settled(
+    bot: Bot, calls_before: int, *, answer_expected: bool = False
+) -> dict[str, bytes | None]:
+    """Redis once the work after an ack is done: nothing changed for a while.
+
+    `answer_expected`: the ack promised more (a click's listener answers after it, in
+    Redis or in Slack), so the quiet only counts once something has happened: a
+    refusal posted late must not pass for no refusal at all."""
     last, quiet_since, deadline = bot.snapshot(), time.monotonic(), time.monotonic() + 5
+    waiting = answer_expected
     while time.monotonic() < deadline:
         time.sleep(0.05)
         now = bot.snapshot()
         calls = len(bot.slack.calls())
         if now != last or calls != calls_before:
-            last, calls_before, quiet_since = now, calls, time.monotonic()
-        elif time.monotonic() - quiet_since > 0.3:
+            last, calls_before, quiet_since, waiting = now, calls, time.monotonic(), False
+        elif not waiting and time.monotonic() - quiet_since > 0.3:
             break
+    assert not waiting, "the ack promised an answer, and nothing happened in 5 s"
     return last
 
 
@@ -434,7 +442,7 @@ def test_any_click_is_acked_in_time_and_a_refusal_writes_nothing(bot, user, acti
     answer, elapsed = post(bot, body, signed(body))
 
     assert_acked(answer, elapsed)
-    after = settled(bot, calls)
+    after = settled(bot, calls, answer_expected=answer.status_code == 200)
     assert_no_failure_logged(bot, offset)
     told = [
         str(c.args.get("text", ""))
