@@ -33,8 +33,14 @@ from bot.config import RollbotConfig
 from bot.errors import InvalidInput, RollbotError
 from bot.history import Target, Targets
 from bot.names import check_namespace, check_object_name
-from bot.requests import MAX_REASON_LENGTH, RollbackRequest, parse_reason, parse_revision
-from handlers.ids import DRY_RUN, ActionId, BlockId, CallbackId
+from bot.requests import (
+    MAX_REASON_LENGTH,
+    RollbackRequest,
+    parse_reason,
+    parse_revision,
+    resolve_strategy,
+)
+from handlers.ids import DRY_RUN, PERMANENT, ActionId, BlockId, CallbackId
 from handlers.mrkdwn import untrusted
 
 #: A static select holds at most 100 options: a longer catalog is typed into
@@ -70,6 +76,8 @@ class FormAnswers:
     reason: str
     dry_run: bool
     channel: str
+    #: An Argo Rollout's abort made permanent (the command's --permanent).
+    permanent: bool = False
 
 
 def _option(text: str, value: str, description: str = "") -> Option:
@@ -247,7 +255,10 @@ def form_view(config: RollbotConfig, state: FormState, now: datetime) -> View:
             optional=True,
             element=CheckboxesElement(
                 action_id=ActionId.FORM_OPTIONS,
-                options=[_option("Dry run", DRY_RUN, "Assess and show the plan; change nothing")],
+                options=[
+                    _option("Dry run", DRY_RUN, "Assess and show the plan; change nothing"),
+                    *_permanent_option(config, state.service),
+                ],
             ),
         )
     )
@@ -260,6 +271,25 @@ def form_view(config: RollbotConfig, state: FormState, now: datetime) -> View:
         private_metadata=json.dumps({"channel": state.channel} if state.channel else {}),
         blocks=blocks,
     )
+
+
+def _permanent_option(config: RollbotConfig, service: str | None) -> list[Option]:
+    """--permanent, offered once the service chosen is an Argo Rollout."""
+    try:
+        aborts = bool(service) and resolve_strategy(config.services, service or "") == (
+            "argo-rollouts"
+        )
+    except RollbotError:
+        aborts = False
+    if not aborts:
+        return []
+    return [
+        _option(
+            "Make the abort permanent",
+            PERMANENT,
+            "Abort the update, then put the stable pod template back in the spec",
+        )
+    ]
 
 
 def _value(values: dict[str, Any], block: BlockId, action: ActionId) -> dict[str, Any]:
@@ -305,6 +335,7 @@ def read_form(view: dict[str, Any]) -> FormAnswers:
         reason=str(reason or ""),
         dry_run=DRY_RUN in checked,
         channel=channel_of(view) or str(picked.get("selected_conversation") or ""),
+        permanent=PERMANENT in checked,
     )
 
 
@@ -351,6 +382,9 @@ def request_from_form(config: RollbotConfig, answers: FormAnswers) -> RollbackRe
             to_revision=revision,
             reason=reason,
             dry_run=answers.dry_run,
+            permanent=answers.permanent,
         ),
     )
+    if request.permanent:  # the service may have changed since the box was ticked
+        _field(BlockId.FORM_OPTIONS, request.resolved, config)
     return request

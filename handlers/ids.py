@@ -52,5 +52,6 @@ class CallbackId(StrEnum):
     FORM = "rollback_request"
 
 
-#: The form's dry-run checkbox value.
+#: The form's checkbox values: a dry run; an Argo Rollout's abort made permanent.
 DRY_RUN = "dry_run"
+PERMANENT = "permanent"

@@ -17,7 +17,7 @@ import pytest
 
 from bot.config import RollbotConfig
 from bot.records import RollbackState
-from handlers.ids import DRY_RUN, ActionId, BlockId
+from handlers.ids import DRY_RUN, PERMANENT, ActionId, BlockId
 from testbed.slack_api import FakeSlackApi
 from testbed.slack_user import SlackUser
 from tests.integration.slack_helpers import (
@@ -150,6 +150,34 @@ def test_the_shortcut_asks_for_the_channel_and_a_dry_run_changes_nothing(
     root = slack.thread(CHANNEL, record.thread_ts)[0]
     shown = json.dumps(root.blocks)
     assert "dry run: nothing was changed" in shown and "Approve" not in shown
+
+
+def test_a_rollout_chosen_in_the_form_can_be_asked_to_stay_aborted(make_bot, slack, workloads):
+    shop = {"namespace": workloads.namespace, "strategy": "argo-rollouts", "rollout": "shop"}
+    bot = make_bot(RollbotConfig.model_validate({"services": {"shop": shop}}))
+    alice = person(bot, ALICE, slack)
+    alice.command("")
+    form = opened_form(slack)
+    options = block(form, BlockId.FORM_OPTIONS)["element"]["options"]
+    assert [o["value"] for o in options] == [DRY_RUN], "no service chosen: nothing to abort"
+
+    alice.choose(form, BlockId.FORM_SERVICE, ActionId.FORM_SERVICE, {"form_service": "shop"})
+
+    def offered() -> dict[str, Any] | None:
+        view = slack.view(form["id"])
+        values = [o["value"] for o in block(view, BlockId.FORM_OPTIONS)["element"]["options"]]
+        return view if PERMANENT in values else None
+
+    form = wait_for("the permanent abort offered", offered)
+    answers = {"form_service": "shop", "form_reason": "canary 5xx", "form_options": [PERMANENT]}
+    submitted = alice.submit(form, answers)
+    assert submitted.status_code == 200 and not submitted.content, "the form closes"
+    [record] = wait_for("the record", lambda: bot.store.recent(5))
+    assert (record.workload, record.strategy, record.options) == (
+        "shop",
+        "argo-rollouts",
+        {"permanent": "true"},
+    )
 
 
 def test_a_form_opened_after_its_trigger_expired_is_refused_by_slack(make_bot, slack, workloads):

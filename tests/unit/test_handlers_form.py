@@ -29,7 +29,7 @@ from handlers.form import (
     request_from_form,
     service_options,
 )
-from handlers.ids import DRY_RUN, ActionId, BlockId, CallbackId
+from handlers.ids import DRY_RUN, PERMANENT, ActionId, BlockId, CallbackId
 from testbed.slack_api import FakeSlackApi
 from testbed.slack_user import view_state
 
@@ -41,6 +41,7 @@ CATALOG = RollbotConfig.model_validate(
         "services": {
             "family-assistant": {"namespace": "prod"},
             "todo-app": {"namespace": "homelab", "strategy": "helm"},
+            "shop": {"namespace": "prod", "strategy": "argo-rollouts", "rollout": "shop-web"},
         },
     }
 )
@@ -78,7 +79,11 @@ def test_an_empty_form_offers_the_catalog_and_says_where_the_targets_will_be(sla
     assert view["callback_id"] == CallbackId.FORM and view["title"]["text"] == "Roll back"
     service = block(view, BlockId.FORM_SERVICE)
     assert service["dispatch_action"] is True, "choosing a service fills the targets"
-    assert [o["value"] for o in service["element"]["options"]] == ["family-assistant", "todo-app"]
+    assert [o["value"] for o in service["element"]["options"]] == [
+        "family-assistant",
+        "shop",
+        "todo-app",
+    ]
     assert service["element"]["options"][0]["description"]["text"] == "prod: family-assistant"
     assert block(view, BlockId.FORM_TARGET)["type"] == "context"
     assert json.loads(view["private_metadata"]) == {"channel": "C0OPS"}
@@ -165,6 +170,40 @@ def test_a_submitted_form_is_the_request_the_command_would_build():
         CATALOG.default_namespace,
         CATALOG.catalog,
     )
+
+
+def test_an_argo_rollout_chosen_in_the_form_offers_a_permanent_abort(slack, client):
+    offered = {
+        service: [
+            o["value"]
+            for o in block(
+                opened(slack, client, form_view(CATALOG, FormState("C0OPS", service), NOW)),
+                BlockId.FORM_OPTIONS,
+            )["element"]["options"]
+        ]
+        for service in ("shop", "family-assistant", "todo-app")
+    }
+    assert offered == {
+        "shop": [DRY_RUN, PERMANENT],
+        "family-assistant": [DRY_RUN],
+        "todo-app": [DRY_RUN],
+    }
+    view = submitted(
+        form_view(CATALOG, FormState("C0OPS", "shop"), NOW),
+        {ActionId.FORM_REASON: "canary 5xx", ActionId.FORM_OPTIONS: [PERMANENT]},
+    )
+    answers = read_form(view)
+    assert answers.permanent and not answers.dry_run
+    assert request_from_form(CATALOG, answers) == parse_command(
+        'shop --reason "canary 5xx" --permanent', CATALOG.default_namespace, CATALOG.catalog
+    )
+
+
+def test_a_permanent_abort_asked_of_a_deployment_is_refused_on_the_options():
+    answers = FormAnswers("family-assistant", None, None, "why", False, "C0", permanent=True)
+    with pytest.raises(FieldError, match="has no abort") as refused:
+        request_from_form(CATALOG, answers)
+    assert refused.value.block == BlockId.FORM_OPTIONS
 
 
 @pytest.mark.parametrize(
