@@ -148,7 +148,8 @@ class RollbackRecord(BaseModel):
     #: The DBA who approved a rollback across an incompatible migration.
     schema_approved_by: str | None = None
     #: The schema steps done so far ("backup", "downgrade", "check"), so a worker
-    #: that takes over does not do one twice; and where the backup went.
+    #: that takes over does not do one twice; and where the backup went (or, when
+    #: the backup failed, where it was to go).
     schema_steps: tuple[str, ...] = ()
     schema_backup: str | None = None
     #: The schema step whose Job failed or could not be run (it stopped the rollback),

@@ -174,7 +174,12 @@ def _run(
             last = "\n".join(outcome.tail[-5:]) or "(no log)"
             raise JobFailed(f"the {step} Job {outcome.name} failed; its last lines:\n{last}")
     except PermanentError:
-        p.store.update(record.id, lambda r: r.model_copy(update={"schema_failed": step}))
+        # A failed backup still says where its dump was to go: what is there may be
+        # partial, and whoever picks the incident up looks there first.
+        failed: dict[str, object] = {"schema_failed": step}
+        if location is not None:
+            failed["schema_backup"] = location
+        p.store.update(record.id, lambda r: r.model_copy(update=failed))
         raise
     p.sink.milestone(record, f"The {step} Job {outcome.name} succeeded", Tone.GOOD)
     update: dict[str, object] = {}

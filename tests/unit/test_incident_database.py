@@ -200,6 +200,25 @@ def test_a_failed_backup_leaves_the_downgrade_not_run_and_no_location(renderer):
     assert f"- Backup: Job rollbot-{record.id}-backup failed\n" in section(incident)
 
 
+def test_a_failed_backup_says_where_its_dump_was_to_go(renderer):
+    record = approved().transition(S.BACKING_UP, "backing up")
+    where = "s3://dumps/todo-app/pre-rollback.sql?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE"
+    record = record.model_copy(update={"schema_failed": "backup", "schema_backup": where})
+    error = f"the backup Job rollbot-{record.id}-backup failed; its last lines:\npg_dump: error"
+    record = record.transition(S.FAILED, error, error=error)
+
+    _, incident, rollback = reports(record, renderer)
+
+    for report in (incident, rollback):
+        [line] = [x for x in section(report).splitlines() if x.startswith("- Backup:")]
+        assert line.startswith(
+            f"- Backup: Job rollbot-{record.id}-backup failed; the dump was to be written to "
+            "s3://dumps/todo-app/pre-rollback.sql"
+        )
+        assert line.endswith("what is there may be partial or missing")
+        assert "AKIAIOSFODNN7EXAMPLE" not in report
+
+
 def test_a_compatible_migration_is_a_note_with_no_dba_and_no_schema_step(renderer):
     compatible = CROSSING.model_copy(update={"compatible": True, "approvers": ()})
     record = succeeded(approved(compatible), ("check",))

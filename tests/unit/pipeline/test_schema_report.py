@@ -154,9 +154,14 @@ def test_a_failing_backup_is_written_on_the_record_and_nothing_else_runs(
 
     failed = p.store.get(record.id)
     assert (failed.state, failed.schema_steps, failed.schema_failed) == (S.FAILED, (), "backup")
+    assert failed.schema_backup == f"s3://backup:{BUCKET_KEY}@dumps/{record.id}.sql.gz"
     assert p.kube.created == [f"rollbot-{record.id}-backup"]  # type: ignore[attr-defined]
     [(_, files)] = sink.posted
     report = files[f"{record.id}-rollback-report.md"]
-    assert f"- Backup: Job rollbot-{record.id}-backup failed\n" in report
+    assert (
+        f"- Backup: Job rollbot-{record.id}-backup failed; the dump was to be written to "
+        f"s3://backup:[redacted]@dumps/{record.id}.sql.gz: what is there may be partial"
+    ) in report
     assert f"Job rollbot-{record.id}-downgrade not run" in report
-    assert PASSWORD not in "\n".join(files.values())
+    everything = "\n".join(files.values())
+    assert PASSWORD not in everything and BUCKET_KEY not in everything
