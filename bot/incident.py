@@ -89,6 +89,9 @@ class DatabaseFacts(TypedDict):
     backup_location: str | None
     #: The database check after the rollback (its outcome "not run" if none).
     check: SchemaJob
+    #: Whether the catalog has a check: a check "not run" was then not reached (the
+    #: rollback stopped first); None when the record does not say.
+    check_configured: bool | None
     #: When a schema Job failed, or the rollback failed after the schema was rolled
     #: back: the rollback's failure text, which says the state the app and the schema
     #: are in (and the failed Job's last log lines), redacted.
@@ -285,6 +288,7 @@ def database_facts(
         "downgrade": job("downgrade") if steps else None,
         "backup_location": redact(record.schema_backup) if record.schema_backup else None,
         "check": job("check"),
+        "check_configured": crossing.check,
         "state": redact(record.error)
         if record.state is RollbackState.FAILED and record.error and touched
         else None,

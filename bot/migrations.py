@@ -150,6 +150,8 @@ class SchemaCrossing(BaseModel):
     #: Whether the catalog has a downgrade step, and its order.
     downgrade: bool = False
     order: Order = "schema-first"
+    #: Whether the catalog has a database check (None: assessed before this was kept).
+    check: bool | None = None
     #: The images the two revisions run (a migration hook's, else the app's).
     current_image: str = ""
     target_image: str = ""

@@ -107,6 +107,7 @@ def test_a_rollback_across_a_migration_reports_every_database_fact(renderer):
         "downgrade": {"job": f"rollbot-{record.id}-downgrade", "outcome": "succeeded"},
         "backup_location": f"pvc/db-backups/{record.id}.sql.gz",
         "check": {"job": f"rollbot-{record.id}-check", "outcome": "succeeded"},
+        "check_configured": None,
         "state": None,
     }
     summary, incident, rollback = reports(record, renderer)
@@ -253,6 +254,21 @@ def test_an_incompatible_migration_without_a_downgrade_job_says_rollbot_left_the
     )
     assert "- Check: none run" in section(incident)
     assert "0041; not rolled back by rollbot (no schema step)\n" in summary
+
+
+def test_a_check_not_run_says_whether_there_was_one_to_run(renderer):
+    none_configured = CROSSING.model_copy(update={"downgrade": False, "check": False})
+    _, incident, _ = reports(succeeded(approved(none_configured), ()), renderer)
+    assert "- Check: none configured\n" in section(incident)
+
+    stopped = app_first_downgrade_failed()
+    crossing = stopped.migration
+    assert crossing is not None
+    stopped = stopped.model_copy(update={"migration": crossing.model_copy(update={"check": True})})
+    _, incident, _ = reports(stopped, renderer)
+    assert (
+        f"- Check: Job rollbot-{stopped.id}-check not run: the rollback stopped before it\n"
+    ) in section(incident)
 
 
 def test_an_unreadable_schema_version_is_unknown_not_none(renderer):

@@ -288,6 +288,7 @@ def test_a_blue_green_switch_crosses_what_the_two_colours_declare():
     )
     found = read_crossing(Colours(), settings, plan)  # type: ignore[arg-type]
     assert found is not None and found.gated
+    assert (found.downgrade, found.check) == (False, False), "the catalog's steps, pinned"
     assert (
         found.lines()[0]
         == "Schema: web-blue (blue) ran migration 0042; web-green (green) expects 0041."
