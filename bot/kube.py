@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import urllib3
@@ -43,24 +43,49 @@ from bot.errors import (
 )
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from kubernetes.client import AppsV1Api, CoreV1Api
+    from urllib3.connectionpool import ConnectionPool
 
 Body = dict[str, Any]
 
 
+class RetryUnlessTimedOut(urllib3.Retry):
+    """urllib3's three retries for a connection found dead (a pooled one the API
+    server closed), but none after a time-out: a request that timed out would only
+    time out again, and four of them held a worker for four times its time-out (two
+    minutes on a half-open connection). rollbot's own retries back off between tries."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: urllib3.BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if isinstance(error, urllib3.exceptions.TimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> ApiClient:
     """An ApiClient from a kubeconfig file, or from the pod's service account."""
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()
-            return ApiClient()
-        except config.ConfigException:
-            pass
+    cfg = Configuration()
     try:
-        cfg = Configuration()
-        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
-    except (config.ConfigException, OSError) as err:
-        raise ApiUnavailable(f"no usable kubeconfig ({err})") from err
+        if kubeconfig is not None:
+            raise config.ConfigException("a kubeconfig was given")
+        config.load_incluster_config(client_configuration=cfg)
+    except config.ConfigException:
+        try:
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=cfg
+            )
+        except (config.ConfigException, OSError) as err:
+            raise ApiUnavailable(f"no usable kubeconfig ({err})") from err
+    cfg.retries = RetryUnlessTimedOut(3)
     return ApiClient(configuration=cfg)
 
 
