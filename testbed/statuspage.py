@@ -4,15 +4,20 @@ checked as developer.statuspage.io describes them:
     Authorization: OAuth API_KEY           (else 401 {"error": "Could not authenticate"})
     POST  /v1/pages/{page_id}/incidents               {"incident": {...}} → 201 the incident
     PATCH /v1/pages/{page_id}/incidents/{incident_id} {"incident": {...}} → 200 the incident
+    GET   /v1/pages/{page_id}/incidents?limit=N&page=P                    → 200 newest first
     GET   /v1/pages/{page_id}/incidents/{incident_id}                     → 200
     GET   /v1/pages/{page_id}/components/{component_id}                   → 200
 
 The incident's `name` is required when it is created; `status` is one of the
-incident statuses; `components` maps component ids of this page to a component
-status and `component_ids` lists ids of this page (else 422 {"error": [...]}).
+incident statuses; `metadata` is an object whose top-level values are objects
+(kept with the incident, shown by the API, not on the public page); `components`
+maps component ids of this page to a component status and `component_ids` lists
+ids of this page (else 422 {"error": [...]}).
 A body that is not JSON, or has no "incident" object, is 400. An unknown page or
 incident is 404. Rate limits and outages are faults a test switches on
-(`fail_next`: 420/429 with Retry-After, 5xx, or no answer).
+(`fail_next`: 420/429 with Retry-After, 5xx, or no answer), and an answer lost
+after the request was carried out (`lose_next_answers`: the connection closes
+with no answer, as when the network or the caller dies after the POST).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import threading
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from testbed.service import QuietHTTPServer, ThreadedHttpService
 from testbed.vendor_api import Faults, VendorHandler
@@ -56,6 +62,8 @@ class FakeStatuspage(ThreadedHttpService):
         #: Every request: (method, path, answer status).
         self.requests: list[tuple[str, str, int]] = []
         self.faults = Faults()
+        #: How many of the next requests are carried out and then left unanswered.
+        self.answers_to_lose = 0
         self._lock = threading.Lock()
 
     @property
@@ -70,8 +78,15 @@ class FakeStatuspage(ThreadedHttpService):
         )
         self.faults.set(count, status, retry_after, body)
 
+    def lose_next_answers(self, count: int) -> None:
+        self.answers_to_lose = count
+
     def _problems(self, fields: dict[str, Any], creating: bool) -> list[str]:
         problems = []
+        metadata = fields.get("metadata", {})
+        objects = isinstance(metadata, dict) and all(isinstance(v, dict) for v in metadata.values())
+        if not objects:
+            problems.append("Metadata top-level values must be objects")
         if creating and not (isinstance(fields.get("name"), str) and fields["name"].strip()):
             problems.append("Name can't be blank")
         if "status" in fields and fields["status"] not in INCIDENT_STATUSES:
@@ -100,6 +115,8 @@ class FakeStatuspage(ThreadedHttpService):
             affected.append({"code": cid, "name": component["name"],
                              "old_status": component["status"], "new_status": status})  # fmt: skip
             component["status"] = status
+        if isinstance(fields.get("metadata"), dict):
+            incident["metadata"] = {**incident["metadata"], **fields["metadata"]}
         for key in ("name", "status", "impact_override"):
             if key in fields:
                 incident[key] = fields[key]
@@ -123,6 +140,11 @@ class FakeStatuspage(ThreadedHttpService):
         class Handler(VendorHandler):
             def _reply(self, status: int, body: Any) -> None:
                 page.requests.append((self.command, self.path, status))
+                if page.answers_to_lose > 0 and self.command != "GET":
+                    page.answers_to_lose -= 1  # carried out; the answer never arrives
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 self.answer(status, body)
 
             def _authorized(self) -> bool:
@@ -149,7 +171,7 @@ class FakeStatuspage(ThreadedHttpService):
 
             def _route(self) -> tuple[str | None, str | None] | None:
                 """(incident id or None) for an incidents path of this page, else answered."""
-                match = _INCIDENTS.match(self.path)
+                match = _INCIDENTS.match(self.path.split("?", 1)[0])
                 if match is None or match.group(1) != page.page_id:
                     self.body()
                     self._reply(404, {"error": "Not found"})
@@ -175,6 +197,13 @@ class FakeStatuspage(ThreadedHttpService):
                     self._incidents(incident_id)
 
             def _incidents(self, incident_id: str | None) -> None:
+                if self.command == "GET" and incident_id is None:
+                    query = parse_qs(urlsplit(self.path).query)
+                    limit = int(query.get("limit", ["100"])[0])
+                    number = int(query.get("page", ["1"])[0])
+                    newest = list(reversed(page.incidents.values()))  # created in this order
+                    self._reply(200, newest[(number - 1) * limit : number * limit])
+                    return
                 if self.command == "GET":
                     found = page.incidents.get(incident_id or "")
                     self._reply(200, found) if found else self._reply(404, {"error": "Not found"})
@@ -193,7 +222,7 @@ class FakeStatuspage(ThreadedHttpService):
                         "impact": "minor", "created_at": now, "updated_at": now,
                         "started_at": now, "resolved_at": None,
                         "shortlink": "https://stspg.io/rollbot", "components": [],
-                        "incident_updates": [],
+                        "incident_updates": [], "metadata": {},
                     }  # fmt: skip
                     page._apply(incident, fields)
                     page.incidents[incident["id"]] = incident

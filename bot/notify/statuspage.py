@@ -17,7 +17,12 @@ errors stay inside); an override in `templates_dir` replaces it. A drill never
 opens an incident, even when `notify.include_drills` tells the others of it.
 
 The incident's id is kept in Redis per record, so the end updates the incident
-the start opened, whichever process delivers it.
+the start opened, whichever process delivers it. The API takes no idempotency
+key, so a POST whose answer was lost (the network, or the deliverer killed before
+it kept the id) could open a second incident when the event is delivered again:
+each incident carries the rollback's id in its `metadata` (never shown on the
+page), a mark is left in Redis before the POST, and a delivery that finds the
+mark but no id looks among the page's recent incidents for that one first.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from bot.reports import TemplateRenderer
 
 INCIDENTS = "rollbot:changes:statuspage"
 REMEMBER_SECONDS = 30 * 86400
+#: How many of the page's newest incidents are looked through for one a lost answer
+#: hid (the API's page size; a rollback's retries come within minutes of its POST).
+RECENT_INCIDENTS = 100
 
 
 #: The incident's text, as customers read it (an override in `templates_dir` wins).
@@ -109,12 +117,16 @@ class Statuspage:
         if event.drill or context.environment not in self.settings.environments:
             return  # a drill, or an environment that is not the page's business
         key = f"{INCIDENTS}:{event.record_id}"
+        headers = {"Authorization": f"OAuth {self.api_key}"}
         incident = self.redis.get(key)
+        if incident is None and self.redis.exists(f"{key}:posted"):
+            incident = self._opened_before(event.record_id, headers)
+            if incident is not None:
+                self.redis.set(key, incident, ex=REMEMBER_SECONDS)
         if event.kind == "started" and incident:
             return  # opened already (this is the same event, sent again)
         text = incident_text(event, context, self.renderer)
         fields = incident_fields(event, self.settings, text, context.catalog_name)
-        headers = {"Authorization": f"OAuth {self.api_key}"}
         if incident:
             url = self._url("incidents", str(incident))
             call(
@@ -128,7 +140,12 @@ class Statuspage:
             return
         # No incident yet: the start opens one; an end without one (the page was
         # configured since, or the start was refused) opens it in its final state.
-        fields = {"name": incident_name(event, context), **fields}
+        fields = {
+            "name": incident_name(event, context),
+            "metadata": {"rollbot": {"rollback_id": event.record_id}},
+            **fields,
+        }
+        self.redis.set(f"{key}:posted", "1", ex=REMEMBER_SECONDS)
         answer = call(
             self.client, "POST", self._url("incidents"), what="Statuspage",
             json={"incident": fields}, headers=headers,
@@ -141,3 +158,23 @@ class Statuspage:
         if not isinstance(opened, str) or not opened:
             raise Refused(f"Statuspage created an incident but answered no id: {answer.text[:200]}")
         self.redis.set(key, opened, ex=REMEMBER_SECONDS)
+
+    def _opened_before(self, record_id: str, headers: dict[str, str]) -> str | None:
+        """The id of the incident an earlier POST for this rollback opened, if the page
+        has one (raises TryLater when the page cannot be asked: nothing is opened
+        while it is unknown whether one exists)."""
+        answer = call(
+            self.client, "GET", self._url("incidents"), what="Statuspage",
+            params={"limit": RECENT_INCIDENTS}, headers=headers,
+        )  # fmt: skip
+        try:
+            incidents = answer.json()
+        except ValueError as err:
+            raise Refused(f"Statuspage listed incidents as no JSON: {answer.text[:200]}") from err
+        for incident in incidents if isinstance(incidents, list) else []:
+            metadata = incident.get("metadata") if isinstance(incident, dict) else None
+            ours = metadata.get("rollbot") if isinstance(metadata, dict) else None
+            if isinstance(ours, dict) and ours.get("rollback_id") == record_id:
+                found = incident.get("id")
+                return found if isinstance(found, str) and found else None
+        return None

@@ -287,3 +287,38 @@ def test_the_component_is_found_by_the_catalogs_name_for_the_service(store, conf
     (incident,) = statuspage.incidents.values()
     assert [c["id"] for c in incident["components"]] == ["cmp0web"]
     assert statuspage.components["cmp0web"]["status"] == "operational"
+
+
+def test_an_incident_whose_answer_was_lost_is_found_again_not_opened_twice(
+    store, config, statuspage, caplog
+):
+    statuspage.lose_next_answers(1)  # the POST opens the incident; its answer never comes
+    record = rollback(store)
+    drain(deliverer(store, config, max_wait=0.2))
+
+    (incident,) = statuspage.incidents.values()
+    assert incident["metadata"] == {"rollbot": {"rollback_id": record.id}}
+    assert incident["status"] == "resolved"  # the end found it and closed it
+    assert [m for m, _, _ in statuspage.requests] == ["POST", "GET", "PATCH"]
+
+
+def test_a_lost_answer_is_looked_for_among_incidents_and_not_taken_for_anothers(
+    store, config, statuspage
+):
+    changes = deliverer(store, config, max_wait=0.2)
+    earlier = rollback(store)
+    drain(changes)  # another rollback's incident, opened and resolved
+    statuspage.lose_next_answers(1)
+    record = rollback(store)
+    with pytest.raises(TryLater, match="did not answer"):
+        changes.deliver_next()
+    statuspage.fail_next(2, status=503)  # the page cannot say whether it opened one
+    for _ in range(2):
+        with pytest.raises(TryLater, match="answered 503"):
+            changes.deliver_next()
+    assert len(statuspage.incidents) == 2  # nothing opened while that was unknown
+    drain(changes)
+
+    ours = [i["metadata"]["rollbot"]["rollback_id"] for i in statuspage.incidents.values()]
+    assert ours == [earlier.id, record.id]
+    assert all(i["status"] == "resolved" for i in statuspage.incidents.values())
