@@ -427,6 +427,8 @@ class FakeSlackApi(ThreadedHttpService):
             self._buckets: dict[tuple[str, str], _Bucket] = {}
             self._outage: int | None = None
             self._outage_methods: frozenset[str] | None = None
+            #: Seconds every call waits before it is answered (`slow`).
+            self.latency = 0.0
             self._ts_seq = 0
             self._id_seq = 0
 
@@ -521,6 +523,13 @@ class FakeSlackApi(ThreadedHttpService):
         with self._lock:
             self._outage = status
             self._outage_methods = frozenset(methods) if methods else None
+
+    def slow(self, seconds: float) -> None:
+        """Answer every call (Web API and response_url) `seconds` late: Slack far away
+        or struggling, still answering. 0 makes it prompt again."""
+        if seconds < 0:
+            raise ValueError("a delay is not negative")
+        self.latency = seconds
 
     def realistic_limits(self, enabled: bool = True) -> None:
         """Limit every method as Slack does (`SLACK_LIMITS`: chat.postMessage about one
@@ -1421,6 +1430,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.server.api.latency:
+            time.sleep(self.server.api.latency)
         reply = self.server.api.handle(
             self.path,
             self.headers.get("Authorization"),

@@ -129,7 +129,8 @@ def register(app: App, services: Services) -> None:
         if command.action == "help" and not str(body.get("text") or "").strip():
             # `/rollback` alone: the form asks what the flags would have said.
             ack()
-            open_form(client, services, str(body.get("trigger_id") or ""), caller.channel)
+            trigger = str(body.get("trigger_id") or "")
+            later.submit(open_form, client, services, trigger, caller.channel)
             return
         try:
             if command.action == "help":

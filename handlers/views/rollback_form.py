@@ -48,12 +48,17 @@ log = logging.getLogger("rollbot.slack")
 
 
 def open_form(client: WebClient, services: Services, trigger_id: str, channel: str | None) -> None:
-    """Open an empty form; `channel` is where its confirmation goes (None: it asks)."""
+    """Open an empty form; `channel` is where its confirmation goes (None: it asks).
+    Called after the ack, in Bolt's pool: Slack's trigger lives 3 s from the click,
+    not from the ack, and an ack that waited for views.open would be late whenever
+    Slack is."""
     view = form_view(services.config, FormState(channel=channel or None), datetime.now(UTC))
     try:
         client.views_open(trigger_id=trigger_id, view=view)
     except SlackApiError as err:  # an expired trigger: the person tries again
         log.warning("could not open the rollback form: %s", err.response.get("error"))
+    except (SlackClientError, OSError) as err:
+        log.warning("could not open the rollback form: %s", err)
 
 
 def form_state(caller: Caller, values: dict[str, Any], channel: str | None) -> FormState:
@@ -97,7 +102,7 @@ def register(app: App, services: Services) -> None:
     @on_surface(app, services, "shortcut", CallbackId.SHORTCUT, shown_to_anyone)
     def shortcut_used(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        open_form(client, services, str(body.get("trigger_id") or ""), None)
+        later.submit(open_form, client, services, str(body.get("trigger_id") or ""), None)
 
     @on_surface(app, services, "options", ActionId.FORM_SERVICE, shown_to_anyone)
     def services_suggested(ack: Ack, body: dict[str, Any]) -> None:
