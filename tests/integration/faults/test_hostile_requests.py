@@ -47,7 +47,7 @@ from handlers.wsgi import MAX_BODY_BYTES
 from testbed.redis_server import RedisServer
 from testbed.slack_api import FakeSlackApi
 from tests.conftest import unavailable
-from tests.integration.faults.harness import SECRET, Rollbot
+from tests.integration.faults.harness import SECRET, Rollbot, wait_until
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = settings(
@@ -416,7 +416,11 @@ def test_any_command_text_is_answered_in_time_and_a_refusal_writes_nothing(bot, 
         # `/rollback` alone opens the form: the ack is empty, the form is the answer
         # (its trigger is made up here, so Slack refuses it), and nothing is written.
         assert answer.text == "" and changed_keys(before, after) == set()
-        assert "views.open" in [c.method for c in bot.slack.calls()[calls:]]
+
+        def form_asked_for() -> bool:
+            return "views.open" in [c.method for c in bot.slack.calls()[calls:]]
+
+        wait_until("the form asked for, after the ack", form_asked_for, timeout=10)
         return
     said = answer.json()
     assert said.get("response_type") == "ephemeral" and said.get("text"), said
