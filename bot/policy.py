@@ -57,6 +57,18 @@ def is_listed(user: str, listed: list[str], groups_of: GroupsOf) -> bool:
     return bool(groups) and bool(groups_of(user, groups))
 
 
+def named_groups(config: RollbotConfig) -> frozenset[str]:
+    """Every user group the config names: in requesters and approvers (its own and its
+    environments') and in the services' migration approvers."""
+    lists = [config.requesters, config.approvers]
+    for environment in config.environments.values():
+        lists += [environment.requesters, environment.approvers]
+    for entry in config.services.values():
+        if entry.migrations is not None:
+            lists.append(list(entry.migrations.approvers))
+    return frozenset(name for listed in lists for name in listed if name.startswith("S"))
+
+
 def _where(config: RollbotConfig, namespace: str) -> str:
     environment = config.environment_of(namespace)
     return f" in {environment}" if environment else ""

@@ -3,7 +3,13 @@ the Web API and cached, so a click rarely waits for Slack.
 
 Only answers are cached: a lookup Slack did not answer (an error, a 429 past its
 retries, no connection) is neither "member" nor "not a member", and is asked again
-next time."""
+next time.
+
+Each HTTP process reads the groups its config names when it starts and every half
+TTL after (`keep_fresh`), in a thread of its own: a click, however long after the
+last, finds its approvers' groups read, and is acked without a call to Slack (an
+HTTP process answers a request on its loop: `handlers/wsgi.py`). It waits for Slack
+only for a group Slack has not answered about for a whole TTL."""
 
 from __future__ import annotations
 
@@ -35,6 +41,10 @@ class SlackGroups:
             cached = self._members.get(group)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
+        return self._read(group)
+
+    def _read(self, group: str) -> frozenset[str]:
+        """The group's members as Slack says them now, cached."""
         try:
             users = frozenset(self.client.usergroups_users_list(usergroup=group)["users"])
         except SlackApiError as err:
@@ -48,6 +58,29 @@ class SlackGroups:
         with self._lock:
             self._members[group] = (time.monotonic(), users)
         return users
+
+    def keep_fresh(
+        self, groups: frozenset[str], stop: threading.Event | None = None
+    ) -> threading.Thread | None:
+        """Read `groups` now and every half TTL after, in a daemon thread (until `stop`
+        is set); the thread, or None when there is no group to read."""
+        if not groups:
+            return None
+        stopped = stop or threading.Event()
+
+        def refresh() -> None:
+            while True:
+                for group in sorted(groups):
+                    try:
+                        self._read(group)
+                    except MembershipUnknown:
+                        pass  # logged; read again at the next round, or by a click
+                if stopped.wait(self.ttl / 2):
+                    return
+
+        thread = threading.Thread(target=refresh, name="slack-groups", daemon=True)
+        thread.start()
+        return thread
 
     def __call__(self, user: str, groups: frozenset[str]) -> frozenset[str]:
         """Which of `groups` `user` belongs to (the policy's GroupsOf). One group that

@@ -33,7 +33,7 @@ from bot.notify.destinations import destinations_from_environment
 from bot.outbox import Outbox, OutboxSink
 from bot.pipeline import Worker, WorkerKube
 from bot.pipeline.liveness import Liveness
-from bot.policy import protected_where
+from bot.policy import named_groups, protected_where
 from bot.records import RollbackRecord
 from bot.runtime import Runtime, StartupError, forget_inherited_connections, not_ready
 from bot.store import JobQueue, RollbackStore, StoreUnavailable
@@ -85,13 +85,18 @@ class RollbotServer:
         self.liveness = Liveness(self.workers + 1)
         self.beating = [*(f"worker-{n}" for n in range(self.workers)), "outbox"]
 
-    def _slack_app(self) -> tuple[App, Services]:
+    def _slack_app(self, read_groups_ahead: bool = False) -> tuple[App, Services]:
+        """The Bolt app and what its listeners use; `read_groups_ahead`: the user groups
+        the config names are read now and kept fresh (`SlackGroups.keep_fresh`)."""
         client = slack_client(self.token, self.slack_api_url)
+        groups = SlackGroups(client)
+        if read_groups_ahead:
+            groups.keep_fresh(named_groups(self.config), self.stop_event)
         services = Services(
             self.config,
             self.store,
             JobQueue(self.store.redis),
-            groups_of=SlackGroups(client),
+            groups_of=groups,
             targets=partial(rollback_targets, self.kube, self.config),
         )
         app = create_app(
@@ -109,7 +114,7 @@ class RollbotServer:
         own Bolt App (whose thread pool a fork would leave without threads) and no
         connection of the parent's."""
         forget_inherited_connections(self.kube)
-        slack_app = self._slack_app()[0]
+        slack_app = self._slack_app(read_groups_ahead=True)[0]
         bolt = SlackRequestHandler(slack_app)  # what is not Slack's POST: Bolt's 404
         # What was built so far (the packages, the app) lives as long as the process:
         # frozen, the collector no longer walks it in the middle of a request (a

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from bot.policy import MembershipUnknown
@@ -51,3 +54,31 @@ def test_one_unreadable_group_does_not_hide_membership_of_another(slack):
 def test_a_group_slack_does_not_know_grants_nothing(slack):
     groups = SlackGroups(slack_client("xoxb-test", slack.base_url))
     assert groups("U0CAROL", frozenset({"S0TYPO"})) == frozenset()
+
+
+def test_groups_kept_fresh_are_read_ahead_and_again_before_they_expire(slack):
+    groups = SlackGroups(slack_client("xoxb-test", slack.base_url), ttl=0.4)
+    stop = threading.Event()
+    thread = groups.keep_fresh(frozenset({"S0LEADS", "S0ONCALL"}), stop)
+    try:
+        deadline = time.monotonic() + 5
+        while len(slack.calls("usergroups.users.list")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        asked = len(slack.calls("usergroups.users.list"))
+        assert asked == 2, "each group read once, ahead of any click"
+        assert groups("U0CAROL", frozenset({"S0LEADS"})) == {"S0LEADS"}
+        assert len(slack.calls("usergroups.users.list")) == asked, "the click asked nobody"
+        slack.add_usergroup("S0LEADS", ["U0DAVE"])
+        time.sleep(0.6)  # past the TTL: read again meanwhile, by the thread
+        assert groups("U0DAVE", frozenset({"S0LEADS"})) == {"S0LEADS"}
+        assert len(slack.calls("usergroups.users.list")) >= asked + 2
+    finally:
+        stop.set()
+        assert thread is not None
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_no_group_named_means_no_thread(slack):
+    groups = SlackGroups(slack_client("xoxb-test", slack.base_url))
+    assert groups.keep_fresh(frozenset()) is None

@@ -24,6 +24,7 @@ from bot.policy import (
     check_approver,
     count_approval,
     emergency_waits_for_dbas,
+    named_groups,
     still_needed,
 )
 from bot.records import RollbackRecord, RollbackState, requested
@@ -293,3 +294,11 @@ def test_a_blue_green_switch_crosses_what_the_two_colours_declare():
         found.lines()[0]
         == "Schema: web-blue (blue) ran migration 0042; web-green (green) expects 0041."
     )
+
+
+def test_every_user_group_the_config_names_is_read_ahead_dbas_included():
+    named = config(
+        requesters=["S0DEVS", "UALICE"],
+        environments={"prod": {"namespaces": ["prod"], "approvers": ["S0SRE", "ULEAD1"]}},
+    )
+    assert named_groups(named) == {"S0DEVS", "S0SRE", DBAS}

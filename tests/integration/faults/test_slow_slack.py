@@ -29,7 +29,9 @@ from tests.integration.faults.harness import SECRET, Rollbot, wait_until
 
 CHANNEL = "C0SLOW"
 NAMESPACE = "slow"
-ALICE, BOB = "U0ALICE", "U0BOB"
+ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+#: The approvers' user group: CAROL approves through it.
+LEADS = "S0LEADS"
 #: How late Slack answers each call.
 SLACK_LATENCY_S = 2.0
 #: An ack that waited for one call to Slack would take SLACK_LATENCY_S at least.
@@ -73,10 +75,11 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
         "default_namespace": NAMESPACE,
         "namespaces": [NAMESPACE],
         "requesters": [ALICE, BOB],
-        "approvers": [BOB],
+        "approvers": [BOB, LEADS],
         "follow_up_minutes": [],
     }
     with FakeSlackApi() as slack:
+        slack.add_usergroup(LEADS, [CAROL])
         serve = Rollbot(kubeconfig, server.url, slack.base_url, config)
         try:
             serve.start_serve()
@@ -140,3 +143,17 @@ def test_commands_are_answered_without_waiting_for_slack(bot: Bot, text: str) ->
     answer, elapsed = timed(bot.person(ALICE).command, text)
     assert_acked_promptly(answer, elapsed)
     assert answer.text.strip()
+
+
+def test_a_group_approvers_click_finds_the_group_read_ahead(bot: Bot) -> None:
+    """The group is read when the HTTP process starts, and kept fresh: a click, even
+    the first, does not wait for usergroups.users.list."""
+    wait_until(
+        "the group read by the HTTP process",
+        lambda: bot.slack.calls("usergroups.users.list"),
+        timeout=20,
+    )
+    record_id = bot.awaiting_approval("shop")
+    carol = bot.person(CAROL)
+    assert_acked_promptly(*timed(carol.click, ActionId.APPROVE, record_id, "1700000000.000100"))
+    assert bot.store.get(record_id).state is RollbackState.APPROVED
