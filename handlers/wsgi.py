@@ -17,16 +17,25 @@ here, so a pod faced with Slack directly holds up on its own:
   gthread worker hands a new connection to a pool thread at once (to wait up to
   5 s for data, then read the head with no time limit), so idle or trickling
   sockets would hold every thread and queue real requests behind them. Here a
-  connection gets a thread only once its head and a Slack-sized body
+  connection is answered only once its head and a Slack-sized body
   (POLLER_BODY_BYTES) have arrived, and is closed if that takes over
   IDLE_TIMEOUT_SECONDS; a larger or chunked body is read by the thread within
   BODY_TIMEOUT_SECONDS, and every later read or write times out too
   (`SO_RCVTIMEO`/`SO_SNDTIMEO`). Connections are not kept alive: each request is a
   new connection and goes through that check.
 
-Since a thread only ever gets a request that has arrived, its work is the app's
-own (CPU, Redis round trips, and the Slack calls a listener makes after its ack):
-no client can hold one (THREADS).
+**A request that has arrived whole is answered on the worker's loop**, the one
+that read it, with no thread: handing it to a pool thread and its answer back
+(through gunicorn's pipe) cost two switches of the interpreter's lock per
+request, and under load every one of them waited for whichever of the process's
+threads held it. Answered in place, under the ack bench's 50 requests in flight,
+the command's p99 went from 71–96 to 55–74 ms and the click's from 66–102 to
+59–87 ms, for some throughput (bench/README.md, "Answered on the loop"). It is
+safe because nothing rollbot does before its ack waits on anything but Redis
+(with its timeouts): every call to Slack is made after the ack, in Bolt's pool
+(tests/integration/faults/test_slow_slack.py), and user groups are read ahead
+(`handlers/groups.py`). A body larger than POLLER_BODY_BYTES, or sent chunked, is
+still read by a pool thread (THREADS), within BODY_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -73,10 +82,9 @@ POLLER_BODY_BYTES = 128 * 1024
 #: What the poller of one process holds at most across its waiting connections; past
 #: it, a connection goes to a thread with what it has (read on there, in time).
 POLLER_BUDGET_BYTES = 16 * 1024 * 1024
-#: Threads per HTTP process. Each gets a request that has arrived whole. Two and
-#: eight measured alike under the ack bench, within its noise (bench/README.md,
-#: "Slack ack latency"); eight leave room for round trips that wait.
-THREADS = 8
+#: Threads per HTTP process, for the requests not answered on the loop: a body
+#: larger than POLLER_BODY_BYTES or sent chunked, read within BODY_TIMEOUT_SECONDS.
+THREADS = 2
 
 
 def answer(start_response: StartResponse, status: str, text: str) -> list[bytes]:
@@ -186,7 +194,17 @@ class RollbotHttpWorker(ThreadWorker):  # type: ignore[misc]
         conn.init()  # the HTTP/1 parser, which reads what arrived first
         conn.parser.unreader.unread(conn.head)
         conn.data_ready = True
-        super().enqueue_req(conn)
+        if _whole(conn.head):
+            self._answer_here(conn)
+        else:
+            super().enqueue_req(conn)
+
+    def _answer_here(self, conn: TConn) -> None:
+        """The request, arrived whole, answered on this loop (module docstring); the
+        connection then closed as a pool thread's would be."""
+        done: Future[Any] = Future()
+        done.set_result(self.handle(conn))  # gunicorn's: it answers its own errors
+        self.finish_request(conn, done)
 
     def _over_budget(self, conn: TConn) -> bool:
         """Whether the waiting connections hold more than POLLER_BUDGET_BYTES (counted
@@ -221,15 +239,42 @@ def _arrived(received: bytes) -> bool:
     end = received.find(b"\r\n\r\n")
     if end < 0:
         return len(received) >= MAX_HEAD_BYTES
+    length = _body_length(received[:end])
+    if length is None or length > POLLER_BODY_BYTES:
+        return True
+    return len(received) >= end + 4 + length
+
+
+def _whole(received: bytes) -> bool:
+    """Whether `received` holds a whole request of at most POLLER_BODY_BYTES of body:
+    a head with no Transfer-Encoding, then the body its one Content-Length declares
+    (none without one), all there. Only such a request is answered on the loop: its
+    parsing can never wait for a byte."""
+    end = received.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = received[:end]
+    if b"transfer-encoding:" in head.lower():
+        return False  # chunked, or a length declared twice over: a thread reads it, in time
+    length = _body_length(head)
+    if length is None or length > POLLER_BODY_BYTES:
+        return False
+    return len(received) >= end + 4 + length
+
+
+def _body_length(head: bytes) -> int | None:
+    """The body's length a head declares (0 with no Content-Length); None when it
+    declares it more than once or with something that is not a number."""
     declared = [
         line.split(b":", 1)[1].strip()
-        for line in received[:end].split(b"\r\n")[1:]
+        for line in head.split(b"\r\n")[1:]
         if line[:15].lower() == b"content-length:"
     ]
+    if not declared:
+        return 0
     if len(declared) != 1 or not declared[0].isdigit():
-        return True
-    length = int(declared[0])
-    return length > POLLER_BODY_BYTES or len(received) >= end + 4 + length
+        return None
+    return int(declared[0])
 
 
 def _nothing_unread(sock: socket.socket) -> bool:

@@ -12,6 +12,7 @@ from handlers.wsgi import (
     MAX_HEAD_BYTES,
     POLLER_BODY_BYTES,
     _arrived,
+    _whole,
     limit_body,
 )
 
@@ -104,6 +105,16 @@ def test_the_length_header_is_found_in_any_case():
 )
 def test_a_body_the_poller_does_not_read_goes_to_a_thread_with_the_head(head):
     assert _arrived(head)
+    assert not _whole(head + b"x" * 10), "a thread reads it, in time; never the loop"
+
+
+def test_only_a_request_all_there_is_answered_on_the_loop():
+    assert _whole(HEAD + b"x" * 10)
+    assert _whole(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert not _whole(HEAD + b"x" * 9), "its parsing would wait for the last byte"
+    assert not _whole(HEAD[:-2])
+    both = HEAD.replace(b"\r\n\r\n", b"\r\nTransfer-ENCODING: chunked\r\n\r\n")
+    assert not _whole(both + b"x" * 10), "a length and chunks: gunicorn reads it its way"
 
 
 def test_a_head_that_never_ends_goes_to_the_parser_at_its_limit():
