@@ -47,3 +47,14 @@ def _stop_embedded(client: redis.Redis, owner: int) -> None:
         client.shutdown(save=True)
     except redis.RedisError:
         pass  # it went already (SHUTDOWN closes the connection as it stops)
+
+
+def answer_within(client: redis.Redis, seconds: float) -> None:
+    """Make `client`'s connections from now on give up on a call after `seconds`
+    (connecting, sending, waiting for the reply): for a process that must answer
+    someone in time whatever Redis does. Call it before the process opens any
+    connection (just after a fork: redis-py opens new ones in a new process);
+    connections already open would keep their time-outs."""
+    pool = client.connection_pool
+    pool.connection_kwargs.update(socket_timeout=seconds, socket_connect_timeout=seconds)
+    pool.reset()

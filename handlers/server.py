@@ -35,6 +35,7 @@ from bot.pipeline import Worker, WorkerKube
 from bot.pipeline.liveness import Liveness
 from bot.policy import named_groups, protected_where
 from bot.records import RollbackRecord
+from bot.redis_connection import answer_within
 from bot.runtime import Runtime, StartupError, forget_inherited_connections, not_ready
 from bot.store import JobQueue, RollbackStore, StoreUnavailable
 from bot.strategies import HelmSettings
@@ -48,6 +49,10 @@ from handlers.thread import SlackThreadSink
 from handlers.wsgi import Environ, StartResponse, WsgiApp, answer, limit_body, start_master
 
 log = logging.getLogger("rollbot.server")
+
+#: How long an HTTP process waits for one Redis call. An ack makes one to three,
+#: and Slack gives it 3 s; on a live Redis each takes well under a millisecond.
+ACK_REDIS_TIMEOUT_SECONDS = 0.8
 
 
 @dataclass
@@ -114,6 +119,9 @@ class RollbotServer:
         own Bolt App (whose thread pool a fork would leave without threads) and no
         connection of the parent's."""
         forget_inherited_connections(self.kube)
+        # Slack gives an ack 3 s: a stalled Redis (stopped, partitioned) must turn into
+        # "the store is unavailable" well within it, not into no answer at all.
+        answer_within(self.store.redis, ACK_REDIS_TIMEOUT_SECONDS)
         slack_app = self._slack_app(read_groups_ahead=True)[0]
         bolt = SlackRequestHandler(slack_app)  # what is not Slack's POST: Bolt's 404
         # What was built so far (the packages, the app) lives as long as the process:

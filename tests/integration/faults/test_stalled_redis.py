@@ -1,0 +1,77 @@
+"""Redis stalled (the process stopped, a network partition: connections open, no
+answer). Slack gives an app 3 s to acknowledge, so rollbot's HTTP process gives a
+Redis call far less than that: the person is told the store is unavailable, in
+time, and is answered as usual once Redis is back.
+
+`rollbot serve --no-worker` runs as its own process over a real redis-server,
+stopped with SIGSTOP and resumed with SIGCONT; no Kubernetes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed.redis_server import RedisServer
+from testbed.slack_api import FakeSlackApi
+from testbed.slack_user import SlackUser
+from tests.conftest import unavailable
+from tests.integration.faults.harness import SECRET, Rollbot
+
+CHANNEL = "C0STALL"
+ALICE = "U0ALICE"
+#: Slack's limit for an ack.
+ACK_LIMIT_S = 3.0
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: nowhere, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: rollbot, user: {token: unused}}]
+contexts: [{name: nowhere, context: {cluster: nowhere, user: rollbot}}]
+current-context: nowhere
+"""
+
+
+@pytest.fixture
+def stalled(tmp_path: Path) -> Iterator[tuple[SlackUser, RedisServer]]:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    try:
+        server = RedisServer().start()
+    except (RuntimeError, OSError) as err:
+        unavailable(f"redis-server could not start: {err}")
+    config = {"default_namespace": "stall", "namespaces": ["stall"], "follow_up_minutes": []}
+    with FakeSlackApi() as slack:
+        serve = Rollbot(kubeconfig, server.url, slack.base_url, config)
+        try:
+            serve.start_serve()
+            yield SlackUser(serve.events_url, ALICE, CHANNEL, SECRET, slack=slack), server
+        finally:
+            assert server.proc is not None
+            os.kill(server.proc.pid, signal.SIGCONT)
+            serve.stop()
+            server.stop()
+
+
+def test_a_command_while_redis_is_stalled_is_told_so_in_time_then_answered(
+    stalled: tuple[SlackUser, RedisServer],
+) -> None:
+    alice, server = stalled
+    assert "Assessing stall/web" in alice.command("web").text  # answered while Redis answers
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        for name in ("api", "db"):
+            started = time.monotonic()
+            answer = alice.command(name)
+            elapsed = time.monotonic() - started
+            assert answer.status_code == 200 and elapsed < ACK_LIMIT_S, (elapsed, answer.text)
+            assert "store (Redis) is unavailable" in answer.json()["text"], answer.text
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    answer = alice.command("shop")
+    assert "Assessing stall/shop" in answer.json()["text"], answer.text
