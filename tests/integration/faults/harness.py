@@ -23,6 +23,15 @@ import yaml
 from testbed.controlplane import free_port
 
 SECRET = "fault-suite-signing-secret"
+#: A kubeconfig for a rollbot that is not to reach Kubernetes (what runs before an
+#: ack never does): its cluster is a closed port.
+NOWHERE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: nowhere, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: rollbot, user: {token: unused}}]
+contexts: [{name: nowhere, context: {cluster: nowhere, user: rollbot}}]
+current-context: nowhere
+"""
 
 
 def wait_until(what: str, test: Callable[[], Any], timeout: float = 90) -> Any:

@@ -47,7 +47,7 @@ from handlers.wsgi import MAX_BODY_BYTES
 from testbed.redis_server import RedisServer
 from testbed.slack_api import FakeSlackApi
 from tests.conftest import unavailable
-from tests.integration.faults.harness import SECRET, Rollbot, wait_until
+from tests.integration.faults.harness import NOWHERE_KUBECONFIG, SECRET, Rollbot, wait_until
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = settings(
@@ -63,13 +63,6 @@ CHANNEL = "C0HOSTILE"
 NAMESPACE = "hostile"
 ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"  # requester, approver, nobody
 ACK_LIMIT_S = 3.0
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: nowhere, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: rollbot, user: {token: unused}}]
-contexts: [{name: nowhere, context: {cluster: nowhere, user: rollbot}}]
-current-context: nowhere
-"""
 #: What a listener that raised leaves in the log (Bolt's, ours, gunicorn's).
 FAILURES = re.compile(
     r"Traceback|Failed to run listener|listener failed|Error handling request|"
@@ -131,7 +124,7 @@ def _seed(store: RollbackStore) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     kubeconfig = tmp_path_factory.mktemp("hostile") / "kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
+    kubeconfig.write_text(NOWHERE_KUBECONFIG)
     try:
         server = RedisServer().start()
     except (RuntimeError, OSError) as err:

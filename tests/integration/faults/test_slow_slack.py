@@ -25,7 +25,7 @@ from testbed.redis_server import RedisServer
 from testbed.slack_api import FakeSlackApi
 from testbed.slack_user import SlackUser
 from tests.conftest import unavailable
-from tests.integration.faults.harness import SECRET, Rollbot, wait_until
+from tests.integration.faults.harness import NOWHERE_KUBECONFIG, SECRET, Rollbot, wait_until
 
 CHANNEL = "C0SLOW"
 NAMESPACE = "slow"
@@ -36,13 +36,6 @@ LEADS = "S0LEADS"
 SLACK_LATENCY_S = 2.0
 #: An ack that waited for one call to Slack would take SLACK_LATENCY_S at least.
 ACK_WITHIN_S = 1.0
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: nowhere, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: rollbot, user: {token: unused}}]
-contexts: [{name: nowhere, context: {cluster: nowhere, user: rollbot}}]
-current-context: nowhere
-"""
 
 
 class Bot:
@@ -66,7 +59,7 @@ class Bot:
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     kubeconfig: Path = tmp_path_factory.mktemp("slow") / "kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
+    kubeconfig.write_text(NOWHERE_KUBECONFIG)
     try:
         server = RedisServer().start()
     except (RuntimeError, OSError) as err:

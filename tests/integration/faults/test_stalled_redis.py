@@ -21,25 +21,18 @@ from testbed.redis_server import RedisServer
 from testbed.slack_api import FakeSlackApi
 from testbed.slack_user import SlackUser
 from tests.conftest import unavailable
-from tests.integration.faults.harness import SECRET, Rollbot
+from tests.integration.faults.harness import NOWHERE_KUBECONFIG, SECRET, Rollbot
 
 CHANNEL = "C0STALL"
 ALICE = "U0ALICE"
 #: Slack's limit for an ack.
 ACK_LIMIT_S = 3.0
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: nowhere, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: rollbot, user: {token: unused}}]
-contexts: [{name: nowhere, context: {cluster: nowhere, user: rollbot}}]
-current-context: nowhere
-"""
 
 
 @pytest.fixture
 def stalled(tmp_path: Path) -> Iterator[tuple[SlackUser, RedisServer]]:
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
+    kubeconfig.write_text(NOWHERE_KUBECONFIG)
     try:
         server = RedisServer().start()
     except (RuntimeError, OSError) as err:
