@@ -284,6 +284,52 @@ def test_a_96_mb_unsigned_post_is_refused_before_it_is_read(environment, start):
     assert SlackUser(f"{server.base}/slack/events", ALICE).command("help").status_code == 200
 
 
+#: Malformed and unusual requests, each sent whole on its own connection: the HTTP
+#: process answers a request that has arrived whole on its loop, so none of these
+#: may stop the loop, crash the process or hold it past its time-outs.
+ODD_REQUESTS = [
+    b"\x00\xff\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 40,  # a TLS hello
+    b"GET /healthz\r\n\r\n",  # HTTP/0.9
+    b"BREW /slack/events HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Broken\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n",
+    b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+    b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nextra bytes",
+    b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /slack/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+    b"Content-Length: 9\r\n\r\ntext=help",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\n" + b"X-Many: y\r\n" * 200 + b"\r\n",
+    b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n\xff\xfe\x00\x01",
+    b"HEAD /slack/events HTTP/1.1\r\nHost: x\r\n\r\n",
+]
+
+
+def test_odd_requests_are_answered_or_closed_and_the_processes_stay_up(environment, start):
+    server = start(environment, "serve", "--no-worker", "--http-processes=2")
+    workers = wait_for("both HTTP processes", lambda: len(server.http_workers()) == 2)
+    workers = sorted(server.http_workers())
+    for raw in ODD_REQUESTS:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            started = time.monotonic()
+            try:
+                sock.sendall(raw)
+                sock.shutdown(socket.SHUT_WR)  # all of it sent: nothing more will come
+                while sock.recv(65536):
+                    pass  # the answer, if any, then the server's close
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # refused without an answer: closed too
+            assert time.monotonic() - started < 12, f"held past its time-outs: {raw[:80]!r}"
+    assert sorted(server.http_workers()) == workers, "an HTTP process died and was replaced"
+    assert httpx.get(f"{server.base}/healthz").status_code == 200
+    assert SlackUser(f"{server.base}/slack/events", ALICE).command("help").status_code == 200
+    assert "Traceback" not in server.log.read_text()
+
+
 def test_an_idle_connection_is_closed_after_the_timeout(environment, start):
     server = start(environment, "serve", "--no-worker")
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as idle:
