@@ -7,7 +7,7 @@ Exit codes a CI job can rely on:
   2  bad input or a refusal: nothing was changed
   3  the Kubernetes API could not be reached: nothing was changed
 
-About 480 lines: one function per command and its arguments (history, rollback,
+About 460 lines: one function per command and its arguments (history, rollback,
 resume, status, stats, check-config), which read best side by side; each command's
 work lives in its own module.
 """
@@ -24,8 +24,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -317,9 +316,16 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
         target_revision=plan.target_revision,
         to_tag=request.to_tag,
     )
+    from bot.cli_record import on_the_record
+
     started = time.monotonic()
-    keys = [f"{request.namespace}/{w}" for w in dict.fromkeys((request.service, *plan.workloads))]
-    with _workloads_held(keys, actor, timeout), CliProgress(out) as progress:
+    confirmed = "confirmed with --yes" if args.yes else "confirmed at the prompt"
+    with (
+        on_the_record(request, plan, actor, args.reason, confirmed, timeout) as record,
+        CliProgress(out) as progress,
+    ):
+        if record is not None:
+            out.say(f"recorded as {record.id} (`/rollback status {record.id}` in Slack)")
         done = strategy.apply(ctx, request.namespace, plan.pins, cause, progress)
     took = format_duration(time.monotonic() - started)
     out.say(f"✓ {done} and healthy in {took}" if plan.verify_checks else f"✓ {done} in {took}")
@@ -418,34 +424,6 @@ def cmd_stats(args: argparse.Namespace, config: RollbotConfig, out: Terminal) ->
         Path(args.chart).write_bytes(stats_output.chart_png(figures, service or "Rollbacks"))
         out.complain(f"chart written to {args.chart}")
     return EXIT_OK
-
-
-@contextmanager
-def _workloads_held(keys: list[str], actor: str, timeout: float) -> Iterator[None]:
-    """With REDIS_URL (the Redis rollbot's Slack side uses), hold the same workload
-    locks a rollback from Slack takes, all or none, so a terminal rollback and a
-    Slack one of the same workload never run at once. Without it there is no one
-    to agree with: the embedded Redis is this machine's alone."""
-    if not os.environ.get("REDIS_URL"):
-        yield
-        return
-    from bot.store import RollbackStore, connect
-
-    store = RollbackStore(connect())
-    holder = f"cli:{actor}:{os.getpid()}"
-    taken: list[str] = []
-    try:
-        for key in keys:
-            if (other := store.lock_workload(key, holder, ttl=timeout + 120)) is not None:
-                raise PermanentError(
-                    f"rollback {other} of {key} is in progress: wait for it to finish "
-                    "(or cancel it in Slack), then run this again"
-                )
-            taken.append(key)
-        yield
-    finally:
-        for key in taken:
-            store.unlock_workload(key, holder)
 
 
 def run(argv: Sequence[str] | None = None, out: Terminal | None = None) -> int:

@@ -56,7 +56,8 @@ def open_rollback(
         beside=ResponseUrls.beside(record.id, response_url),
     )
     if outcome == "held" and holder.startswith("cli:"):
-        # `rollbot rollback` from a terminal holds it (cli:ACTOR:PID).
+        # `rollbot rollback` from a terminal of an older release holds it as
+        # cli:ACTOR:PID (today's holds it in its record's name: the branch below).
         by = holder.split(":")[1] if holder.count(":") >= 2 else "someone"
         return Opened(
             False,

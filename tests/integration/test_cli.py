@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -296,6 +297,97 @@ def test_a_terminal_rollback_holds_the_workload_while_it_runs_and_lets_go(
         if holder := redis_client.get(key):
             holders.add(holder)
         time.sleep(0.05)
-    assert cli.returncode == 0, cli.stdout.read() if cli.stdout else ""
-    assert [h.rsplit(":", 1)[0] for h in holders] == ["cli:ci-job"]
-    assert redis_client.get(key) is None, "released when done"
+    output = cli.stdout.read() if cli.stdout else ""
+    assert cli.returncode == 0, output
+    (holder,) = holders  # held in the name of the rollback's record
+    assert f"recorded as {holder}" in output
+    assert redis_client.get(key) is None, "let go"
+
+
+def test_a_terminal_rollback_is_on_the_record_slack_reads(
+    control_plane, workloads, redis_server, redis_client, monkeypatch
+):
+    from bot.change_events import CHANGES
+    from bot.records import RollbackState
+    from bot.store import RollbackStore
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    result = rollbot(
+        control_plane, "rollback", "web", "-n", workloads.namespace, "--yes",
+        "--reason", "v2 leaks memory; token xoxb-1234567890-abcdefghij",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (record,) = RollbackStore(redis_client).recent(5)
+    assert (record.trigger, record.workload) == ("cli", "web")
+    assert record.state is RollbackState.SUCCEEDED
+    assert (record.requested_by, record.approved_by) == ("ci-job", "ci-job")
+    assert (record.from_revision, record.target_revision) == (2, 1)
+    assert "xoxb-1234567890" not in record.reason, "redacted, as a Slack reason is"
+    assert [e.state for e in record.timeline] == [
+        RollbackState.REQUESTED, RollbackState.ASSESSED, RollbackState.AWAITING_APPROVAL,
+        RollbackState.APPROVED, RollbackState.BACKING_UP, RollbackState.ROLLING_BACK,
+        RollbackState.VERIFYING, RollbackState.SUCCEEDED,
+    ]  # fmt: skip
+    assert "confirmed with --yes by ci-job" in [e.message for e in record.timeline]
+    told = [json.loads(e)["kind"] for e in redis_client.lrange(CHANGES, 0, -1)]
+    assert told == ["started", "finished"], "the incident tools hear of it too"
+    assert redis_client.keys("rollbot:lock:*") == []
+
+
+def test_a_terminal_rollback_that_fails_ends_its_record_failed(
+    control_plane, workloads, redis_server, redis_client, monkeypatch
+):
+    from bot.records import RollbackState
+    from bot.store import RollbackStore
+
+    workloads.create("web", ["app:v1-broken", "app:v2"])
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    result = rollbot(
+        control_plane, "rollback", "web", "-n", workloads.namespace, "--yes", "--timeout", "2s"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    (record,) = RollbackStore(redis_client).recent(5)
+    assert record.state is RollbackState.FAILED and record.trigger == "cli"
+    assert record.error and "timed out after 2s" in record.error
+    assert redis_client.keys("rollbot:lock:*") == []
+
+
+def test_a_refused_terminal_rollback_writes_no_record(
+    control_plane, workloads, redis_server, redis_client, monkeypatch
+):
+    from bot.store import RollbackStore
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    store = RollbackStore(redis_client)
+    assert store.lock_workload(f"{workloads.namespace}/web", "rb-0badc0de") is None
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    result = rollbot(control_plane, "rollback", "web", "-n", workloads.namespace, "--yes")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert store.recent(5) == []
+
+
+def test_a_terminal_rollback_interrupted_ends_failed_and_lets_go(
+    redis_server, redis_client, monkeypatch
+):
+    from bot.cli_record import on_the_record
+    from bot.records import RollbackState
+    from bot.store import RollbackStore
+    from bot.strategies.base import Plan, Request
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    request = Request("prod", "web")
+    plan = Plan(
+        "undo", "prod", "deployment web", "revision 4", "revision 3", (), {}, ("web",),
+        from_revision=4, target_revision=3,
+    )  # fmt: skip
+    with (
+        pytest.raises(KeyboardInterrupt),
+        on_the_record(request, plan, "alice", "", "confirmed at the prompt", 60) as record,
+    ):
+        assert record is not None
+        assert redis_client.get("rollbot:lock:prod/web") == record.id
+        raise KeyboardInterrupt
+    saved = RollbackStore(redis_client).get(record.id)
+    assert saved.state is RollbackState.FAILED and saved.error == "interrupted in the terminal"
+    assert redis_client.keys("rollbot:lock:*") == []

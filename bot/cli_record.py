@@ -1,0 +1,122 @@
+"""A rollback from the terminal, on the record.
+
+With REDIS_URL (the store rollbot's Slack side uses), `rollbot rollback` keeps a
+record as a Slack rollback does: trigger "cli", its plan, who confirmed it and
+how, each step and its outcome. It holds the workloads in that record's name. So
+`/rollback status` and App Home show it while it runs, a Slack rollback of the
+same workload is told which one is in progress, `/rollback stats` counts it, and
+the incident tools hear of it (`bot/change_events.py`: the store makes the events
+as the record moves into rolling back and out to its end).
+
+The record is written before the cluster is touched, and its end after. A
+rollback that fails, or is interrupted (Ctrl-C), ends failed with the reason,
+redacted. A terminal killed outright leaves its record rolling back: the locks
+expire after the rollout's time-out, and the record says where it stopped.
+
+Without REDIS_URL the embedded store is this machine's alone: there is no one to
+tell, and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bot.errors import PermanentError
+from bot.records import RollbackRecord, RollbackState, new_id, requested
+from bot.redaction import redact
+from bot.strategies.base import Plan, Request
+
+S = RollbackState
+#: The locks outlive the rollout's time-out by this much: a terminal killed outright
+#: frees its workloads once that has passed.
+LOCK_MARGIN_SECONDS = 120
+
+
+def planned(
+    request: Request, plan: Plan, actor: str, reason: str, confirmed: str
+) -> RollbackRecord:
+    """The record of a rollback planned and confirmed in the terminal, approved by
+    `actor`; `confirmed`: how ("confirmed at the prompt", "--yes")."""
+    # The record's name for what is rolled back, as a Slack rollback's: the Deployment
+    # of a plain undo, the service otherwise.
+    workload = plan.workloads[0] if plan.strategy == "undo" and plan.workloads else request.service
+    record = requested(
+        request.namespace,
+        workload,
+        actor,
+        reason=reason,
+        revision=request.revision,
+        trigger="cli",
+        to_tag=request.to_tag,
+        strategy=plan.strategy,
+        options=dict(request.options),
+    ).model_copy(update={"id": new_id()})
+    return (
+        record.transition(
+            S.ASSESSED,
+            f"{plan.current} → {plan.target}",
+            pins=dict(plan.pins),
+            workloads=plan.workloads,
+            current_label=plan.current,
+            target_label=plan.target,
+            facts=plan.facts,
+            verify_checks=plan.verify_checks,
+            from_images=plan.from_images,
+            to_images=plan.to_images,
+            changes=plan.changes,
+            from_revision=plan.from_revision,
+            target_revision=plan.target_revision,
+            target_replica_set=plan.target_replica_set,
+        )
+        .transition(S.AWAITING_APPROVAL, "shown in the terminal", actor=actor)
+        .transition(S.APPROVED, f"{confirmed} by {actor}", actor=actor, approved_by=actor)
+    )
+
+
+@contextmanager
+def on_the_record(
+    request: Request, plan: Plan, actor: str, reason: str, confirmed: str, timeout: float
+) -> Iterator[RollbackRecord | None]:
+    """Around applying `plan`: with REDIS_URL, its workloads held and its record kept
+    (module docstring); the record, or None without REDIS_URL. Raises PermanentError,
+    before anything is written, when another rollback holds one of the workloads."""
+    if not os.environ.get("REDIS_URL"):
+        yield None
+        return
+    from bot.store import RollbackStore, connect  # only then: the CLI starts fast
+
+    store = RollbackStore(connect())
+    record = planned(request, plan, actor, reason, confirmed)
+    taken: list[str] = []
+    try:
+        for key in dict.fromkeys((f"{request.namespace}/{request.service}", *record.lock_keys)):
+            held = store.lock_workload(key, record.id, ttl=timeout + LOCK_MARGIN_SECONDS)
+            if held is not None:
+                raise PermanentError(
+                    f"rollback {held} of {key} is in progress: wait for it to finish "
+                    "(or cancel it in Slack), then run this again"
+                )
+            taken.append(key)
+        store.create(record)
+        store.update(
+            record.id,
+            lambda r: r.transition(S.BACKING_UP, "no backup taken: a terminal rollback keeps none"),
+        )
+        running = store.update(
+            record.id, lambda r: r.transition(S.ROLLING_BACK, "rolling back from the terminal")
+        )
+        try:
+            yield running
+        except BaseException as err:
+            why = redact(str(err).splitlines()[0] if str(err) else type(err).__name__)
+            if isinstance(err, KeyboardInterrupt):
+                why = "interrupted in the terminal"
+            store.update(record.id, lambda r: r.transition(S.FAILED, why, error=why))
+            raise
+        store.update(record.id, lambda r: r.transition(S.VERIFYING, "rolled out"))
+        store.update(record.id, lambda r: r.transition(S.SUCCEEDED, "done from the terminal"))
+    finally:
+        for key in taken:
+            store.unlock_workload(key, record.id)
