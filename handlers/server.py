@@ -80,7 +80,7 @@ class RollbotServer:
     master: int | None = None
 
     def __post_init__(self) -> None:
-        self.app, _ = self._slack_app()
+        self.app, self.groups = self._slack_app()
         # The pipeline's messages wait in the outbox until Slack takes them; live rollout
         # progress goes straight to the thread.
         self.outbox = Outbox(self.store.redis)
@@ -90,13 +90,10 @@ class RollbotServer:
         self.liveness = Liveness(self.workers + 1)
         self.beating = [*(f"worker-{n}" for n in range(self.workers)), "outbox"]
 
-    def _slack_app(self, read_groups_ahead: bool = False) -> tuple[App, Services]:
-        """The Bolt app and what its listeners use; `read_groups_ahead`: the user groups
-        the config names are read now and kept fresh (`SlackGroups.keep_fresh`)."""
+    def _slack_app(self) -> tuple[App, SlackGroups]:
+        """The Bolt app, and the user groups its listeners read (`read_groups_ahead`)."""
         client = slack_client(self.token, self.slack_api_url)
         groups = SlackGroups(client)
-        if read_groups_ahead:
-            groups.keep_fresh(named_groups(self.config), self.stop_event)
         services = Services(
             self.config,
             self.store,
@@ -107,7 +104,16 @@ class RollbotServer:
         app = create_app(
             services, token=self.token, signing_secret=self.signing_secret, client=client
         )
-        return app, services
+        return app, groups
+
+    def read_groups_ahead(self, groups: SlackGroups | None = None) -> None:
+        """Read the user groups the config names now and keep them fresh, in a thread
+        (`SlackGroups.keep_fresh`), so that a click's ack does not wait for Slack: in
+        each HTTP process for its own app, and for Socket Mode's (this process's). Never
+        before HTTP is forked (a thread of ours must not exist at the fork)."""
+        thread = (groups or self.groups).keep_fresh(named_groups(self.config), self.stop_event)
+        if thread is not None:
+            self.threads.append(thread)  # joined by `stop`; HTTP may not be forked after it
 
     @property
     def url(self) -> str:
@@ -122,7 +128,8 @@ class RollbotServer:
         # Slack gives an ack 3 s: a stalled Redis (stopped, partitioned) must turn into
         # "the store is unavailable" well within it, not into no answer at all.
         answer_within(self.store.redis, ACK_REDIS_TIMEOUT_SECONDS)
-        slack_app = self._slack_app(read_groups_ahead=True)[0]
+        slack_app, groups = self._slack_app()
+        self.read_groups_ahead(groups)
         bolt = SlackRequestHandler(slack_app)  # what is not Slack's POST: Bolt's 404
         # What was built so far (the packages, the app) lives as long as the process:
         # frozen, the collector no longer walks it in the middle of a request (a
@@ -406,6 +413,7 @@ def serve_from_environment(
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError, SlackClientError
 
+    server.read_groups_ahead()
     handler = SocketModeHandler(server.app, slack.app_token)
     try:
         handler.connect()  # type: ignore[no-untyped-call]

@@ -159,3 +159,29 @@ def test_http_cannot_be_forked_after_the_workers_started(slack, redis_client, ku
         assert bot.master is None, "nothing forked"
     finally:
         bot.stop()
+
+
+def test_socket_mode_reads_the_user_groups_ahead_of_the_clicks(slack, redis_client, kube):
+    """Its acks go down the WebSocket when a listener returns: a click by a group's
+    approver finds the group read already, as in an HTTP process."""
+    slack.add_usergroup("S0LEADS", [BOB])
+    bot = RollbotServer(
+        RollbotConfig(approvers=["S0LEADS"]),
+        RollbackStore(redis_client),
+        kube,
+        token="xoxb-test",
+        signing_secret="unused",
+        slack_api_url=slack.base_url,
+        http_events=False,
+    )
+    try:
+        bot.read_groups_ahead()
+        (reader,) = bot.threads
+        wait_for("the group read", lambda: slack.calls("usergroups.users.list"))
+        assert bot.groups(BOB, frozenset({"S0LEADS"})) == {"S0LEADS"}
+        assert len(slack.calls("usergroups.users.list")) == 1, "the click asked nobody"
+        with pytest.raises(RuntimeError, match="start HTTP before the workers"):
+            bot.start_http(port=0)  # a thread of ours exists: no fork
+    finally:
+        bot.stop()
+    assert not reader.is_alive(), "stopped with rollbot"
