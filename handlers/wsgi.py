@@ -202,6 +202,9 @@ class RollbotHttpWorker(ThreadWorker):  # type: ignore[misc]
     def _answer_here(self, conn: TConn) -> None:
         """The request, arrived whole, answered on this loop (module docstring); the
         connection then closed as a pool thread's would be."""
+        # The master replaces a worker not heard from in `timeout`: a batch of requests
+        # that each wait out their Redis time-outs must not look like a stuck loop.
+        self.notify()
         done: Future[Any] = Future()
         done.set_result(self.handle(conn))  # gunicorn's: it answers its own errors
         self.finish_request(conn, done)
