@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -50,11 +52,56 @@ def _stop_embedded(client: redis.Redis, owner: int) -> None:
 
 
 def answer_within(client: redis.Redis, seconds: float) -> None:
-    """Make `client`'s connections from now on give up on a call after `seconds`
-    (connecting, sending, waiting for the reply): for a process that must answer
-    someone in time whatever Redis does. Call it before the process opens any
-    connection (just after a fork: redis-py opens new ones in a new process);
-    connections already open would keep their time-outs."""
+    """Make `client` give up on a call after `seconds` (connecting, sending, waiting
+    for the reply), and, once a call has timed out, fail the calls of the next
+    `seconds` at once rather than each waiting as long: for a process that must
+    answer people in time whatever Redis does (one that answers them one after
+    another, too: `handlers/wsgi.py`). A call after that asks Redis again.
+
+    Call it before the process opens any connection (just after a fork: redis-py
+    opens new ones in a new process); connections already open are left as they are."""
     pool = client.connection_pool
     pool.connection_kwargs.update(socket_timeout=seconds, socket_connect_timeout=seconds)
+    pool.connection_class = _answering_within(pool.connection_class, seconds)
     pool.reset()
+
+
+class _NotAsked(redis.TimeoutError):
+    """A call failed at once because Redis did not answer another a moment ago."""
+
+
+def _answering_within(base: type[Any], seconds: float) -> type[Any]:
+    """`base` (redis-py's TCP or Unix-socket connection), with the time-outs of every
+    connection of its pool shared: one that timed out makes the others fail fast."""
+    stalled_until = [0.0]  # shared by the pool's connections
+
+    def send_packed_command(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Every command, pipeline and transaction goes through here.
+        if time.monotonic() < stalled_until[0]:
+            raise _NotAsked(f"it did not answer within {seconds:g} s a moment ago")
+        base.send_packed_command(self, *args, **kwargs)
+
+    def timed_out(err: redis.TimeoutError) -> None:
+        if not isinstance(err, _NotAsked):  # Redis itself did not answer in time
+            stalled_until[0] = time.monotonic() + seconds
+
+    def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return base.read_response(self, *args, **kwargs)
+        except redis.TimeoutError as err:
+            timed_out(err)
+            raise
+
+    def connect(self: Any) -> None:
+        try:  # connecting sends commands too (HELLO, CLIENT SETINFO)
+            base.connect(self)
+        except redis.TimeoutError as err:
+            timed_out(err)
+            raise
+
+    methods = {
+        "send_packed_command": send_packed_command,
+        "read_response": read_response,
+        "connect": connect,
+    }
+    return type(f"AnsweringWithin{base.__name__}", (base,), methods)

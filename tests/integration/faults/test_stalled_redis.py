@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,5 +67,29 @@ def test_a_command_while_redis_is_stalled_is_told_so_in_time_then_answered(
             assert "store (Redis) is unavailable" in answer.json()["text"], answer.text
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
+    time.sleep(1)  # past the moment after the time-out (0.8 s): asked again
     answer = alice.command("shop")
     assert "Assessing stall/shop" in answer.json()["text"], answer.text
+
+
+def test_commands_at_once_while_redis_is_stalled_are_each_told_in_time(
+    stalled: tuple[SlackUser, RedisServer],
+) -> None:
+    """The HTTP process answers one request after another: after one call has waited
+    out its time-out, the others are told at once instead of each waiting as long."""
+    alice, server = stalled
+    assert "Assessing stall/web" in alice.command("web").text
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            started = time.monotonic()
+            answers = list(pool.map(lambda n: alice.command(f"svc-{n}"), range(8)))
+            elapsed = time.monotonic() - started
+        assert elapsed < ACK_LIMIT_S, f"the last answered after {elapsed:.2f}s"
+        for answer in answers:
+            assert "store (Redis) is unavailable" in answer.json()["text"], answer.text
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    time.sleep(2)  # past the moment after the last time-out (0.8 s): asked again
+    assert "Assessing stall/shop" in alice.command("shop").json()["text"]
