@@ -75,6 +75,8 @@ class SlackGroups:
                         self._read(group)
                     except MembershipUnknown:
                         pass  # logged; read again at the next round, or by a click
+                    except Exception:  # an answer of a shape Slack never gave: a bug
+                        log.exception("could not read user group %s", group)
                 if stopped.wait(self.ttl / 2):
                     return
 
