@@ -25,6 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -316,14 +317,16 @@ def cmd_rollback(args: argparse.Namespace, config: RollbotConfig, out: Terminal)
         target_revision=plan.target_revision,
         to_tag=request.to_tag,
     )
-    from bot.cli_record import on_the_record
-
     started = time.monotonic()
-    confirmed = "confirmed with --yes" if args.yes else "confirmed at the prompt"
-    with (
-        on_the_record(request, plan, actor, args.reason, confirmed, timeout) as record,
-        CliProgress(out) as progress,
-    ):
+    recording: AbstractContextManager[RollbackRecord | None] = nullcontext()
+    if os.environ.get("REDIS_URL"):  # else nothing is recorded: not even imported
+        from bot.cli_record import on_the_record
+
+        confirmed = "confirmed with --yes" if args.yes else "confirmed at the prompt"
+        recording = on_the_record(
+            request, plan, actor, args.reason, confirmed, timeout, out.complain
+        )
+    with recording as record, CliProgress(out) as progress:
         if record is not None:
             out.say(f"recorded as {record.id} (`/rollback status {record.id}` in Slack)")
         done = strategy.apply(ctx, request.namespace, plan.pins, cause, progress)

@@ -20,10 +20,10 @@ tell, and nothing is recorded.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from bot.errors import PermanentError
+from bot.errors import PermanentError, RollbotError
 from bot.records import RollbackRecord, RollbackState, new_id, requested
 from bot.redaction import redact
 from bot.strategies.base import Plan, Request
@@ -77,11 +77,19 @@ def planned(
 
 @contextmanager
 def on_the_record(
-    request: Request, plan: Plan, actor: str, reason: str, confirmed: str, timeout: float
+    request: Request,
+    plan: Plan,
+    actor: str,
+    reason: str,
+    confirmed: str,
+    timeout: float,
+    complain: Callable[[str], None],
 ) -> Iterator[RollbackRecord | None]:
     """Around applying `plan`: with REDIS_URL, its workloads held and its record kept
     (module docstring); the record, or None without REDIS_URL. Raises PermanentError,
-    before anything is written, when another rollback holds one of the workloads."""
+    before anything is written, when another rollback holds one of the workloads.
+    Once the cluster has been changed, Redis failing is `complain`ed of, and the
+    rollback's own outcome stands: its locks expire, its record says where it was."""
     if not os.environ.get("REDIS_URL"):
         yield None
         return
@@ -113,10 +121,27 @@ def on_the_record(
             why = redact(str(err).splitlines()[0] if str(err) else type(err).__name__)
             if isinstance(err, KeyboardInterrupt):
                 why = "interrupted in the terminal"
-            store.update(record.id, lambda r: r.transition(S.FAILED, why, error=why))
+            with _told_if_lost(record, complain):
+                store.update(record.id, lambda r: r.transition(S.FAILED, why, error=why))
             raise
-        store.update(record.id, lambda r: r.transition(S.VERIFYING, "rolled out"))
-        store.update(record.id, lambda r: r.transition(S.SUCCEEDED, "done from the terminal"))
+        with _told_if_lost(record, complain):
+            store.update(record.id, lambda r: r.transition(S.VERIFYING, "rolled out"))
+            store.update(record.id, lambda r: r.transition(S.SUCCEEDED, "done from the terminal"))
     finally:
-        for key in taken:
-            store.unlock_workload(key, record.id)
+        with _told_if_lost(record, complain, "its locks expire on their own"):
+            for key in taken:
+                store.unlock_workload(key, record.id)
+
+
+@contextmanager
+def _told_if_lost(
+    record: RollbackRecord, complain: Callable[[str], None], then: str = ""
+) -> Iterator[None]:
+    """A write after the cluster was changed: if Redis fails it, say so and go on."""
+    try:
+        yield
+    except RollbotError as err:  # the store's StoreUnavailable among them
+        complain(
+            f"the record {record.id} could not be updated: {redact(str(err))}"
+            + (f"; {then}" if then else "")
+        )

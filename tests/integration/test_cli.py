@@ -383,7 +383,7 @@ def test_a_terminal_rollback_interrupted_ends_failed_and_lets_go(
     )  # fmt: skip
     with (
         pytest.raises(KeyboardInterrupt),
-        on_the_record(request, plan, "alice", "", "confirmed at the prompt", 60) as record,
+        on_the_record(request, plan, "alice", "", "confirmed at the prompt", 60, print) as record,
     ):
         assert record is not None
         assert redis_client.get("rollbot:lock:prod/web") == record.id
@@ -391,3 +391,21 @@ def test_a_terminal_rollback_interrupted_ends_failed_and_lets_go(
     saved = RollbackStore(redis_client).get(record.id)
     assert saved.state is RollbackState.FAILED and saved.error == "interrupted in the terminal"
     assert redis_client.keys("rollbot:lock:*") == []
+
+
+def test_redis_lost_after_the_cluster_changed_is_said_and_the_outcome_stands(monkeypatch):
+    from bot.cli_record import on_the_record
+    from bot.strategies.base import Plan, Request
+    from testbed.redis_server import RedisServer
+
+    server = RedisServer().start()
+    monkeypatch.setenv("REDIS_URL", server.url)
+    plan = Plan("undo", "prod", "deployment web", "revision 4", "revision 3", (), {}, ("web",))
+    said: list[str] = []
+    try:
+        with on_the_record(Request("prod", "web"), plan, "alice", "", "--yes", 60, said.append):
+            server.stop()  # the rollout goes on; the record's store is gone
+    finally:
+        server.stop()
+    assert said and "could not be updated" in said[0], said
+    assert "its locks expire on their own" in said[-1]
