@@ -43,6 +43,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import selectors
 import signal
 import socket
@@ -134,9 +135,10 @@ def limit_body(app: WsgiApp, limit: int = MAX_BODY_BYTES) -> WsgiApp:
     def limited(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         declared = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        if declared and not declared.isdigit():
+        length = _length(declared.encode(errors="replace")) if declared else 0
+        if length is None:
             return answer(start_response, "400 Bad Request", "bad Content-Length\n")
-        if declared and int(declared) > limit:
+        if length > limit:
             return answer(start_response, "413 Content Too Large", "body too large\n")
         if declared or chunked:
             try:
@@ -248,15 +250,24 @@ def _arrived(received: bytes) -> bool:
     return len(received) >= end + 4 + length
 
 
+#: The paths answered on the loop: Slack's requests (whose acks the loop is for) and
+#: the liveness probe. /readyz asks Redis and Kubernetes, and /metrics reads a
+#: thousand records: a pool thread answers those, so they never hold an ack up.
+ON_THE_LOOP = (b"/slack/events", b"/healthz")
+
+
 def _whole(received: bytes) -> bool:
-    """Whether `received` holds a whole request of at most POLLER_BODY_BYTES of body:
-    a head with no Transfer-Encoding, then the body its one Content-Length declares
-    (none without one), all there. Only such a request is answered on the loop: its
-    parsing can never wait for a byte."""
+    """Whether `received` holds a whole request of at most POLLER_BODY_BYTES of body
+    for a path ON_THE_LOOP: a head with no Transfer-Encoding, then the body its one
+    Content-Length declares (none without one), all there. Only such a request is
+    answered on the loop: its parsing can never wait for a byte."""
     end = received.find(b"\r\n\r\n")
     if end < 0:
         return False
     head = received[:end]
+    target = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(target) != 3 or target[1].split(b"?", 1)[0] not in ON_THE_LOOP:
+        return False
     if b"transfer-encoding:" in head.lower():
         return False  # chunked, or a length declared twice over: a thread reads it, in time
     length = _body_length(head)
@@ -275,9 +286,14 @@ def _body_length(head: bytes) -> int | None:
     ]
     if not declared:
         return 0
-    if len(declared) != 1 or not declared[0].isdigit():
-        return None
-    return int(declared[0])
+    return _length(declared[0]) if len(declared) == 1 else None
+
+
+def _length(declared: bytes) -> int | None:
+    """A Content-Length's value; None unless it is ASCII digits, at most 18 of them
+    (Python's int() refuses a string of over 4300 digits with a ValueError, which on
+    the loop would end the process)."""
+    return int(declared) if re.fullmatch(rb"[0-9]{1,18}", declared) else None
 
 
 def _nothing_unread(sock: socket.socket) -> bool:

@@ -121,3 +121,21 @@ def test_a_head_that_never_ends_goes_to_the_parser_at_its_limit():
     endless = b"GET / HTTP/1.1\r\nX: " + b"y" * MAX_HEAD_BYTES
     assert not _arrived(endless[: MAX_HEAD_BYTES - 1])
     assert _arrived(endless[:MAX_HEAD_BYTES])
+
+
+def test_a_length_of_thousands_of_digits_is_no_number_not_an_exception():
+    """int() refuses over 4300 digits with a ValueError: on the loop, the process's end."""
+    huge = b"POST /slack/events HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n"
+    assert _arrived(huge) and not _whole(huge)
+    status, _, seen = call({"CONTENT_LENGTH": "9" * 5000, "wsgi.input": Unread(b"")})
+    assert status.startswith("400") and seen == []
+    status, _, seen = call({"CONTENT_LENGTH": "²", "wsgi.input": Unread(b"")})
+    assert status.startswith("400") and seen == [], "a digit to str.isdigit, not a length"
+
+
+@pytest.mark.parametrize("path", [b"/readyz", b"/metrics", b"/slack/other", b"/"])
+def test_only_slacks_requests_and_the_liveness_probe_are_answered_on_the_loop(path):
+    """/readyz asks Redis and Kubernetes, /metrics reads a thousand records: never
+    on the loop that acks Slack."""
+    assert not _whole(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _whole(b"GET /healthz?verbose HTTP/1.1\r\nHost: x\r\n\r\n")
