@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def connect(url: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> redis.Redis:
@@ -61,7 +63,13 @@ def answer_within(client: redis.Redis, seconds: float) -> None:
     Call it before the process opens any connection (just after a fork: redis-py
     opens new ones in a new process); connections already open are left as they are."""
     pool = client.connection_pool
-    pool.connection_kwargs.update(socket_timeout=seconds, socket_connect_timeout=seconds)
+    pool.connection_kwargs.update(
+        socket_timeout=seconds,
+        socket_connect_timeout=seconds,
+        # No retry: a second try would wait as long again (redis-py retries a Unix
+        # socket's calls, the embedded Redis's, up to ten times by default).
+        retry=Retry(NoBackoff(), 0),
+    )
     pool.connection_class = _answering_within(pool.connection_class, seconds)
     pool.reset()
 
@@ -75,15 +83,21 @@ def _answering_within(base: type[Any], seconds: float) -> type[Any]:
     connection of its pool shared: one that timed out makes the others fail fast."""
     stalled_until = [0.0]  # shared by the pool's connections
 
-    def send_packed_command(self: Any, *args: Any, **kwargs: Any) -> None:
-        # Every command, pipeline and transaction goes through here.
+    def not_now() -> None:
         if time.monotonic() < stalled_until[0]:
             raise _NotAsked(f"it did not answer within {seconds:g} s a moment ago")
-        base.send_packed_command(self, *args, **kwargs)
 
     def timed_out(err: redis.TimeoutError) -> None:
         if not isinstance(err, _NotAsked):  # Redis itself did not answer in time
             stalled_until[0] = time.monotonic() + seconds
+
+    def send_packed_command(self: Any, *args: Any, **kwargs: Any) -> None:
+        not_now()  # every command, pipeline and transaction goes through here
+        try:
+            base.send_packed_command(self, *args, **kwargs)
+        except redis.TimeoutError as err:  # writing timed out, or connecting
+            timed_out(err)
+            raise
 
     def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -93,6 +107,7 @@ def _answering_within(base: type[Any], seconds: float) -> type[Any]:
             raise
 
     def connect(self: Any) -> None:
+        not_now()  # a partition: connecting would wait as long as a call
         try:  # connecting sends commands too (HELLO, CLIENT SETINFO)
             base.connect(self)
         except redis.TimeoutError as err:
