@@ -14,7 +14,10 @@ redacted. A terminal killed outright leaves its record rolling back: the locks
 expire after the rollout's time-out, and the record says where it stopped.
 
 Without REDIS_URL the embedded store is this machine's alone: there is no one to
-tell, and nothing is recorded.
+tell, and nothing is recorded. Without ROLLBOT_STORE_KEY (the key the bot seals
+its records with, `bot/integrity.py`) nothing is recorded either, as a record
+the bot could not check would be left out of its lists: the workloads are held
+in the terminal's name (`cli:ACTOR:PID`), as before records were kept.
 """
 
 from __future__ import annotations
@@ -97,16 +100,26 @@ def on_the_record(
 
     store = RollbackStore(connect())
     record = planned(request, plan, actor, reason, confirmed)
+    kept = store.key is not None
+    if not kept:
+        complain(
+            "not recorded in rollbot's store: ROLLBOT_STORE_KEY is not set here (its "
+            "records are sealed with it); the workloads are held all the same"
+        )
+    holder = record.id if kept else f"cli:{actor}:{os.getpid()}"
     taken: list[str] = []
     try:
         for key in dict.fromkeys((f"{request.namespace}/{request.service}", *record.lock_keys)):
-            held = store.lock_workload(key, record.id, ttl=timeout + LOCK_MARGIN_SECONDS)
+            held = store.lock_workload(key, holder, ttl=timeout + LOCK_MARGIN_SECONDS)
             if held is not None:
                 raise PermanentError(
                     f"rollback {held} of {key} is in progress: wait for it to finish "
                     "(or cancel it in Slack), then run this again"
                 )
             taken.append(key)
+        if not kept:
+            yield None
+            return
         store.create(record)
         store.update(
             record.id,
@@ -130,7 +143,7 @@ def on_the_record(
     finally:
         with _told_if_lost(record, complain, "its locks expire on their own"):
             for key in taken:
-                store.unlock_workload(key, record.id)
+                store.unlock_workload(key, holder)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ by kind, each part would need the record's key, seal and change-event rules agai
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +22,13 @@ from pydantic import BaseModel, Field
 
 from bot.change_events import CHANGES, change_event
 from bot.errors import PermanentError, TemporaryError
-from bot.integrity import seal, store_key, unseal
+from bot.integrity import TamperedValue, seal, store_key, unseal
 from bot.leases import Fence, LeaseLost
 from bot.records import RollbackRecord
 from bot.redis_connection import connect as connect  # where callers have found it
 from bot.stats import Outcome, counted, increments
+
+log = logging.getLogger("rollbot.store")
 
 PREFIX = "rollbot:"
 #: A sorted set of the finished rollbacks' outcomes (bot/stats.py), by created_at.
@@ -247,8 +250,19 @@ class RollbackStore:
 
     @_guard
     def recent(self, limit: int = 10) -> list[RollbackRecord]:
+        """The newest records, newest first. One that fails its integrity check (written
+        without rollbot's key) is left out with a warning: it must not take every list
+        of records (App Home, status, stats, /metrics) down with it."""
         ids = self.redis.zrevrange(f"{PREFIX}records", 0, limit - 1)
-        return [self.get(str(i)) for i in ids]
+        found = []
+        for record_id in map(str, ids):
+            try:
+                found.append(self.get(record_id))
+            except RecordNotFound:
+                continue  # removed since it was listed
+            except TamperedValue as err:
+                log.warning("record %s left out: %s", record_id, err)
+        return found
 
     @_guard
     def update(

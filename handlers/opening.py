@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.records import requested
+from bot.errors import RollbotError
+from bot.records import RollbackRecord, requested
 from bot.requests import DEFAULT_STRATEGY, RollbackRequest
 from bot.store import Job
 from handlers.authorization import Caller
@@ -65,11 +66,22 @@ def open_rollback(
             f"{untrusted(by)}: try again once that is done.",
         )
     if outcome == "held":
-        running = store.get(holder)
+        try:
+            running: RollbackRecord | None = store.get(holder)
+        except RollbotError:  # gone since, or not one rollbot can vouch for
+            running = None
+        if running is not None and running.trigger == "cli":
+            return Opened(
+                False,
+                f"{untrusted(workload)} is being rolled back from a terminal by "
+                f"{mention(running.requested_by)} ({code(holder)}): try again once that "
+                "is done.",
+            )
+        by = f", requested by {mention(running.requested_by)}" if running else ""
         return Opened(
             False,
             f"A rollback of {untrusted(workload)} is already in progress "
-            f"({code(holder)}, requested by {mention(running.requested_by)}): see its thread.",
+            f"({code(holder)}{by}): see its thread.",
         )
     if outcome == "duplicate":
         return Opened(False, "Your request was already received; its confirmation is on its way.")

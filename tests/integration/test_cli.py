@@ -13,6 +13,9 @@ import pytest
 from tests.integration.workloads import container
 
 pytestmark = pytest.mark.cluster
+#: The key the bot seals its records with (the chart's Secret): a terminal that
+#: records a rollback needs it too.
+STORE_KEY = "test-store-key"
 
 
 def rollbot(
@@ -282,6 +285,7 @@ def test_a_terminal_rollback_holds_the_workload_while_it_runs_and_lets_go(
         "KUBECONFIG": str(control_plane.kubeconfig),
         "ROLLBOT_ACTOR": "ci-job",
         "REDIS_URL": redis_server.url,
+        "ROLLBOT_STORE_KEY": STORE_KEY,
     }
     env.pop("ROLLBOT_CONFIG", None)
     cli = subprocess.Popen(
@@ -313,6 +317,7 @@ def test_a_terminal_rollback_is_on_the_record_slack_reads(
 
     workloads.create("web", ["app:v1", "app:v2"])
     monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("ROLLBOT_STORE_KEY", STORE_KEY)
     result = rollbot(
         control_plane, "rollback", "web", "-n", workloads.namespace, "--yes",
         "--reason", "v2 leaks memory; token xoxb-1234567890-abcdefghij",
@@ -343,6 +348,7 @@ def test_a_terminal_rollback_that_fails_ends_its_record_failed(
 
     workloads.create("web", ["app:v1-broken", "app:v2"])
     monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("ROLLBOT_STORE_KEY", STORE_KEY)
     result = rollbot(
         control_plane, "rollback", "web", "-n", workloads.namespace, "--yes", "--timeout", "2s"
     )
@@ -362,6 +368,7 @@ def test_a_refused_terminal_rollback_writes_no_record(
     store = RollbackStore(redis_client)
     assert store.lock_workload(f"{workloads.namespace}/web", "rb-0badc0de") is None
     monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("ROLLBOT_STORE_KEY", STORE_KEY)
     result = rollbot(control_plane, "rollback", "web", "-n", workloads.namespace, "--yes")
     assert result.returncode == 2, result.stdout + result.stderr
     assert store.recent(5) == []
@@ -376,6 +383,7 @@ def test_a_terminal_rollback_interrupted_ends_failed_and_lets_go(
     from bot.strategies.base import Plan, Request
 
     monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("ROLLBOT_STORE_KEY", STORE_KEY)
     request = Request("prod", "web")
     plan = Plan(
         "undo", "prod", "deployment web", "revision 4", "revision 3", (), {}, ("web",),
@@ -400,6 +408,7 @@ def test_redis_lost_after_the_cluster_changed_is_said_and_the_outcome_stands(mon
 
     server = RedisServer().start()
     monkeypatch.setenv("REDIS_URL", server.url)
+    monkeypatch.setenv("ROLLBOT_STORE_KEY", STORE_KEY)
     plan = Plan("undo", "prod", "deployment web", "revision 4", "revision 3", (), {}, ("web",))
     said: list[str] = []
     try:
@@ -409,3 +418,19 @@ def test_redis_lost_after_the_cluster_changed_is_said_and_the_outcome_stands(mon
         server.stop()
     assert said and "could not be updated" in said[0], said
     assert "its locks expire on their own" in said[-1]
+
+
+def test_without_the_store_key_a_terminal_rollback_holds_the_workloads_unrecorded(
+    control_plane, workloads, redis_server, redis_client, monkeypatch
+):
+    """A record the bot could not check would be left out of its lists: none is made."""
+    from bot.store import RollbackStore
+
+    workloads.create("web", ["app:v1", "app:v2"])
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.delenv("ROLLBOT_STORE_KEY", raising=False)
+    result = rollbot(control_plane, "rollback", "web", "-n", workloads.namespace, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not recorded in rollbot's store: ROLLBOT_STORE_KEY is not set" in result.stderr
+    assert RollbackStore(redis_client).recent(5) == []
+    assert workloads.images_of("web") == ["app:v1"]

@@ -149,6 +149,25 @@ def test_a_second_rollback_of_the_same_workload_is_told_who_holds_it(make_bot, s
     assert "already in progress (`rb-other`, requested by <@U0BOB>)" in answer.json()["text"]
 
 
+def test_a_rollback_running_from_a_terminal_is_named_as_such(make_bot, slack, workloads):
+    workloads.create("web", ["app:v1", "app:v2"])
+    bot = make_bot()
+    key = f"{workloads.namespace}/web"
+    bot.store.lock_workload(key, "rb-fromcli")
+    bot.store.create(
+        RollbackRecord(
+            id="rb-fromcli", namespace=workloads.namespace, workload="web",
+            requested_by="ci-job", trigger="cli",
+        )
+    )  # fmt: skip
+    alice = SlackUser(bot.url, ALICE)
+    text = alice.command(f"web -n {workloads.namespace}").json()["text"]
+    assert "web is being rolled back from a terminal by ci-job (`rb-fromcli`)" in text
+    bot.store.redis.delete("rollbot:record:rb-fromcli")  # its record gone meanwhile
+    text = alice.command(f"web -n {workloads.namespace}").json()["text"]
+    assert "already in progress (`rb-fromcli`): see its thread" in text
+
+
 def test_an_unknown_deployment_is_refused_to_the_requester_alone(make_bot, slack, workloads):
     bot = make_bot()
     SlackUser(bot.url, ALICE).command(f"ghost -n {workloads.namespace}")

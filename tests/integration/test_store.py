@@ -35,6 +35,19 @@ def test_a_record_round_trips_with_its_timeline(redis_client):
         store.get("rb-nope")
 
 
+def test_a_record_written_without_the_key_is_left_out_of_the_lists_not_fatal(redis_client, caplog):
+    """A terminal without the key, or anyone with Redis alone: the lists (App Home,
+    status, stats, /metrics) leave it out with a warning, and still list the rest."""
+    sealed = RollbackStore(redis_client, key=b"the-bot-key")
+    unsealed = RollbackStore(redis_client, key=None)
+    kept = sealed.create(requested("prod", "web", "U1"))
+    forged = unsealed.create(requested("prod", "api", "U2"))
+    redis_client.zadd("rollbot:records", {"rb-gone": time.time()})  # its record removed
+    with caplog.at_level("WARNING", logger="rollbot.store"):
+        assert sealed.recent(10) == [kept]
+    assert f"record {forged.id} left out" in caplog.text
+
+
 def test_concurrent_updates_lose_nothing(redis_client):
     store = RollbackStore(redis_client)
     record = store.create(requested("prod", "web", "U1"))
