@@ -26,6 +26,8 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import redis
+
 from bot.errors import PermanentError, RollbotError
 from bot.records import RollbackRecord, RollbackState, new_id, requested
 from bot.redaction import redact
@@ -153,7 +155,7 @@ def _told_if_lost(
     """A write after the cluster was changed: if Redis fails it, say so and go on."""
     try:
         yield
-    except RollbotError as err:  # the store's StoreUnavailable among them
+    except (RollbotError, redis.RedisError) as err:  # StoreUnavailable, OOM, READONLY…
         complain(
             f"the record {record.id} could not be updated: {redact(str(err))}"
             + (f"; {then}" if then else "")

@@ -21,16 +21,21 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.policy import MembershipUnknown
+from handlers.thread import answering_429_at_once
 
 log = logging.getLogger("rollbot.slack")
 
 #: Slack's answer for a group that does not exist: a real answer, which grants nothing.
 NO_SUCH_GROUP = "no_such_subteam"
+#: The longest a lookup waits for Slack: a click that needs one must still be acked
+#: within Slack's 3 s, and it holds up the requests behind it (`handlers/wsgi.py`).
+#: A 429 is not waited out either: the group is "unknown" and read again later.
+LOOKUP_TIMEOUT_SECONDS = 2
 
 
 class SlackGroups:
     def __init__(self, client: WebClient, ttl: float = 300) -> None:
-        self.client = client
+        self.client = answering_429_at_once(client, timeout=LOOKUP_TIMEOUT_SECONDS)
         self.ttl = ttl
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()

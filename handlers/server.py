@@ -129,7 +129,8 @@ class RollbotServer:
         # "the store is unavailable" well within it, not into no answer at all.
         answer_within(self.store.redis, ACK_REDIS_TIMEOUT_SECONDS)
         slack_app, groups = self._slack_app()
-        self.read_groups_ahead(groups)
+        if self.http_events:  # else Slack's requests come by Socket Mode, not here
+            self.read_groups_ahead(groups)
         bolt = SlackRequestHandler(slack_app)  # what is not Slack's POST: Bolt's 404
         # What was built so far (the packages, the app) lives as long as the process:
         # frozen, the collector no longer walks it in the middle of a request (a

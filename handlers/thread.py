@@ -56,14 +56,15 @@ def decorated(text: str, tone: Tone = Tone.INFO, alert: str | None = None) -> st
     return clip(line, MAX_TEXT) + (f" {mention(alert)}" if alert else "")
 
 
-def _answering_429_at_once(client: WebClient) -> WebClient:
-    """`client`, less the retry handler that sleeps out a 429's Retry-After."""
+def answering_429_at_once(client: WebClient, timeout: int | None = None) -> WebClient:
+    """`client`, less the retry handler that sleeps out a 429's Retry-After (and
+    with `timeout` seconds for a call, if given)."""
     if not isinstance(client, WebClient):
         return client  # a stand-in (the outbox's once-only calls): used as it is
     return WebClient(
         token=client.token,
         base_url=client.base_url,
-        timeout=client.timeout,
+        timeout=client.timeout if timeout is None else timeout,
         ssl=client.ssl,
         proxy=client.proxy,
         headers=dict(client.headers),
@@ -111,7 +112,7 @@ class SlackThreadSink:
         self.protected = protected
         #: People's names for the files (none: ids stay ids).
         self.names_of = names_of
-        self._live_client = _answering_429_at_once(client)
+        self._live_client = answering_429_at_once(client)
         self.min_interval = min_interval
         #: (record, workload) → its live line: one per Deployment being rolled out.
         self._status: dict[tuple[str, str], _LiveLine] = {}

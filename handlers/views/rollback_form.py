@@ -52,13 +52,15 @@ def open_form(client: WebClient, services: Services, trigger_id: str, channel: s
     Called after the ack, in Bolt's pool: Slack's trigger lives 3 s from the click,
     not from the ack, and an ack that waited for views.open would be late whenever
     Slack is."""
-    view = form_view(services.config, FormState(channel=channel or None), datetime.now(UTC))
     try:
+        view = form_view(services.config, FormState(channel=channel or None), datetime.now(UTC))
         client.views_open(trigger_id=trigger_id, view=view)
     except SlackApiError as err:  # an expired trigger: the person tries again
         log.warning("could not open the rollback form: %s", err.response.get("error"))
     except (SlackClientError, OSError) as err:
         log.warning("could not open the rollback form: %s", err)
+    except Exception:  # a bug: loud, since no one is waiting on this thread's result
+        log.exception("could not open the rollback form")
 
 
 def form_state(caller: Caller, values: dict[str, Any], channel: str | None) -> FormState:
@@ -119,8 +121,8 @@ def register(app: App, services: Services) -> None:
 
     def fill_targets(client: WebClient, caller: Caller, view: dict[str, Any]) -> None:
         values = (view.get("state") or {}).get("values") or {}
-        state = form_state(caller, values, caller.channel or None)
         try:
+            state = form_state(caller, values, caller.channel or None)
             client.views_update(
                 view_id=view.get("id"),
                 hash=view.get("hash"),
@@ -131,6 +133,8 @@ def register(app: App, services: Services) -> None:
             log.info("rollback form not updated: %s", err.response.get("error"))
         except (SlackClientError, OSError) as err:
             log.warning("rollback form not updated: %s", err)
+        except Exception:  # a bug: loud, since no one is waiting on this thread's result
+            log.exception("rollback form not updated")
 
     @on_view(app, services, CallbackId.FORM, form_request_check)
     def form_submitted(

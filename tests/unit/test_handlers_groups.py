@@ -9,7 +9,7 @@ import pytest
 
 from bot.policy import MembershipUnknown
 from handlers.app import slack_client
-from handlers.groups import SlackGroups
+from handlers.groups import LOOKUP_TIMEOUT_SECONDS, SlackGroups
 from testbed.slack_api import FakeSlackApi
 
 
@@ -36,13 +36,24 @@ def test_a_slack_error_is_not_cached_as_no_members(slack):
     assert groups("U0CAROL", frozenset({"S0LEADS"})) == {"S0LEADS"}, "asked again, and yes"
 
 
-def test_a_rate_limit_past_the_retries_is_not_cached_either(slack):
+def test_a_rate_limit_is_not_waited_out_nor_cached(slack):
     client = slack_client("xoxb-test", slack.base_url)
-    slack.fail_next("usergroups.users.list", status=429, retry_after=0, times=4)
+    slack.fail_next("usergroups.users.list", status=429, retry_after=30)
     groups = SlackGroups(client)
+    started = time.monotonic()
     with pytest.raises(MembershipUnknown):
         groups("U0CAROL", frozenset({"S0LEADS"}))
+    assert time.monotonic() - started < 2, "a click never sleeps out Retry-After"
     assert groups("U0CAROL", frozenset({"S0LEADS"})) == {"S0LEADS"}
+
+
+def test_a_slow_slack_is_waited_for_at_most_the_lookups_time_out(slack):
+    groups = SlackGroups(slack_client("xoxb-test", slack.base_url))
+    slack.slow(LOOKUP_TIMEOUT_SECONDS + 3)
+    started = time.monotonic()
+    with pytest.raises(MembershipUnknown):
+        groups("U0CAROL", frozenset({"S0LEADS"}))
+    assert time.monotonic() - started < LOOKUP_TIMEOUT_SECONDS + 1
 
 
 def test_one_unreadable_group_does_not_hide_membership_of_another(slack):
