@@ -83,6 +83,9 @@ POLLER_BODY_BYTES = 128 * 1024
 #: What the poller of one process holds at most across its waiting connections; past
 #: it, a connection goes to a thread with what it has (read on there, in time).
 POLLER_BUDGET_BYTES = 16 * 1024 * 1024
+#: What a closing connection may still send before it is closed anyway (gunicorn's
+#: own cap for its linger).
+LINGER_BYTES = 64 * 1024
 #: Threads per HTTP process, for the requests not answered on the loop: a body
 #: larger than POLLER_BODY_BYTES or sent chunked, read within BODY_TIMEOUT_SECONDS.
 THREADS = 2
@@ -227,13 +230,48 @@ class RollbotHttpWorker(ThreadWorker):  # type: ignore[misc]
         every connection closed after its request (keepalive 0), a profile under the
         bench's 50 concurrent requests found that loop blocked ~1.5 ms per connection.
         A request read to its end leaves nothing to reset on: closed at once. Anything
-        else (a body refused unread, 413) gets gunicorn's linger, as before."""
+        else (a body refused unread, 413; bytes sent after the request) lingers in the
+        poller, not on the loop: a client that never sends its FIN would have held the
+        loop, and every ack behind it, for 2 s a connection."""
         closing = not fs.cancelled() and fs.exception() is None and fs.result() is False
-        if closing and _nothing_unread(conn.sock):
+        if not closing:
+            super().finish_request(conn, fs)
+        elif _nothing_unread(conn.sock):
+            self.nr_conns -= 1
+            conn.close()
+        else:
+            self._linger(conn)
+
+    def _linger(self, conn: TConn) -> None:
+        """Half-close, then read what the client still sends (up to LINGER_BYTES) until
+        its FIN or IDLE_TIMEOUT_SECONDS, in the poller; then close."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
             self.nr_conns -= 1
             conn.close()
             return
-        super().finish_request(conn, fs)
+        conn.sock.setblocking(False)
+        conn.drained = 0
+        # gunicorn's waiting list, closed by its timer (the same timeout keeps it ordered).
+        conn.timeout = time.monotonic() + IDLE_TIMEOUT_SECONDS
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
+
+    def _drain(self, conn: TConn, _sock: object) -> None:
+        try:
+            data = conn.sock.recv(64 * 1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        conn.drained += len(data)
+        if data and conn.drained < LINGER_BYTES:
+            return
+        self.poller.unregister(conn.sock)
+        self.pending_conns.remove(conn)
+        self.nr_conns -= 1
+        conn.close()
 
 
 def _arrived(received: bytes) -> bool:

@@ -331,6 +331,34 @@ def test_odd_requests_are_answered_or_closed_and_the_processes_stay_up(environme
     assert "Traceback" not in server.log.read_text()
 
 
+def test_clients_that_send_more_and_never_close_do_not_hold_up_other_answers(environment, start):
+    """An answered request's connection lingers for the client's FIN (so unread bytes
+    do not reset the answer): in the poller, never on the loop that acks Slack."""
+    server = start(environment, "serve", "--no-worker")
+    pushy = []
+    try:
+        for _ in range(6):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            sock.sendall(  # refused unread (413); what it sent stays unread, no FIN
+                b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n"
+                + b"x" * 100_000  # more than the poller reads at once (64 KB)
+            )
+            pushy.append(sock)
+        time.sleep(0.3)  # each answered 413 by now, its connection lingering
+        started = time.monotonic()
+        answer = SlackUser(f"{server.base}/slack/events", ALICE).command("help")
+        assert answer.status_code == 200
+        assert time.monotonic() - started < 1, "answered at once, not after the lingering"
+        for sock in pushy:  # each got its answer, then is closed within the idle time-out
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 413"), received[:100]
+    finally:
+        for sock in pushy:
+            sock.close()
+
+
 def test_an_idle_connection_is_closed_after_the_timeout(environment, start):
     server = start(environment, "serve", "--no-worker")
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as idle:
