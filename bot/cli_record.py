@@ -31,7 +31,7 @@ import redis
 from bot.errors import PermanentError, RollbotError
 from bot.records import RollbackRecord, RollbackState, new_id, requested
 from bot.redaction import redact
-from bot.strategies.base import Plan, Request
+from bot.strategies.base import Plan, Request, record_fields
 
 S = RollbackState
 #: The locks outlive the rollout's time-out by this much: a terminal killed outright
@@ -59,22 +59,7 @@ def planned(
         options=dict(request.options),
     ).model_copy(update={"id": new_id()})
     return (
-        record.transition(
-            S.ASSESSED,
-            f"{plan.current} → {plan.target}",
-            pins=dict(plan.pins),
-            workloads=plan.workloads,
-            current_label=plan.current,
-            target_label=plan.target,
-            facts=plan.facts,
-            verify_checks=plan.verify_checks,
-            from_images=plan.from_images,
-            to_images=plan.to_images,
-            changes=plan.changes,
-            from_revision=plan.from_revision,
-            target_revision=plan.target_revision,
-            target_replica_set=plan.target_replica_set,
-        )
+        record.transition(S.ASSESSED, f"{plan.current} → {plan.target}", **record_fields(plan))
         .transition(S.AWAITING_APPROVAL, "shown in the terminal", actor=actor)
         .transition(S.APPROVED, f"{confirmed} by {actor}", actor=actor, approved_by=actor)
     )

@@ -23,7 +23,7 @@ from bot.records import RollbackRecord, RollbackState
 from bot.schema_versions import read_crossing
 from bot.signals import Thresholds
 from bot.store import Job
-from bot.strategies import Plan, Request, workloads_now
+from bot.strategies import Plan, Request, record_fields, workloads_now
 from bot.strategies import get as get_strategy
 
 S = RollbackState
@@ -135,20 +135,9 @@ def assess(p: Pipeline, record: RollbackRecord) -> None:
         lambda r: r.transition(
             S.ASSESSED,
             f"{plan.current} → {plan.target}",
+            **{**record_fields(plan), "facts": plan.facts + gitops.facts},
             options=options,
-            pins=dict(plan.pins),
-            workloads=plan.workloads,
-            current_label=plan.current,
-            target_label=plan.target,
-            facts=plan.facts + gitops.facts,
             holds=gitops.holds,
-            verify_checks=plan.verify_checks,
-            from_images=plan.from_images,
-            to_images=plan.to_images,
-            changes=plan.changes,
-            from_revision=plan.from_revision,
-            target_revision=plan.target_revision,
-            target_replica_set=plan.target_replica_set,
             assessment=(*lines, *summary.facts) if assessed_any else (),
             severity=severity,
             recommendation=recommendation if assessed_any else None,

@@ -22,6 +22,7 @@ from bot.strategies.base import (
     StrategyError,
     StrategyKube,
     change_cause,
+    record_fields,
     workloads_now,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "StrategyKube",
     "change_cause",
     "get",
+    "record_fields",
     "resolve",
     "workloads_now",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bot.assessment import AssessmentSummary
 from bot.bodies import Body
@@ -116,6 +116,25 @@ class Plan:
     #: The assessment of a workload that is not a Deployment (an Argo Rollout's own
     #: signals), made by the strategy; None: its Deployments are assessed.
     assessment: AssessmentSummary | None = None
+
+
+def record_fields(plan: Plan) -> dict[str, Any]:
+    """What a rollback's record keeps of its plan when it is assessed: the worker's
+    assessment and a terminal rollback's record alike."""
+    return {
+        "pins": dict(plan.pins),
+        "workloads": plan.workloads,
+        "current_label": plan.current,
+        "target_label": plan.target,
+        "facts": plan.facts,
+        "verify_checks": plan.verify_checks,
+        "from_images": plan.from_images,
+        "to_images": plan.to_images,
+        "changes": plan.changes,
+        "from_revision": plan.from_revision,
+        "target_revision": plan.target_revision,
+        "target_replica_set": plan.target_replica_set,
+    }
 
 
 class Strategy(Protocol):

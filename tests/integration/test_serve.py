@@ -27,23 +27,17 @@ from testbed.controlplane import free_port
 from testbed.redis_server import RedisServer
 from testbed.slack_api import FakeSlackApi
 from testbed.socket_mode_server import FakeSocketModeServer
+from tests.integration.faults.harness import NOWHERE_KUBECONFIG
 from tests.integration.slack_helpers import ALICE, SECRET, SlackUser, wait_for
 from tests.integration.test_socket_mode import APP_TOKEN, slash_command
 
 ROLLBOT = [sys.executable, "-c", "from handlers.main import main; main()"]
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: nowhere, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: rollbot, user: {token: unused}}]
-contexts: [{name: nowhere, context: {cluster: nowhere, user: rollbot}}]
-current-context: nowhere
-"""
 
 
 @pytest.fixture
 def environment(tmp_path: Path, redis_server: RedisServer, slack: FakeSlackApi) -> dict[str, str]:
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
+    kubeconfig.write_text(NOWHERE_KUBECONFIG)
     env = {
         key: value
         for key, value in os.environ.items()
